@@ -1,0 +1,145 @@
+//! Streaming input readers: CSV and JSONL (three shapes plus OpenAI Batch lines) into [`Row`]s.
+//!
+//! Readers never hold more than one record in memory; every error names the file and the line.
+
+mod csv;
+mod jsonl;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// The format of an input file, chosen from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl Format {
+    /// `.csv` is CSV, `.jsonl`/`.ndjson`/`.json` is JSONL; anything else is an error.
+    pub fn from_path(path: &Path) -> Result<Format, InputError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("csv") => Ok(Format::Csv),
+            Some("jsonl") | Some("ndjson") | Some("json") => Ok(Format::Jsonl),
+            _ => Err(InputError::new(
+                path,
+                0,
+                "unknown input format: the file name must end in .csv or .jsonl",
+            )),
+        }
+    }
+}
+
+/// What a row asks for, beyond its template variables.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowBody {
+    /// The row's fields are template variables (CSV, or a plain JSONL object).
+    Vars,
+    /// A JSONL `{"messages": [..]}` row: the messages are sent as they are.
+    Messages(Vec<Value>),
+    /// An OpenAI Batch line: `body` is the whole request (its `model` is used unless the job
+    /// names models).
+    Batch(Map<String, Value>),
+}
+
+/// One input record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The row's id: the id column/field, or `custom_id` for a batch line, else the 1-based row
+    /// number. Numbers are rendered as written.
+    pub id: String,
+    /// The 1-based line of the file where the record starts (CSV records may span lines).
+    pub line: u64,
+    /// The 0-based position of the row among the data rows.
+    pub index: u64,
+    /// The template variables: CSV cells as strings, JSONL top-level fields as JSON values.
+    pub vars: Map<String, Value>,
+    /// Messages or a whole request body, when the row brings its own.
+    pub body: RowBody,
+}
+
+/// An input error, displayed as `FILE:LINE: message` (line 0 means the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The file the error is in.
+    pub path: PathBuf,
+    /// The 1-based line, or 0 when the error is about the whole file.
+    pub line: u64,
+    /// What is wrong, naming the column or key and what was expected.
+    pub message: String,
+}
+
+impl InputError {
+    /// An error at `line` of `path`.
+    pub fn new(path: &Path, line: u64, message: impl Into<String>) -> InputError {
+        InputError {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// A streaming reader of rows. After the last row, [`RowReader::columns`] gives the input's
+/// columns: the CSV header, or for JSONL the union of top-level keys in first-seen order.
+pub struct RowReader {
+    inner: Inner,
+}
+
+enum Inner {
+    Csv(csv::CsvRows),
+    Jsonl(jsonl::JsonlRows),
+}
+
+impl RowReader {
+    /// Opens `path` (format from its extension). `id_column` names the id column/field; when
+    /// `None`, a column/field named `id` is used, else the row number.
+    pub fn open(path: &Path, id_column: Option<&str>) -> Result<RowReader, InputError> {
+        let inner = match Format::from_path(path)? {
+            Format::Csv => Inner::Csv(csv::CsvRows::open(path, id_column)?),
+            Format::Jsonl => Inner::Jsonl(jsonl::JsonlRows::open(path, id_column)?),
+        };
+        Ok(RowReader { inner })
+    }
+
+    /// The columns seen so far (all of them once the reader is exhausted).
+    pub fn columns(&self) -> Vec<String> {
+        match &self.inner {
+            Inner::Csv(r) => r.columns(),
+            Inner::Jsonl(r) => r.columns(),
+        }
+    }
+}
+
+impl Iterator for RowReader {
+    type Item = Result<Row, InputError>;
+
+    /// The next row. After an error the reader may go on with the next record where that is
+    /// meaningful (a bad JSONL line), or end (an unclosed CSV quote, unreadable file).
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            Inner::Csv(r) => r.next(),
+            Inner::Jsonl(r) => r.next(),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! orbatch: run large batches of LLM prompts through OpenRouter (or any OpenAI-compatible
+//! endpoint), within strict rate limits and a hard budget, and account for every cent.
+//!
+//! The pipeline (see ARCHITECTURE.md):
+//!
+//! ```text
+//! input (reader thread) -> dispatcher (resume, budget, limits) -> workers (HTTP, retries, cost)
+//!                                                                       |
+//!                                  results.jsonl / results.csv / summary.json <- writer
+//! ```
+
+pub mod input;
+pub mod mock;
+pub mod money;
+pub mod output;
+pub mod template;

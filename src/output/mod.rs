@@ -1,0 +1,304 @@
+//! The output files of a run: `results.jsonl` (the journal, one line per finished (row, model)),
+//! `results.csv` (input order), `summary.json` and the summary table.
+
+pub mod results;
+pub mod summary;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Whether a (row, model) pair succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The model answered.
+    Ok,
+    /// Every attempt failed, or the failure was not worth retrying.
+    Error,
+}
+
+/// Where a row's `cost_usd` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// `usage.cost` of the completion response.
+    Response,
+    /// `GET /generation?id=`.
+    Generation,
+    /// The price table of `GET /models` x the reported tokens.
+    PriceTable,
+}
+
+/// The kind of a row's failure (the contract's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The row could not be turned into a request.
+    Input,
+    /// An HTTP status not covered by a more precise kind.
+    Http,
+    /// 429 after every retry.
+    RateLimited,
+    /// The attempt timed out.
+    Timeout,
+    /// Connection refused, reset or closed.
+    Network,
+    /// The provider failed after routing (an error inside a 200, 5xx).
+    Provider,
+    /// The body could not be understood (malformed JSON, no choices).
+    InvalidResponse,
+    /// Refused by moderation or a content policy.
+    Moderation,
+    /// The prompt does not fit the model's context.
+    ContextLength,
+    /// 402: credits exhausted.
+    Credits,
+    /// 401, or a 403 of type authentication/permission_denied.
+    Auth,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Input => "input",
+            ErrorKind::Http => "http",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Network => "network",
+            ErrorKind::Provider => "provider",
+            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::Moderation => "moderation",
+            ErrorKind::ContextLength => "context_length",
+            ErrorKind::Credits => "credits",
+            ErrorKind::Auth => "auth",
+        }
+    }
+}
+
+/// Why a row failed: `{"kind","status","message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// The failure's kind.
+    pub kind: ErrorKind,
+    /// The HTTP status of the last attempt, when there was one.
+    pub status: Option<u16>,
+    /// The provider's message (or ours), verbatim.
+    pub message: String,
+}
+
+/// One line of `results.jsonl`: the outcome of one (row, model) pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultLine {
+    /// The row's id (with `model`, the resume key).
+    pub id: String,
+    /// The requested model slug.
+    pub model: String,
+    /// `ok` or `error`.
+    pub status: Status,
+    /// `message.content`, verbatim.
+    pub output: Option<String>,
+    /// The model that answered (the response's `model`).
+    pub response_model: Option<String>,
+    /// The normalised finish reason.
+    pub finish_reason: Option<String>,
+    /// The generation id (`gen-...`) of the last attempt that got one.
+    pub generation_id: Option<String>,
+    /// The provider that served the answer.
+    pub provider: Option<String>,
+    /// Prompt tokens of the answering attempt.
+    pub prompt_tokens: Option<u64>,
+    /// Completion tokens of the answering attempt.
+    pub completion_tokens: Option<u64>,
+    /// Reasoning tokens (part of the completion tokens).
+    pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens read from a cache.
+    pub cached_tokens: Option<u64>,
+    /// The sum of the known charges of this row's attempts; `null` only when truly unknown.
+    #[serde(with = "crate::money::opt", default)]
+    pub cost_usd: Option<Decimal>,
+    /// Where `cost_usd` came from.
+    pub cost_source: Option<CostSource>,
+    /// The same row priced from `/models` (prompt, completion and request prices).
+    #[serde(with = "crate::money::opt", default)]
+    pub table_cost_usd: Option<Decimal>,
+    /// True when `cost_usd` and `table_cost_usd` differ by more than 1% + $1e-9.
+    #[serde(default)]
+    pub cost_mismatch: bool,
+    /// Wall time from the first attempt to the final outcome.
+    pub latency_ms: u64,
+    /// Attempts sent (1 + retries).
+    pub attempts: u32,
+    /// Attempts whose outcome was ambiguous (may have been billed, charge unknown).
+    #[serde(default)]
+    pub unknown_cost_attempts: u32,
+    /// Attempts answered with 429.
+    #[serde(default)]
+    pub rate_limited_attempts: u32,
+    /// Why the row failed (`status = error`), else `null`.
+    pub error: Option<RowError>,
+    /// The row's template variables.
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+    /// When the outcome was recorded (RFC 3339, UTC).
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// `summary.json`: the aggregate of `results.jsonl` (field names are the contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The job's name.
+    pub job: String,
+    /// True when every (row, model) pair has a line and the run was not stopped early.
+    pub complete: bool,
+    /// Row counts (one row = one (row, model) pair).
+    pub rows: RowCounts,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Token totals.
+    pub tokens: TokenCounts,
+    /// Money.
+    pub cost_usd: CostTotals,
+    /// Failures by kind: count and dollars spent on them.
+    pub errors_by_kind: BTreeMap<String, KindTotals>,
+    /// The most frequent error messages, most frequent first.
+    #[serde(default)]
+    pub top_errors: Vec<ErrorCount>,
+    /// Latency percentiles of finished rows.
+    pub latency_ms: Latency,
+    /// Wall time of the run (or the span of the result lines, for `orbatch summary`).
+    pub wall_secs: f64,
+    /// When the run started (RFC 3339).
+    pub started_at: Option<String>,
+    /// When the run ended (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// `rows` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    /// (row, model) pairs in the job.
+    pub total: u64,
+    /// Pairs that ended ok.
+    pub ok: u64,
+    /// Pairs that ended in error.
+    pub error: u64,
+    /// Pairs with no line (never sent, or stopped early).
+    pub not_sent: u64,
+}
+
+/// `requests` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// Attempts sent.
+    pub sent: u64,
+    /// Attempts beyond the first.
+    pub retried: u64,
+    /// Attempts answered with 429.
+    pub rate_limited: u64,
+    /// Attempts that may have been billed with no way to know.
+    pub unknown_cost_attempts: u64,
+}
+
+/// `tokens` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    /// Prompt tokens.
+    pub prompt: u64,
+    /// Completion tokens.
+    pub completion: u64,
+    /// Reasoning tokens.
+    pub reasoning: u64,
+    /// Cached prompt tokens.
+    pub cached: u64,
+}
+
+/// `cost_usd` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostTotals {
+    /// The sum of every row's `cost_usd`.
+    #[serde(with = "crate::money")]
+    pub total: Decimal,
+    /// The sum of every row's `table_cost_usd`.
+    #[serde(with = "crate::money")]
+    pub table_total: Decimal,
+    /// Rows whose reported and table costs differ.
+    pub mismatched_rows: u64,
+    /// Rows whose cost is unknown (`cost_usd: null`).
+    #[serde(default)]
+    pub unknown_rows: u64,
+    /// Total by requested model.
+    #[serde(with = "money_map")]
+    pub by_model: BTreeMap<String, Decimal>,
+    /// Total by provider (`unknown` when no provider was reported).
+    #[serde(with = "money_map")]
+    pub by_provider: BTreeMap<String, Decimal>,
+}
+
+/// One entry of `errors_by_kind`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindTotals {
+    /// Rows that failed with this kind.
+    pub count: u64,
+    /// Dollars those rows cost.
+    #[serde(with = "crate::money")]
+    pub cost_usd: Decimal,
+}
+
+/// A frequent error message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    /// The error's kind.
+    pub kind: ErrorKind,
+    /// The message.
+    pub message: String,
+    /// How many rows failed with it.
+    pub count: u64,
+}
+
+/// `latency_ms` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// `BTreeMap<String, Decimal>` with exact JSON numbers.
+mod money_map {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    struct Amount(#[serde(with = "crate::money")] Decimal);
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct A<'a>(#[serde(with = "crate::money")] &'a Decimal);
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(k, &A(v))?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Decimal>, D::Error> {
+        let m: BTreeMap<String, Amount> = Deserialize::deserialize(d)?;
+        Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
