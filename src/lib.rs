@@ -9,8 +9,12 @@
 //!                                  results.jsonl / results.csv / summary.json <- writer
 //! ```
 
+pub mod api;
+pub mod client;
 pub mod input;
+pub mod job;
 pub mod mock;
 pub mod money;
 pub mod output;
+pub mod retry;
 pub mod template;

@@ -1,0 +1,407 @@
+//! Job files (`jobs/*.toml`) and command-line overrides, resolved into one [`Job`].
+//!
+//! Precedence: a flag beats the job file, which beats the default. Unknown keys in a job file
+//! are errors naming the file, line and key; a key is never accepted inside a job file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The default OpenRouter API base.
+pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
+
+/// A job-file or override error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobError(pub String);
+
+/// Where each row's cost comes from (`[cost] source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostMode {
+    /// `usage.cost`, else `/generation`, else the price table.
+    #[default]
+    Auto,
+    /// `usage.cost` only (never look up).
+    Response,
+    /// Always `/generation` (exact, with provider and native tokens).
+    Generation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    name: Option<String>,
+    input: Option<PathBuf>,
+    id_column: Option<String>,
+    output_dir: Option<PathBuf>,
+    #[serde(default)]
+    request: RequestFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    cost: CostFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestFile {
+    models: Option<Vec<String>>,
+    model: Option<String>,
+    system: Option<String>,
+    prompt: Option<String>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    extra: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    concurrency: Option<usize>,
+    requests_per_minute: Option<u32>,
+    tokens_per_minute: Option<u64>,
+    max_retries: Option<u32>,
+    timeout_secs: Option<f64>,
+    budget_usd: Option<Decimal>,
+    retry_ambiguous: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostFile {
+    source: Option<CostMode>,
+}
+
+/// Values given on the command line; each beats the job file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--input FILE` (`-` = stdin).
+    pub input: Option<PathBuf>,
+    /// `--output-dir DIR`.
+    pub output_dir: Option<PathBuf>,
+    /// `--model M` (repeatable).
+    pub models: Vec<String>,
+    /// `--prompt TEMPLATE`.
+    pub prompt: Option<String>,
+    /// `--system TEXT`.
+    pub system: Option<String>,
+    /// `--max-tokens N`.
+    pub max_tokens: Option<u64>,
+    /// `--rpm N`.
+    pub rpm: Option<u32>,
+    /// `--tpm N`.
+    pub tpm: Option<u64>,
+    /// `--concurrency N`.
+    pub concurrency: Option<usize>,
+    /// `--max-retries N`.
+    pub max_retries: Option<u32>,
+    /// `--timeout SECS`.
+    pub timeout_secs: Option<f64>,
+    /// `--budget USD`.
+    pub budget_usd: Option<Decimal>,
+    /// `--limit N` (first N rows).
+    pub limit: Option<u64>,
+    /// `--base-url URL`.
+    pub base_url: Option<String>,
+    /// `--id-column NAME`.
+    pub id_column: Option<String>,
+}
+
+/// The request every row is sent with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    /// Every row is sent to every model. Empty only for OpenAI Batch inputs whose lines name
+    /// their own model.
+    pub models: Vec<String>,
+    /// The system prompt (a template).
+    pub system: Option<String>,
+    /// The user prompt template; `None` = the row's `prompt` field.
+    pub prompt: Option<String>,
+    /// `max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `temperature`.
+    pub temperature: Option<f64>,
+    /// Other body fields, passed through unchanged.
+    pub extra: Map<String, Value>,
+}
+
+/// Concurrency, rate limits, retries and the budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Requests per rolling minute, all models together.
+    pub requests_per_minute: Option<u32>,
+    /// Estimated tokens per rolling minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Hard cap on the output dir's total spend, across resumes.
+    pub budget_usd: Option<Decimal>,
+    /// Re-send after an attempt that may have been billed.
+    pub retry_ambiguous: bool,
+}
+
+/// A fully resolved job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job's name (summary, default output dir).
+    pub name: String,
+    /// The input file.
+    pub input: PathBuf,
+    /// The id column/field, when named.
+    pub id_column: Option<String>,
+    /// Where results go.
+    pub output_dir: PathBuf,
+    /// The request shape.
+    pub request: RequestSpec,
+    /// Limits.
+    pub limits: Limits,
+    /// Cost source.
+    pub cost: CostMode,
+    /// Only the first N rows.
+    pub limit_rows: Option<u64>,
+    /// The API base URL.
+    pub base_url: String,
+}
+
+impl Job {
+    /// Resolves a job from an optional job file and overrides (flag > file > default).
+    /// `env_base_url` is `OPENROUTER_BASE_URL`.
+    pub fn resolve(
+        file: Option<&Path>,
+        o: Overrides,
+        env_base_url: Option<String>,
+    ) -> Result<Job, JobError> {
+        let (jf, base_dir) = match file {
+            Some(path) => (
+                read_job_file(path)?,
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ),
+            None => (JobFile::default(), PathBuf::new()),
+        };
+        let input = match (o.input, jf.input) {
+            (Some(p), _) => p,
+            (None, Some(p)) if p.is_relative() => base_dir.join(p),
+            (None, Some(p)) => p,
+            (None, None) => {
+                return Err(JobError(
+                    "no input: give a job file with `input = ...` or --input FILE".into(),
+                ));
+            }
+        };
+        let name = jf
+            .name
+            .or_else(|| {
+                input
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_owned)
+            })
+            .filter(|n| !n.is_empty() && input != Path::new("-"))
+            .unwrap_or_else(|| "job".to_string());
+        let output_dir = o
+            .output_dir
+            .or(jf.output_dir)
+            .unwrap_or_else(|| Path::new("out").join(&name));
+        let mut models = if o.models.is_empty() {
+            jf.request.models.unwrap_or_default()
+        } else {
+            o.models
+        };
+        if models.is_empty() {
+            if let Some(m) = jf.request.model {
+                models.push(m);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        models.retain(|m| seen.insert(m.clone()));
+        let request = RequestSpec {
+            models,
+            system: o.system.or(jf.request.system),
+            prompt: o.prompt.or(jf.request.prompt),
+            max_tokens: o.max_tokens.or(jf.request.max_tokens),
+            temperature: jf.request.temperature,
+            extra: jf.request.extra.unwrap_or_default(),
+        };
+        for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
+            if request.extra.contains_key(reserved) {
+                return Err(JobError(format!(
+                    "request.extra.{reserved}: set this with its own key (or flag), not inside `extra`"
+                )));
+            }
+        }
+        let timeout_secs = o.timeout_secs.or(jf.limits.timeout_secs).unwrap_or(180.0);
+        if !(timeout_secs > 0.0 && timeout_secs.is_finite()) {
+            return Err(JobError(format!(
+                "timeout must be a positive number of seconds, got {timeout_secs}"
+            )));
+        }
+        let limits = Limits {
+            concurrency: o.concurrency.or(jf.limits.concurrency).unwrap_or(16),
+            requests_per_minute: o.rpm.or(jf.limits.requests_per_minute),
+            tokens_per_minute: o.tpm.or(jf.limits.tokens_per_minute),
+            max_retries: o.max_retries.or(jf.limits.max_retries).unwrap_or(6),
+            timeout: Duration::from_secs_f64(timeout_secs),
+            budget_usd: o.budget_usd.or(jf.limits.budget_usd),
+            retry_ambiguous: jf.limits.retry_ambiguous.unwrap_or(true),
+        };
+        if limits.concurrency == 0 {
+            return Err(JobError("concurrency must be at least 1".into()));
+        }
+        if limits.requests_per_minute == Some(0) || limits.tokens_per_minute == Some(0) {
+            return Err(JobError("requests_per_minute and tokens_per_minute must be at least 1 (leave them unset for no limit)".into()));
+        }
+        if let Some(b) = limits.budget_usd {
+            if b < Decimal::ZERO {
+                return Err(JobError(format!(
+                    "budget_usd must not be negative, got {b}"
+                )));
+            }
+        }
+        let base_url = o
+            .base_url
+            .or(env_base_url)
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        check_base_url(&base_url)?;
+        Ok(Job {
+            name,
+            input,
+            id_column: o.id_column.or(jf.id_column),
+            output_dir,
+            request,
+            limits,
+            cost: jf.cost.source.unwrap_or_default(),
+            limit_rows: o.limit,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+fn read_job_file(path: &Path) -> Result<JobFile, JobError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| JobError(format!("{}: cannot read job file: {e}", path.display())))?;
+    parse_job_file(path, &text)
+}
+
+fn parse_job_file(path: &Path, text: &str) -> Result<JobFile, JobError> {
+    if let Some(line) = key_line(text) {
+        return Err(JobError(format!(
+            "{}:{line}: an API key does not belong in a job file; set OPENROUTER_API_KEY or use --api-key-file",
+            path.display()
+        )));
+    }
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0);
+        let msg = e.message().trim().to_string();
+        JobError(format!("{}:{line}: {msg}", path.display()))
+    })
+}
+
+/// The line of a key-looking entry (`api_key = ..`, or a value starting with `sk-or-`).
+fn key_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            let key = l.split('=').next().unwrap_or("").trim().trim_matches('"');
+            l.contains("sk-or-")
+                || matches!(key, "api_key" | "key" | "openrouter_api_key" | "apikey")
+        })
+        .map(|i| i + 1)
+}
+
+/// A plain `http://` base URL is refused unless it points at a loopback address.
+pub fn check_base_url(url: &str) -> Result<(), JobError> {
+    let lower = url.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let host_port = rest.split('/').next().unwrap_or("");
+        let host = if let Some(h) = host_port.strip_prefix('[') {
+            h.split(']').next().unwrap_or("")
+        } else {
+            host_port.split(':').next().unwrap_or("")
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false);
+        if !loopback {
+            return Err(JobError(format!(
+                "refusing plain http:// base URL {url}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)"
+            )));
+        }
+        Ok(())
+    } else if lower.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(JobError(format!(
+            "base URL must start with https:// (or http:// for loopback): {url}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "name = \"x\"\ninput = \"a.csv\"\n\n[limits]\nconcurency = 3\n";
+        let err = parse_job_file(Path::new("jobs/x.toml"), text)
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("jobs/x.toml:5:"), "{err}");
+        assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn key_in_job_file_is_refused() {
+        let err = parse_job_file(
+            Path::new("j.toml"),
+            "input = \"a.csv\"\napi_key = \"abc\"\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.starts_with("j.toml:2:"), "{err}");
+        assert!(!err.contains("abc"), "{err}");
+    }
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.toml");
+        std::fs::write(&p, "input = \"d.csv\"\n[request]\nmodels=[\"a/b\"]\nmax_tokens=5\n[limits]\nconcurrency=3\nbudget_usd=5.25\n").unwrap();
+        let o = Overrides {
+            concurrency: Some(9),
+            ..Default::default()
+        };
+        let job = Job::resolve(Some(&p), o, None).unwrap();
+        assert_eq!(job.input, dir.path().join("d.csv"));
+        assert_eq!(job.name, "d");
+        assert_eq!(job.limits.concurrency, 9);
+        assert_eq!(job.limits.max_retries, 6);
+        assert_eq!(job.limits.budget_usd, Some(Decimal::new(525, 2)));
+        assert_eq!(job.request.max_tokens, Some(5));
+        assert_eq!(job.output_dir, Path::new("out/d"));
+        assert_eq!(job.base_url, DEFAULT_BASE_URL);
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
+        assert!(check_base_url("http://localhost/api/v1").is_ok());
+        assert!(check_base_url("http://[::1]:9/api").is_ok());
+        assert!(check_base_url("https://openrouter.ai/api/v1").is_ok());
+        assert!(check_base_url("http://10.0.0.1/api/v1").is_err());
+        assert!(check_base_url("http://example.com/api/v1").is_err());
+    }
+}
