@@ -10,11 +10,14 @@
 //! ```
 
 pub mod api;
+pub mod budget;
 pub mod client;
 pub mod input;
 pub mod job;
+pub mod limits;
 pub mod mock;
 pub mod money;
 pub mod output;
+pub mod prices;
 pub mod retry;
 pub mod template;
