@@ -12,12 +12,15 @@
 pub mod api;
 pub mod budget;
 pub mod client;
+pub mod fsutil;
 pub mod input;
 pub mod job;
 pub mod limits;
+pub mod manifest;
 pub mod mock;
 pub mod money;
 pub mod output;
 pub mod prices;
+pub mod request;
 pub mod retry;
 pub mod template;

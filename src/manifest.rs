@@ -1,0 +1,191 @@
+//! The output dir's manifest (the request shape a resume must match) and its advisory lock.
+//!
+//! The manifest holds what shapes each request (system, template, body fields, the input's
+//! fingerprint, the id column), not limits, budget, retries or timeouts: those may change
+//! between resumes. Models are not in it either: adding a model sends only the new pairs.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The manifest file name.
+pub const MANIFEST: &str = "manifest.json";
+/// The lock file name.
+pub const LOCK: &str = ".orbatch.lock";
+
+/// The request shape recorded before the first request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// The system prompt template.
+    pub system: Option<String>,
+    /// The user prompt template.
+    pub prompt: Option<String>,
+    /// `max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `temperature`.
+    pub temperature: Option<f64>,
+    /// Extra body fields.
+    pub extra: Map<String, Value>,
+    /// The id column.
+    pub id_column: Option<String>,
+    /// blake3 of the whole input file.
+    pub input_fingerprint: String,
+}
+
+impl Manifest {
+    /// What changed from `old` to `self`, one phrase per field.
+    pub fn changes_from(&self, old: &Manifest) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: was {a}, now {b}"));
+            }
+        };
+        let j = |v: &dyn erased::Json| v.json();
+        cmp("request.system", j(&old.system), j(&self.system));
+        cmp("request.prompt", j(&old.prompt), j(&self.prompt));
+        cmp(
+            "request.max_tokens",
+            j(&old.max_tokens),
+            j(&self.max_tokens),
+        );
+        cmp(
+            "request.temperature",
+            j(&old.temperature),
+            j(&self.temperature),
+        );
+        cmp("request.extra", j(&old.extra), j(&self.extra));
+        cmp("id_column", j(&old.id_column), j(&self.id_column));
+        if old.input_fingerprint != self.input_fingerprint {
+            out.push("the input file's contents changed since the first run".to_string());
+        }
+        out
+    }
+
+    /// Checks `dir`'s manifest against `self` (writing it when there is none). Returns the
+    /// changes when they differ.
+    pub fn check_or_write(&self, dir: &Path) -> std::io::Result<Result<(), Vec<String>>> {
+        let path = dir.join(MANIFEST);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(old) => {
+                    let changes = self.changes_from(&old);
+                    Ok(if changes.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(changes)
+                    })
+                }
+                Err(e) => Ok(Err(vec![format!("{} is unreadable ({e})", path.display())])),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(self)?)?;
+                Ok(Ok(()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+mod erased {
+    /// Renders a value as compact JSON for change messages.
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            let s = serde_json::to_string(self).unwrap_or_default();
+            if s.len() > 80 {
+                format!("{}...", s.chars().take(77).collect::<String>())
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// blake3 of a whole file, hex.
+pub fn fingerprint(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// An exclusive advisory lock on an output dir, released on drop (and by the OS on `kill -9`).
+pub struct DirLock {
+    _file: File,
+    _path: PathBuf,
+}
+
+impl DirLock {
+    /// Takes the lock, or says another run holds it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, String> {
+        let path = dir.join(LOCK);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot create lock file {}: {e}", path.display()))?;
+        file.try_lock_exclusive().map_err(|_| {
+            format!(
+                "another orbatch run is using {} (lock {} is held); wait for it to finish or use another --output-dir",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        Ok(DirLock {
+            _file: file,
+            _path: path,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(prompt: &str, fp: &str) -> Manifest {
+        Manifest {
+            version: 1,
+            system: None,
+            prompt: Some(prompt.into()),
+            max_tokens: Some(4),
+            temperature: None,
+            extra: Map::new(),
+            id_column: None,
+            input_fingerprint: fp.into(),
+        }
+    }
+
+    #[test]
+    fn changes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(m("a", "x").check_or_write(dir.path()).unwrap().is_ok());
+        assert!(m("a", "x").check_or_write(dir.path()).unwrap().is_ok());
+        let changes = m("b", "y").check_or_write(dir.path()).unwrap().unwrap_err();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(changes[0].contains("request.prompt"));
+    }
+
+    #[test]
+    fn second_lock_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = DirLock::acquire(dir.path()).unwrap();
+        assert!(DirLock::acquire(dir.path()).is_err());
+    }
+}
