@@ -21,6 +21,8 @@ pub mod mock;
 pub mod money;
 pub mod output;
 pub mod prices;
+pub mod progress;
 pub mod request;
 pub mod retry;
 pub mod template;
+pub mod tokens;
