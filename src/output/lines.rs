@@ -146,7 +146,8 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Replaces `path` atomically: `write` fills a temp file in the same directory, which is then
-/// flushed, fsynced and renamed over `path`. On error the temp file is removed.
+/// flushed, fsynced and renamed over `path` (and the directory fsynced). On error the temp file
+/// is removed and `path` is left as it was.
 pub(crate) fn replace_file<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
@@ -159,12 +160,25 @@ pub(crate) fn replace_file<T>(
         w.get_ref().sync_all()?;
         drop(w);
         fs::rename(&tmp, path)?;
+        sync_parent(path);
         Ok(value)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Best effort: makes a rename in `path`'s directory durable (a no-op where directories cannot
+/// be opened).
+fn sync_parent(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 #[cfg(test)]
