@@ -1,8 +1,13 @@
 //! The output files of a run: `results.jsonl` (the journal, one line per finished (row, model)),
 //! `results.csv` (input order), `summary.json` and the summary table.
 
+pub mod csv;
+mod lines;
 pub mod results;
 pub mod summary;
+pub mod table;
+
+pub use lines::truncate_chars;
 
 use std::collections::BTreeMap;
 
@@ -170,6 +175,12 @@ pub struct Summary {
     pub top_errors: Vec<ErrorCount>,
     /// Latency percentiles of finished rows.
     pub latency_ms: Latency,
+    /// Rows, cost and tokens by requested model (added; `cost_usd.by_model` has the totals).
+    #[serde(default)]
+    pub models: BTreeMap<String, GroupTotals>,
+    /// Rows, cost and tokens by provider, `unknown` when none was reported (added).
+    #[serde(default)]
+    pub providers: BTreeMap<String, GroupTotals>,
     /// Wall time of the run (or the span of the result lines, for `orbatch summary`).
     pub wall_secs: f64,
     /// When the run started (RFC 3339).
@@ -247,6 +258,26 @@ pub struct KindTotals {
     /// Dollars those rows cost.
     #[serde(with = "crate::money")]
     pub cost_usd: Decimal,
+}
+
+/// Rows, cost and tokens of one model or provider (`models` / `providers` of the summary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupTotals {
+    /// (row, model) pairs with a line.
+    pub rows: u64,
+    /// Pairs that ended ok.
+    pub ok: u64,
+    /// Pairs that ended in error.
+    pub error: u64,
+    /// The sum of their known `cost_usd`.
+    #[serde(with = "crate::money")]
+    pub cost_usd: Decimal,
+    /// Pairs whose cost is unknown (`cost_usd: null`), not in `cost_usd`.
+    pub unknown_cost_rows: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
 }
 
 /// A frequent error message.

@@ -1,1 +1,298 @@
+//! `summary.json`: the aggregate of one or more result files (shards merge: the latest line of
+//! each key wins), built in one streaming pass over the latest lines.
 
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use super::lines::replace_file;
+use super::results::for_each_latest;
+use super::{
+    CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency, RequestCounts, ResultLine,
+    RowCounts, Status, Summary, TokenCounts, truncate_chars,
+};
+
+/// Distinct (kind, message) pairs counted for `top_errors`; later new messages are not counted.
+const MAX_DISTINCT_MESSAGES: usize = 1000;
+/// Characters of a message kept for `top_errors`.
+const MESSAGE_CHARS: usize = 200;
+/// Entries in `top_errors`.
+const TOP_ERRORS: usize = 5;
+
+/// What the result lines cannot tell: the job, its size and the run's times.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryMeta {
+    /// The job's name.
+    pub job: String,
+    /// Rows x models; `None` for `orbatch summary` without a job (then total = lines).
+    pub total_pairs: Option<u64>,
+    /// The run was stopped before every pair was sent (budget, 402, Ctrl-C).
+    pub stopped_early: bool,
+    /// When the run started (RFC 3339); `None`: derived from the lines.
+    pub started_at: Option<String>,
+    /// When the run ended (RFC 3339); `None`: derived from the lines.
+    pub finished_at: Option<String>,
+    /// The run's wall time; `None`: the span between `started_at` and `finished_at`.
+    pub wall_secs: Option<f64>,
+}
+
+/// Builds the summary of the result files `paths` (merged, latest line per key wins).
+pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
+    let mut acc = Acc::default();
+    for_each_latest(paths, |line| acc.add(&line))?;
+    Ok(acc.finish(meta))
+}
+
+/// Writes `summary` as pretty JSON to `path` (temp file + rename).
+pub fn write_summary_json(summary: &Summary, path: &Path) -> io::Result<()> {
+    replace_file(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, summary)?;
+        w.write_all(b"\n")
+    })
+}
+
+/// The running totals.
+#[derive(Default)]
+struct Acc {
+    rows: RowCounts,
+    requests: RequestCounts,
+    tokens: TokenCounts,
+    cost: CostTotals,
+    errors_by_kind: BTreeMap<String, KindTotals>,
+    messages: HashMap<(ErrorKind, String), u64>,
+    latencies: Vec<u32>,
+    models: BTreeMap<String, GroupTotals>,
+    providers: BTreeMap<String, GroupTotals>,
+    first_start: Option<OffsetDateTime>,
+    last_finish: Option<OffsetDateTime>,
+}
+
+impl Acc {
+    fn add(&mut self, line: &ResultLine) {
+        let cost = line.cost_usd.unwrap_or_default();
+        match line.status {
+            Status::Ok => self.rows.ok += 1,
+            Status::Error => self.rows.error += 1,
+        }
+        self.add_requests(line);
+        self.add_tokens(line);
+        self.cost.total += cost;
+        self.cost.table_total += line.table_cost_usd.unwrap_or_default();
+        self.cost.mismatched_rows += u64::from(line.cost_mismatch);
+        self.cost.unknown_rows += u64::from(line.cost_usd.is_none());
+        let provider = line.provider.as_deref().unwrap_or("unknown");
+        *self.cost.by_model.entry(line.model.clone()).or_default() += cost;
+        *self
+            .cost
+            .by_provider
+            .entry(provider.to_string())
+            .or_default() += cost;
+        add_group(self.models.entry(line.model.clone()).or_default(), line);
+        add_group(
+            self.providers.entry(provider.to_string()).or_default(),
+            line,
+        );
+        if line.status == Status::Error {
+            self.add_error(line, cost);
+        }
+        self.latencies
+            .push(u32::try_from(line.latency_ms).unwrap_or(u32::MAX));
+        self.add_times(line);
+    }
+
+    fn add_requests(&mut self, line: &ResultLine) {
+        let r = &mut self.requests;
+        r.sent += u64::from(line.attempts);
+        r.retried += u64::from(line.attempts.saturating_sub(1));
+        r.rate_limited += u64::from(line.rate_limited_attempts);
+        r.unknown_cost_attempts += u64::from(line.unknown_cost_attempts);
+    }
+
+    fn add_tokens(&mut self, line: &ResultLine) {
+        let t = &mut self.tokens;
+        t.prompt += line.prompt_tokens.unwrap_or(0);
+        t.completion += line.completion_tokens.unwrap_or(0);
+        t.reasoning += line.reasoning_tokens.unwrap_or(0);
+        t.cached += line.cached_tokens.unwrap_or(0);
+    }
+
+    fn add_error(&mut self, line: &ResultLine, cost: Decimal) {
+        let kind = line.error.as_ref().map_or("unknown", |e| e.kind.as_str());
+        let totals = self.errors_by_kind.entry(kind.to_string()).or_default();
+        totals.count += 1;
+        totals.cost_usd += cost;
+        let Some(err) = &line.error else { return };
+        let key = (err.kind, truncate_chars(&err.message, MESSAGE_CHARS));
+        if let Some(n) = self.messages.get_mut(&key) {
+            *n += 1;
+        } else if self.messages.len() < MAX_DISTINCT_MESSAGES {
+            self.messages.insert(key, 1);
+        }
+    }
+
+    fn add_times(&mut self, line: &ResultLine) {
+        let Some(finished) = line.finished_at.as_deref().and_then(parse_time) else {
+            return;
+        };
+        let latency = Duration::milliseconds(i64::try_from(line.latency_ms).unwrap_or(i64::MAX));
+        let started = finished.checked_sub(latency).unwrap_or(finished);
+        self.first_start = Some(self.first_start.map_or(started, |t| t.min(started)));
+        self.last_finish = Some(self.last_finish.map_or(finished, |t| t.max(finished)));
+    }
+
+    fn finish(mut self, meta: &SummaryMeta) -> Summary {
+        let sent = self.rows.ok + self.rows.error;
+        self.rows.total = meta.total_pairs.unwrap_or(sent);
+        self.rows.not_sent = self.rows.total.saturating_sub(sent);
+        let started_at = meta
+            .started_at
+            .clone()
+            .or_else(|| self.first_start.and_then(format_time));
+        let finished_at = meta
+            .finished_at
+            .clone()
+            .or_else(|| self.last_finish.and_then(format_time));
+        let wall_secs = meta.wall_secs.unwrap_or_else(|| {
+            let start = started_at.as_deref().and_then(parse_time);
+            let end = finished_at.as_deref().and_then(parse_time);
+            match (start, end) {
+                (Some(s), Some(e)) => ((e - s).as_seconds_f64() * 1000.0).round() / 1000.0,
+                _ => 0.0,
+            }
+        });
+        Summary {
+            job: meta.job.clone(),
+            complete: !meta.stopped_early && self.rows.not_sent == 0,
+            latency_ms: percentiles(&mut self.latencies),
+            top_errors: top_errors(self.messages),
+            rows: self.rows,
+            requests: self.requests,
+            tokens: self.tokens,
+            cost_usd: self.cost,
+            errors_by_kind: self.errors_by_kind,
+            models: self.models,
+            providers: self.providers,
+            wall_secs,
+            started_at,
+            finished_at,
+        }
+    }
+}
+
+fn add_group(g: &mut GroupTotals, line: &ResultLine) {
+    g.rows += 1;
+    match line.status {
+        Status::Ok => g.ok += 1,
+        Status::Error => g.error += 1,
+    }
+    match line.cost_usd {
+        Some(c) => g.cost_usd += c,
+        None => g.unknown_cost_rows += 1,
+    }
+    g.prompt_tokens += line.prompt_tokens.unwrap_or(0);
+    g.completion_tokens += line.completion_tokens.unwrap_or(0);
+}
+
+/// p50, p95 (nearest rank) and max; zeros when there are no lines.
+fn percentiles(latencies: &mut [u32]) -> Latency {
+    latencies.sort_unstable();
+    let rank = |p: u64| -> u64 {
+        let n = latencies.len() as u64;
+        if n == 0 {
+            return 0;
+        }
+        let r = (p * n).div_ceil(100).clamp(1, n);
+        usize::try_from(r - 1)
+            .ok()
+            .and_then(|i| latencies.get(i))
+            .map_or(0, |&v| u64::from(v))
+    };
+    Latency {
+        p50: rank(50),
+        p95: rank(95),
+        max: latencies.last().map_or(0, |&v| u64::from(v)),
+    }
+}
+
+/// The most frequent (kind, message) pairs: count descending, then message, then kind.
+fn top_errors(messages: HashMap<(ErrorKind, String), u64>) -> Vec<ErrorCount> {
+    let mut all: Vec<ErrorCount> = messages
+        .into_iter()
+        .map(|((kind, message), count)| ErrorCount {
+            kind,
+            message,
+            count,
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.message.cmp(&b.message))
+            .then_with(|| a.kind.cmp(&b.kind))
+    });
+    all.truncate(TOP_ERRORS);
+    all
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+fn format_time(t: OffsetDateTime) -> Option<String> {
+    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<u32> = (1..=100).rev().collect();
+        assert_eq!(
+            percentiles(&mut v),
+            Latency {
+                p50: 50,
+                p95: 95,
+                max: 100
+            }
+        );
+        assert_eq!(percentiles(&mut []), Latency::default());
+        let mut one = [7];
+        assert_eq!(
+            percentiles(&mut one),
+            Latency {
+                p50: 7,
+                p95: 7,
+                max: 7
+            }
+        );
+        let mut three = [10, 30, 20];
+        assert_eq!(percentiles(&mut three).p50, 20);
+        assert_eq!(percentiles(&mut three).p95, 30);
+    }
+
+    #[test]
+    fn top_errors_sorted_by_count_then_message() {
+        let mut m = HashMap::new();
+        m.insert((ErrorKind::Timeout, "b".to_string()), 2);
+        m.insert((ErrorKind::Http, "a".to_string()), 2);
+        m.insert((ErrorKind::Http, "z".to_string()), 5);
+        for i in 0..10 {
+            m.insert((ErrorKind::Network, format!("n{i}")), 1);
+        }
+        let top = top_errors(m);
+        let got: Vec<(&str, u64)> = top.iter().map(|e| (e.message.as_str(), e.count)).collect();
+        assert_eq!(got, [("z", 5), ("a", 2), ("b", 2), ("n0", 1), ("n1", 1)]);
+    }
+
+    #[test]
+    fn times_round_trip_in_utc() {
+        let t = parse_time("2024-05-01T10:00:00.250+02:00").unwrap();
+        assert_eq!(format_time(t).unwrap(), "2024-05-01T08:00:00.25Z");
+    }
+}

@@ -1,0 +1,207 @@
+//! `results.csv`: the results in input order x model order, for spreadsheets.
+//!
+//! The rows come from re-reading the input; each (row, model) result is read from
+//! `results.jsonl` through an index of key hash -> byte offset, so memory is about 16 bytes per
+//! key, not the size of the output.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::lines::{LineReaderAt, LineScanner, parse_line, replace_file};
+use super::results::key_hash;
+use super::{ResultLine, Status};
+use crate::input::Row;
+
+/// The result columns that follow the input's columns.
+pub const RESULT_COLUMNS: [&str; 7] = [
+    "model",
+    "status",
+    "output",
+    "cost_usd",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+];
+
+/// Writes `results.csv` (to a temp file, then renamed to `out`) in input order x model order:
+/// the input's `columns` (the CSV header, or the JSONL union of keys), then [`RESULT_COLUMNS`].
+/// `rows` are the input rows in order (re-read by the caller); `results` is `results.jsonl`
+/// (compacted or not: the latest line of a key wins). A (row, model) with no line gets status
+/// `not_sent` and empty result cells. Missing variables are empty, strings are written as they
+/// are, other JSON values as compact JSON text. `error` is `kind: message`. Every cell is
+/// protected by [`escape_formula`]. Returns the number of data records written.
+pub fn write_results_csv(
+    results: &Path,
+    rows: impl Iterator<Item = Row>,
+    columns: &[String],
+    models: &[String],
+    out: &Path,
+) -> io::Result<u64> {
+    let index = index_offsets(results)?;
+    let mut reader = if index.is_empty() {
+        None
+    } else {
+        Some(LineReaderAt::open(results)?)
+    };
+    replace_file(out, |w| {
+        let mut csv = ::csv::Writer::from_writer(w);
+        let header = columns.iter().map(String::as_str).chain(RESULT_COLUMNS);
+        write_escaped(&mut csv, header)?;
+        let mut written = 0u64;
+        let mut record: Vec<String> = Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
+        for row in rows {
+            for model in models {
+                let line = match (&mut reader, index.get(&key_hash(&row.id, model))) {
+                    (Some(r), Some(&offset)) => parse_line(r.read_at(offset)?)
+                        .ok()
+                        .filter(|l| l.id == row.id && &l.model == model),
+                    _ => None,
+                };
+                record.clear();
+                record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
+                result_cells(&mut record, model, line.as_ref());
+                write_escaped(&mut csv, record.iter().map(String::as_str))?;
+                written += 1;
+            }
+        }
+        csv.flush()?;
+        Ok(written)
+    })
+}
+
+/// Writes one record, every cell through [`escape_formula`].
+fn write_escaped<'a, W: io::Write>(
+    csv: &mut ::csv::Writer<W>,
+    cells: impl Iterator<Item = &'a str>,
+) -> io::Result<()> {
+    for cell in cells {
+        csv.write_field(escape_formula(cell).as_bytes())?;
+    }
+    csv.write_record(None::<&[u8]>)?;
+    Ok(())
+}
+
+/// Key hash -> offset of the key's latest valid line.
+fn index_offsets(results: &Path) -> io::Result<HashMap<u64, u64>> {
+    let mut index = HashMap::new();
+    let file = match File::open(results) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
+        Err(e) => return Err(e),
+    };
+    let mut scanner = LineScanner::new(file);
+    while let Some(info) = scanner.next_line()? {
+        if let Ok(line) = scanner.parse() {
+            index.insert(key_hash(&line.id, &line.model), info.offset);
+        }
+    }
+    Ok(index)
+}
+
+/// A template variable as a cell: empty when missing or null, strings as they are, anything
+/// else as compact JSON.
+fn var_cell(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Pushes the [`RESULT_COLUMNS`] cells of one (row, model).
+fn result_cells(record: &mut Vec<String>, model: &str, line: Option<&ResultLine>) {
+    record.push(model.to_string());
+    let Some(line) = line else {
+        record.push("not_sent".to_string());
+        record.extend(std::iter::repeat_n(String::new(), RESULT_COLUMNS.len() - 2));
+        return;
+    };
+    let status = match line.status {
+        Status::Ok => "ok",
+        Status::Error => "error",
+    };
+    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    record.push(status.to_string());
+    record.push(line.output.clone().unwrap_or_default());
+    record.push(
+        line.cost_usd
+            .map(|c| c.normalize().to_string())
+            .unwrap_or_default(),
+    );
+    record.push(num(line.prompt_tokens));
+    record.push(num(line.completion_tokens));
+    record.push(
+        line.error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
+            .unwrap_or_default(),
+    );
+}
+
+/// Protects a cell against CSV injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return, that is not a plain number, gets a leading `'`. `-3.5` and `+1`
+/// stay as they are.
+pub fn escape_formula(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !is_number(cell) => {
+            Cow::Owned(format!("'{cell}"))
+        }
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// A plain decimal number: optional sign, digits with at most one `.`, optional exponent.
+fn is_number(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = !(int.is_empty() && frac.is_empty()) && digits(int) && digits(frac);
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn formula_escaping() {
+        assert_eq!(escape_formula("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(escape_formula("+1"), "+1");
+        assert_eq!(escape_formula("-3.5"), "-3.5");
+        assert_eq!(escape_formula("-1e-5"), "-1e-5");
+        assert_eq!(escape_formula("-x"), "'-x");
+        assert_eq!(escape_formula("@x"), "'@x");
+        assert_eq!(escape_formula("\t=x"), "'\t=x");
+        assert_eq!(escape_formula("\r1"), "'\r1");
+        assert_eq!(escape_formula("-"), "'-");
+        assert_eq!(escape_formula("+."), "'+.");
+        assert_eq!(escape_formula("-1e"), "'-1e");
+        assert_eq!(escape_formula("-inf"), "'-inf");
+        assert_eq!(escape_formula("plain = text"), "plain = text");
+        assert_eq!(escape_formula(""), "");
+        assert!(matches!(escape_formula("ok"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn var_cells() {
+        assert_eq!(var_cell(None), "");
+        assert_eq!(var_cell(Some(&Value::Null)), "");
+        assert_eq!(var_cell(Some(&json!("a \"b\""))), "a \"b\"");
+        assert_eq!(var_cell(Some(&json!(3.5))), "3.5");
+        assert_eq!(var_cell(Some(&json!({"a": [1, 2]}))), r#"{"a":[1,2]}"#);
+    }
+}

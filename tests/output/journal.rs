@@ -1,0 +1,180 @@
+//! results.jsonl: repair, recovery, compaction, shard merging.
+
+use super::*;
+
+#[test]
+fn journal_appends_and_recovers_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let (mut j, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.lines, 0);
+    assert!(rec.torn.is_none());
+    j.append(&ok("1", "m", Some("0.0000001"))).unwrap();
+    let mut failed = err("2", "m", Some("0.25"), ErrorKind::Timeout, "slow");
+    failed.attempts = 3;
+    failed.unknown_cost_attempts = 1;
+    failed.rate_limited_attempts = 2;
+    j.append(&failed).unwrap();
+    j.sync().unwrap();
+    drop(j);
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.lines, 2);
+    assert!(rec.done.contains(&key_hash("1", "m")));
+    let prior = &rec.failed[&key_hash("2", "m")];
+    assert_eq!(prior.cost_usd, Some(dec("0.25")));
+    assert_eq!(
+        (
+            prior.attempts,
+            prior.unknown_cost_attempts,
+            prior.rate_limited_attempts
+        ),
+        (3, 1, 2)
+    );
+    assert_eq!(rec.spent, dec("0.2500001"));
+}
+
+#[test]
+fn torn_line_is_cut_and_every_complete_line_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let good = jsonl(&[ok("1", "m", Some("0.1")), ok("2", "m", Some("0.2"))]);
+    fs::write(&p, format!("{good}{{\"id\":\"3\",\"mod")).unwrap();
+    let (mut j, rec) = Journal::open(&p).unwrap();
+    let torn = rec.torn.clone().unwrap();
+    assert_eq!((torn.line, torn.bytes, torn.kept), (3, 14, false));
+    assert_eq!(torn.prefix, "{\"id\":\"3\",\"mod");
+    assert_eq!(rec.lines, 2);
+    assert_eq!(rec.done.len(), 2);
+    assert_eq!(rec.spent, dec("0.3"));
+    assert_eq!(fs::read_to_string(&p).unwrap(), good);
+    j.append(&ok("3", "m", None)).unwrap();
+    drop(j);
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!((rec.lines, rec.done.len()), (3, 3));
+    assert!(rec.torn.is_none() && rec.bad_lines.is_empty());
+}
+
+#[test]
+fn torn_line_that_is_whole_is_completed_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let all = jsonl(&[ok("1", "m", Some("0.1")), ok("2", "m", Some("0.2"))]);
+    fs::write(&p, all.trim_end()).unwrap();
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert!(rec.torn.as_ref().unwrap().kept);
+    assert_eq!(rec.done.len(), 2);
+    assert_eq!(fs::read_to_string(&p).unwrap(), all);
+}
+
+#[test]
+fn bad_lines_are_kept_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let a = jsonl(&[ok("1", "m", Some("0.1"))]);
+    let b = jsonl(&[ok("2", "m", Some("0.2"))]);
+    let content = format!("{a}not json\n\n{{\"id\":\"x\"}}\n{b}");
+    fs::write(&p, &content).unwrap();
+    let (_, rec) = Journal::open(&p).unwrap();
+    let lines: Vec<u64> = rec.bad_lines.iter().map(|(n, _)| *n).collect();
+    assert_eq!(lines, [2, 3, 4]);
+    assert_eq!(rec.bad_line_count, 3);
+    assert_eq!(rec.bad_lines[1].1, "empty line");
+    assert_eq!((rec.lines, rec.done.len()), (5, 2));
+    assert_eq!(fs::read_to_string(&p).unwrap(), content);
+}
+
+/// Lines are cumulative per key: only the latest line of a key counts.
+#[test]
+fn spent_counts_the_latest_line_of_each_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let lines = [
+        err("a", "m", Some("0.1"), ErrorKind::Timeout, "t"),
+        ok("b", "m", Some("0.2")),
+        ok("a", "m", Some("0.3")),
+        ok("b", "m", Some("0.25")),
+        err("c", "m", None, ErrorKind::Network, "reset"),
+    ];
+    fs::write(&p, jsonl(&lines)).unwrap();
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.spent, dec("0.55"));
+    assert_eq!(rec.done.len(), 2);
+    assert_eq!(rec.failed.len(), 1);
+    assert!(rec.failed.contains_key(&key_hash("c", "m")));
+}
+
+#[test]
+fn compaction_keeps_the_latest_line_and_every_cent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let lines = [
+        err("a", "m1", Some("0.1"), ErrorKind::Timeout, "t"),
+        ok("b", "m1", Some("0.0000002")),
+        err("a", "m1", Some("0.15"), ErrorKind::Timeout, "t"),
+        ok("a", "m2", Some("0.5")),
+        ok("a", "m1", Some("0.3")),
+    ];
+    fs::write(&p, format!("{}garbage\n", jsonl(&lines))).unwrap();
+    let spent_before = Journal::open(&p).unwrap().1.spent;
+    let stats = compact(&p).unwrap();
+    assert_eq!((stats.kept, stats.dropped, stats.bad_kept), (3, 2, 1));
+    assert_eq!(files_in(dir.path()), ["results.jsonl"]);
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.spent, spent_before);
+    assert_eq!(rec.spent, dec("0.8000002"));
+    // In the order of each key's latest line; the bad line stays where it was.
+    let latest = [lines[1].clone(), lines[3].clone(), lines[4].clone()];
+    let expected = format!("{}garbage\n", jsonl(&latest));
+    assert_eq!(fs::read_to_string(&p).unwrap(), expected);
+    // Compacting again changes nothing.
+    let again = compact(&p).unwrap();
+    assert_eq!((again.kept, again.dropped), (3, 0));
+    assert_eq!(fs::read_to_string(&p).unwrap(), expected);
+}
+
+#[test]
+fn compaction_completes_a_whole_torn_line_and_drops_an_unreadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let whole = jsonl(&[ok("1", "m", Some("0.1")), ok("2", "m", Some("0.2"))]);
+    fs::write(&p, whole.trim_end()).unwrap();
+    let stats = compact(&p).unwrap();
+    assert_eq!((stats.kept, stats.torn_dropped), (2, 0));
+    assert_eq!(fs::read_to_string(&p).unwrap(), whole);
+    fs::write(&p, format!("{whole}{{\"id\":")).unwrap();
+    let stats = compact(&p).unwrap();
+    assert_eq!((stats.kept, stats.torn_dropped), (2, 1));
+    assert_eq!(fs::read_to_string(&p).unwrap(), whole);
+}
+
+#[test]
+fn for_each_latest_merges_shards_later_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let s1 = dir.path().join("shard1.jsonl");
+    let s2 = dir.path().join("shard2.jsonl");
+    fs::write(
+        &s1,
+        jsonl(&[
+            err("1", "m", Some("0.1"), ErrorKind::Http, "x"),
+            ok("2", "m", Some("0.2")),
+        ]) + "{bad\n",
+    )
+    .unwrap();
+    fs::write(&s2, jsonl(&[ok("1", "m", Some("0.4")), ok("3", "m", None)])).unwrap();
+    let mut seen = Vec::new();
+    let stats = for_each_latest(&[s1.clone(), s2], |l| {
+        seen.push((l.id, l.status, l.cost_usd))
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("2".to_string(), Status::Ok, Some(dec("0.2"))),
+            ("1".to_string(), Status::Ok, Some(dec("0.4"))),
+            ("3".to_string(), Status::Ok, None),
+        ]
+    );
+    assert_eq!((stats.lines, stats.latest, stats.superseded), (5, 3, 1));
+    assert_eq!(stats.bad_lines, 1);
+    assert!(stats.bad_examples[0].starts_with(&format!("{}:3: ", s1.display())));
+}
