@@ -13,4 +13,5 @@ pub mod input;
 pub mod mock;
 pub mod money;
 pub mod output;
+pub mod scan;
 pub mod template;
