@@ -40,8 +40,8 @@ pub struct ScanReport {
     pub rows: u64,
     /// The input's columns: the CSV header, or the JSONL top-level keys in first-seen order.
     pub columns: Vec<String>,
-    /// blake3 (hex) of the file's bytes as read: the whole file, or with `limit` the part the
-    /// reader had consumed when it stopped (it reads ahead in blocks).
+    /// blake3 (hex) of the file's bytes, hashed while reading: the whole file, or with `limit`
+    /// the part the reader had consumed when it stopped (it reads ahead in blocks).
     pub fingerprint: String,
     /// The first `max_errors` errors, in file order.
     pub errors: Vec<InputError>,
@@ -66,11 +66,11 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
     let path = opts.path;
     let file = File::open(path)
         .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
-    let hasher = Arc::new(Mutex::new(blake3::Hasher::new()));
     let tee = HashingReader {
-        inner: file,
-        hasher: Arc::clone(&hasher),
+        file: Arc::new(file),
+        hasher: Arc::new(Mutex::new(blake3::Hasher::new())),
     };
+    let rest = tee.clone();
     let mut report = ScanReport {
         rows: 0,
         columns: Vec::new(),
@@ -97,8 +97,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
         }
         Err(e) => report.push_error(e, opts.max_errors),
     }
-    let hasher = hasher.lock().unwrap_or_else(PoisonError::into_inner);
-    report.fingerprint = hasher.finalize().to_hex().to_string();
+    report.fingerprint = rest.finish(opts.limit.is_none());
     Ok(report)
 }
 
@@ -178,15 +177,30 @@ fn shorten(id: &str) -> String {
     }
 }
 
-/// Hashes every byte it reads.
-struct HashingReader<R> {
-    inner: R,
+/// Reads the file and hashes every byte it hands out. Clones share the file (and its position)
+/// and the hash.
+#[derive(Clone)]
+struct HashingReader {
+    file: Arc<File>,
     hasher: Arc<Mutex<blake3::Hasher>>,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl HashingReader {
+    /// The hex fingerprint; with `to_end`, the bytes the reader did not get to are hashed
+    /// first (a file-level error can stop the reader early), so it covers the whole file.
+    fn finish(mut self, to_end: bool) -> String {
+        if to_end {
+            // A read error here was already met by the reader, or leaves the hash partial.
+            let _ = io::copy(&mut self, &mut io::sink());
+        }
+        let hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = (&*self.file).read(buf)?;
         let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
         hasher.update(&buf[..n]);
         Ok(n)

@@ -204,4 +204,38 @@ mod tests {
         let (_, empty) = Tracked::new(&b""[..]).unwrap();
         assert!(empty);
     }
+
+    proptest::proptest! {
+        /// The scanner agrees with the `csv` parser: one start per record, at the line the
+        /// parser reports whenever its position is not on a leftover terminator.
+        #[test]
+        fn agrees_with_the_csv_parser(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                proptest::strategy::Just(b'"'),
+                proptest::strategy::Just(b','),
+                proptest::strategy::Just(b'\n'),
+                proptest::strategy::Just(b'\r'),
+            ],
+            0..300,
+        )) {
+            let (tracked, _) = Tracked::new(&bytes[..]).unwrap();
+            let body = if bytes.starts_with(BOM) { &bytes[3..] } else { &bytes[..] };
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(tracked);
+            let mut record = csv::ByteRecord::new();
+            while reader.read_byte_record(&mut record).unwrap() {
+                let start = reader.get_mut().scan.take_start();
+                proptest::prop_assert!(start.is_some());
+                let pos = record.position().unwrap();
+                let at = body.get(pos.byte() as usize).copied();
+                if at != Some(b'\n') && at != Some(b'\r') {
+                    proptest::prop_assert_eq!(start, Some(pos.line()));
+                }
+            }
+            proptest::prop_assert_eq!(reader.get_mut().scan.take_start(), None);
+        }
+    }
 }
