@@ -74,6 +74,12 @@ fn csv_crlf_and_id_column() {
 }
 
 #[test]
+fn row_reader_can_move_to_a_reader_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<RowReader>();
+}
+
+#[test]
 fn csv_header_only_is_an_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "h.csv", b"id,text\n");
@@ -189,7 +195,7 @@ fn jsonl_errors_name_line_and_continue() {
 {\"custom_id\":\"a\",\"url\":\"/v1/embeddings\",\"body\":{}}\n\
 {\"custom_id\":\"b\",\"method\":\"GET\",\"body\":{}}\n\
 {\"custom_id\":\"c\",\"body\":[]}\n{\"custom_id\":\"d\",\"body\":{\"model\":\"m\"}}\n\
-{\"custom_id\":{},\"body\":{}}\n{\"id\":16}";
+{\"custom_id\":{},\"body\":{}}\n{\"id\":16}\n{\"custom_id\":\"e\",\"url\":\"/chat/completions\"}\n";
     let items = read("e.jsonl", text, None).unwrap();
     assert_eq!(
         errors(&items),
@@ -208,6 +214,7 @@ fn jsonl_errors_name_line_and_continue() {
             "F:13: batch line: `body` must be an object (the chat completion request), found an array",
             "F:14: batch line: `body` has no `messages` array",
             "F:15: id field 'custom_id' must be a string or a number, found an object",
+            "F:17: batch line: no `body` (the chat completion request)",
         ]
     );
     let ids: Vec<&str> = ok_rows(&items).iter().map(|r| r.id.as_str()).collect();

@@ -147,7 +147,8 @@ fn shape(
     id_column: Option<&str>,
     index: u64,
 ) -> Result<(String, RowBody), String> {
-    if obj.contains_key("custom_id") && obj.contains_key("body") {
+    let batch_keys = ["body", "url", "method"];
+    if obj.contains_key("custom_id") && batch_keys.iter().any(|k| obj.contains_key(*k)) {
         return batch_line(obj);
     }
     let id = match id_column {
@@ -185,10 +186,13 @@ fn batch_line(obj: &Map<String, Value>) -> Result<(String, RowBody), String> {
             "batch line: `url` must be \"/v1/chat/completions\", found {url}"
         ));
     }
-    let Some(body) = obj["body"].as_object() else {
+    let Some(body) = obj.get("body") else {
+        return Err("batch line: no `body` (the chat completion request)".into());
+    };
+    let Some(body) = body.as_object() else {
         return Err(format!(
             "batch line: `body` must be an object (the chat completion request), found {}",
-            kind(&obj["body"])
+            kind(body)
         ));
     };
     match body.get("messages") {
@@ -242,7 +246,7 @@ fn id_text(key: &str, value: &Value) -> Result<String, String> {
 }
 
 /// "an array", "a string", .. for messages.
-pub(crate) fn kind(value: &Value) -> &'static str {
+fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
