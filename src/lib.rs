@@ -24,5 +24,6 @@ pub mod prices;
 pub mod progress;
 pub mod request;
 pub mod retry;
+pub mod scan;
 pub mod template;
 pub mod tokens;

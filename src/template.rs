@@ -1,1 +1,345 @@
+//! Prompt rendering: the job's `system` and `prompt` minijinja templates, filled from a row.
+//!
+//! Templates are compiled once; a [`Template`] is `Send + Sync` and cheap to share. Rendering is
+//! strict: a variable that the row lacks, or a null one, is an error naming it. There is no
+//! HTML escaping. Numbers render as JSON writes them: integers exactly, other numbers in their
+//! shortest round-trip form (so a JSONL `1.50` renders as `1.5`; CSV cells are text and render
+//! exactly as written).
 
+use minijinja::value::Value as JValue;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
+use serde_json::{Map, Value, json};
+
+use crate::input::{Row, RowBody};
+
+const SYSTEM: &str = "system";
+const PROMPT: &str = "prompt";
+/// The detail of the error the formatter raises when a null value would be printed.
+const NULL_DETAIL: &str = "a null value cannot be rendered";
+
+/// The compiled `system` and `prompt` templates of a job.
+#[derive(Debug)]
+pub struct Template {
+    env: Environment<'static>,
+    has_system: bool,
+    has_prompt: bool,
+    /// Top-level variables each template uses, in sorted order, without duplicates.
+    system_vars: Vec<String>,
+    prompt_vars: Vec<String>,
+}
+
+impl Template {
+    /// Compiles the templates (`{{ column }}` syntax). With no `prompt`, each row's `prompt`
+    /// variable is the user message. A syntax error names the template and its line.
+    pub fn new(system: Option<&str>, prompt: Option<&str>) -> Result<Template, String> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_debug(false);
+        env.set_formatter(format_value);
+        let globals: Vec<String> = env.globals().map(|(name, _)| name.to_owned()).collect();
+        let mut compile =
+            |name: &'static str, source: Option<&str>| -> Result<Vec<String>, String> {
+                let Some(source) = source else {
+                    return Ok(Vec::new());
+                };
+                env.add_template_owned(name, source.to_owned())
+                    .map_err(|e| format!("{name} template: {e}"))?;
+                let tmpl = env
+                    .get_template(name)
+                    .map_err(|e| format!("{name} template: {e}"))?;
+                let mut vars: Vec<String> = tmpl
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| !globals.contains(v))
+                    .collect();
+                vars.sort();
+                Ok(vars)
+            };
+        let system_vars = compile(SYSTEM, system)?;
+        let prompt_vars = compile(PROMPT, prompt)?;
+        Ok(Template {
+            env,
+            has_system: system.is_some(),
+            has_prompt: prompt.is_some(),
+            system_vars,
+            prompt_vars,
+        })
+    }
+
+    /// The chat messages for a row. Template rows (`RowBody::Vars`): `[system?, user]`.
+    /// `RowBody::Messages`: the row's messages, with the system message put first when the job
+    /// has one and the row has none. `RowBody::Batch`: the body's messages as they are.
+    pub fn messages(&self, row: &Row) -> Result<Vec<Value>, String> {
+        match &row.body {
+            RowBody::Vars => {
+                let mut out = Vec::with_capacity(2);
+                if let Some(system) = self.render_system(row)? {
+                    out.push(system);
+                }
+                let user = if self.has_prompt {
+                    self.render(PROMPT, &self.prompt_vars, &row.vars)?
+                } else {
+                    prompt_var(&row.vars)?
+                };
+                out.push(json!({"role": "user", "content": user}));
+                Ok(out)
+            }
+            RowBody::Messages(messages) => {
+                let has_system = messages.iter().any(|m| m["role"] == "system");
+                let mut out = Vec::with_capacity(messages.len() + 1);
+                if !has_system {
+                    out.extend(self.render_system(row)?);
+                }
+                out.extend(messages.iter().cloned());
+                Ok(out)
+            }
+            RowBody::Batch(body) => match body.get("messages").and_then(Value::as_array) {
+                Some(messages) => Ok(messages.clone()),
+                None => Err("batch line: `body` has no `messages` array".into()),
+            },
+        }
+    }
+
+    /// The variables the templates use (sorted, system's first); `prompt` when the rows bring
+    /// their own prompt.
+    pub fn variables(&self) -> Vec<String> {
+        let mut out = self.system_vars.clone();
+        let own_prompt = [PROMPT.to_owned()];
+        let prompt = if self.has_prompt {
+            &self.prompt_vars[..]
+        } else {
+            &own_prompt[..]
+        };
+        for v in prompt {
+            if !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    fn render_system(&self, row: &Row) -> Result<Option<Value>, String> {
+        if !self.has_system {
+            return Ok(None);
+        }
+        let text = self.render(SYSTEM, &self.system_vars, &row.vars)?;
+        Ok(Some(json!({"role": "system", "content": text})))
+    }
+
+    /// Renders one template with a context holding only the variables it uses.
+    fn render(
+        &self,
+        name: &str,
+        used: &[String],
+        vars: &Map<String, Value>,
+    ) -> Result<String, String> {
+        let ctx = JValue::from_pairs(
+            used.iter()
+                .filter_map(|k| vars.get(k).map(|v| (k.as_str(), to_jinja(v)))),
+        );
+        let tmpl = self
+            .env
+            .get_template(name)
+            .map_err(|e| format!("{name} template: {e}"))?;
+        tmpl.render(ctx).map_err(|e| explain(name, &e, used, vars))
+    }
+}
+
+/// The row's own `prompt` variable as the user message (non-strings as JSON text).
+fn prompt_var(vars: &Map<String, Value>) -> Result<String, String> {
+    match vars.get("prompt") {
+        None => Err("no prompt: set request.prompt or give each row a `prompt` field".into()),
+        Some(Value::Null) => Err("the `prompt` field is null".into()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Ok(other.to_string()),
+    }
+}
+
+/// A rendering error in words: which variable is missing or null, when that is the cause.
+fn explain(name: &str, err: &Error, used: &[String], vars: &Map<String, Value>) -> String {
+    if err.kind() == ErrorKind::UndefinedError
+        && let Some(missing) = used.iter().find(|v| !vars.contains_key(v.as_str()))
+    {
+        let columns: Vec<&str> = vars.keys().map(String::as_str).collect();
+        return format!(
+            "template variable '{missing}' is missing from this row (columns: {})",
+            columns.join(", ")
+        );
+    }
+    if err.detail() == Some(NULL_DETAIL)
+        && let Some(null) = used
+            .iter()
+            .find(|v| vars.get(v.as_str()) == Some(&Value::Null))
+    {
+        return format!("template variable '{null}' is null");
+    }
+    format!("{name} template: {err}")
+}
+
+/// Prints values without escaping; refuses nulls; prints non-integer numbers as JSON does.
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &JValue,
+) -> Result<(), Error> {
+    if value.is_none() {
+        return Err(Error::new(ErrorKind::InvalidOperation, NULL_DETAIL));
+    }
+    if value.is_number()
+        && !value.is_integer()
+        && let Ok(f) = f64::try_from(value.clone())
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return out
+            .write_str(&n.to_string())
+            .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()));
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
+/// A JSON value as a template value (objects and arrays stay navigable: `{{ a.b }}`).
+fn to_jinja(value: &Value) -> JValue {
+    match value {
+        Value::Null => JValue::from(()),
+        Value::Bool(b) => JValue::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                JValue::from(i)
+            } else if let Some(u) = n.as_u64() {
+                JValue::from(u)
+            } else {
+                JValue::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => JValue::from(s.as_str()),
+        Value::Array(items) => items.iter().map(to_jinja).collect(),
+        Value::Object(map) => {
+            JValue::from_pairs(map.iter().map(|(k, v)| (k.as_str(), to_jinja(v))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(vars: Value, body: RowBody) -> Row {
+        let Value::Object(vars) = vars else {
+            panic!("test vars must be an object")
+        };
+        Row {
+            id: "1".into(),
+            line: 2,
+            index: 0,
+            vars,
+            body,
+        }
+    }
+
+    fn user(t: &Template, vars: Value) -> Result<Value, String> {
+        let m = t.messages(&row(vars, RowBody::Vars))?;
+        Ok(m[m.len() - 1]["content"].clone())
+    }
+
+    #[test]
+    fn renders_system_and_user_without_escaping() {
+        let t = Template::new(Some("You are {{ who }}."), Some("Q: {{ text }} <b>&</b>")).unwrap();
+        let m = t
+            .messages(&row(
+                json!({"who": "kind", "text": "a < b & \"c\""}),
+                RowBody::Vars,
+            ))
+            .unwrap();
+        assert_eq!(m[0], json!({"role": "system", "content": "You are kind."}));
+        assert_eq!(
+            m[1],
+            json!({"role": "user", "content": "Q: a < b & \"c\" <b>&</b>"})
+        );
+        assert_eq!(t.variables(), ["who", "text"]);
+    }
+
+    #[test]
+    fn numbers_render_as_json_writes_them() {
+        let t = Template::new(None, Some("{{ a }} {{ b }} {{ c }} {{ d }} {{ e.f }}")).unwrap();
+        let v = serde_json::from_str(
+            r#"{"a":17,"b":1.50,"c":1e-7,"d":18446744073709551615,"e":{"f":2.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(user(&t, v).unwrap(), "17 1.5 1e-7 18446744073709551615 2.5");
+    }
+
+    #[test]
+    fn missing_and_null_variables_are_errors() {
+        let t = Template::new(None, Some("{{ text }}")).unwrap();
+        assert_eq!(
+            user(&t, json!({"id": "1", "body": "x"})).unwrap_err(),
+            "template variable 'text' is missing from this row (columns: body, id)"
+        );
+        assert_eq!(
+            user(&t, json!({"text": null})).unwrap_err(),
+            "template variable 'text' is null"
+        );
+        let t = Template::new(
+            None,
+            Some("{% if x is defined %}{{ x }}{% else %}-{% endif %}"),
+        )
+        .unwrap();
+        assert_eq!(user(&t, json!({})).unwrap(), "-");
+    }
+
+    #[test]
+    fn rows_own_prompt() {
+        let t = Template::new(None, None).unwrap();
+        assert_eq!(
+            user(&t, json!({"prompt": "hi {{ x }}"})).unwrap(),
+            "hi {{ x }}"
+        );
+        assert_eq!(user(&t, json!({"prompt": [1, 2]})).unwrap(), "[1,2]");
+        assert_eq!(
+            user(&t, json!({"text": "x"})).unwrap_err(),
+            "no prompt: set request.prompt or give each row a `prompt` field"
+        );
+        assert_eq!(t.variables(), ["prompt"]);
+    }
+
+    #[test]
+    fn message_rows_get_the_system_message_unless_they_have_one() {
+        let t = Template::new(Some("sys"), Some("unused {{ nope }}")).unwrap();
+        let own = vec![json!({"role": "user", "content": "u"})];
+        let m = t
+            .messages(&row(json!({}), RowBody::Messages(own.clone())))
+            .unwrap();
+        assert_eq!(
+            m,
+            vec![json!({"role": "system", "content": "sys"}), own[0].clone()]
+        );
+        let with_sys = vec![json!({"role": "system", "content": "mine"}), own[0].clone()];
+        let m = t
+            .messages(&row(json!({}), RowBody::Messages(with_sys.clone())))
+            .unwrap();
+        assert_eq!(m, with_sys);
+        let Value::Object(body) = json!({"model": "m", "messages": own.clone()}) else {
+            unreachable!()
+        };
+        assert_eq!(
+            t.messages(&row(json!({}), RowBody::Batch(body))).unwrap(),
+            own
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_template_and_line() {
+        let e = Template::new(Some("ok"), Some("line one\n{{ text ")).unwrap_err();
+        assert!(e.starts_with("prompt template: syntax error"), "{e}");
+        assert!(e.contains("prompt:2"), "{e}");
+        let e = Template::new(Some("{% if %}"), None).unwrap_err();
+        assert!(e.starts_with("system template: syntax error"), "{e}");
+    }
+
+    #[test]
+    fn template_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Template>();
+    }
+}

@@ -4,8 +4,10 @@
 
 mod csv;
 mod jsonl;
+mod quotes;
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -115,9 +117,25 @@ impl RowReader {
     /// Opens `path` (format from its extension). `id_column` names the id column/field; when
     /// `None`, a column/field named `id` is used, else the row number.
     pub fn open(path: &Path, id_column: Option<&str>) -> Result<RowReader, InputError> {
-        let inner = match Format::from_path(path)? {
-            Format::Csv => Inner::Csv(csv::CsvRows::open(path, id_column)?),
-            Format::Jsonl => Inner::Jsonl(jsonl::JsonlRows::open(path, id_column)?),
+        let format = Format::from_path(path)?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
+        RowReader::from_reader(path, format, file, id_column)
+    }
+
+    /// Reads rows of `format` from any byte stream (a tee that hashes what it reads, a spooled
+    /// stdin, ..). `path` only names the input in error messages. The stream is read in
+    /// blocks as rows are asked for: memory does not grow with the number of rows.
+    pub fn from_reader<R: Read + Send + 'static>(
+        path: &Path,
+        format: Format,
+        reader: R,
+        id_column: Option<&str>,
+    ) -> Result<RowReader, InputError> {
+        let reader: Box<dyn Read + Send> = Box::new(reader);
+        let inner = match format {
+            Format::Csv => Inner::Csv(csv::CsvRows::new(path, reader, id_column)?),
+            Format::Jsonl => Inner::Jsonl(jsonl::JsonlRows::new(path, reader, id_column)?),
         };
         Ok(RowReader { inner })
     }

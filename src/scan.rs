@@ -1,0 +1,273 @@
+//! The input scan (`orbatch validate`, and the first pass of `run`): parse every row, render
+//! every prompt, check ids are unique, count rows and fingerprint the file, sending nothing.
+//!
+//! Memory stays flat in the number of rows apart from one map entry (16 bytes) per id: ids are
+//! held as 64-bit hashes, never as strings.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+
+use crate::input::{Format, InputError, Row, RowBody, RowReader};
+use crate::template::Template;
+
+/// What to scan and how.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions<'a> {
+    /// The input file (`.csv` or `.jsonl`).
+    pub path: &'a Path,
+    /// The id column/field, when the job names one.
+    pub id_column: Option<&'a str>,
+    /// The job's compiled templates; every row's messages are rendered with them.
+    pub template: &'a Template,
+    /// True when the job names no models: every Batch row must then carry `body.model`.
+    pub need_batch_model: bool,
+    /// Scan only the first N records.
+    pub limit: Option<u64>,
+    /// How many errors to keep for display (all are counted).
+    pub max_errors: usize,
+}
+
+/// What the scan found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanReport {
+    /// Records read, good or bad (with `limit`, at most that many).
+    pub rows: u64,
+    /// The input's columns: the CSV header, or the JSONL top-level keys in first-seen order.
+    pub columns: Vec<String>,
+    /// blake3 (hex) of the file's bytes, hashed while reading: the whole file, or with `limit`
+    /// the part the reader had consumed when it stopped (it reads ahead in blocks).
+    pub fingerprint: String,
+    /// The first `max_errors` errors, in file order.
+    pub errors: Vec<InputError>,
+    /// All errors found.
+    pub error_count: u64,
+    /// The distinct `body.model` values of Batch rows, in first-seen order.
+    pub batch_models: Vec<String>,
+}
+
+impl ScanReport {
+    fn push_error(&mut self, err: InputError, max_errors: usize) {
+        self.error_count += 1;
+        if self.errors.len() < max_errors {
+            self.errors.push(err);
+        }
+    }
+}
+
+/// Scans the whole input (or its first `limit` records). `Err` only when the file cannot be
+/// opened; everything wrong inside it is listed in the report.
+pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
+    let path = opts.path;
+    let file = File::open(path)
+        .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
+    let tee = HashingReader {
+        file: Arc::new(file),
+        hasher: Arc::new(Mutex::new(blake3::Hasher::new())),
+    };
+    let rest = tee.clone();
+    let mut report = ScanReport {
+        rows: 0,
+        columns: Vec::new(),
+        fingerprint: String::new(),
+        errors: Vec::new(),
+        error_count: 0,
+        batch_models: Vec::new(),
+    };
+    let reader = Format::from_path(path)
+        .and_then(|format| RowReader::from_reader(path, format, tee, opts.id_column));
+    match reader {
+        Ok(mut reader) => {
+            let mut checker = Checker::default();
+            while opts.limit.is_none_or(|limit| report.rows < limit) {
+                let Some(item) = reader.next() else { break };
+                report.rows += 1;
+                let result = item.and_then(|row| checker.check(&row, opts));
+                if let Err(e) = result {
+                    report.push_error(e, opts.max_errors);
+                }
+            }
+            report.columns = reader.columns();
+            report.batch_models = checker.batch_models;
+        }
+        Err(e) => report.push_error(e, opts.max_errors),
+    }
+    report.fingerprint = rest.finish(opts.limit.is_none());
+    Ok(report)
+}
+
+/// The checks that span rows: unique ids and the batch models seen.
+#[derive(Default)]
+struct Checker {
+    /// id hash -> the line where the id was first seen.
+    ids: HashMap<u64, u64>,
+    models: HashSet<String>,
+    batch_models: Vec<String>,
+}
+
+impl Checker {
+    fn check(&mut self, row: &Row, opts: &ScanOptions) -> Result<(), InputError> {
+        let err = |msg: String| InputError::new(opts.path, row.line, msg);
+        match self.ids.entry(id_hash(&row.id)) {
+            Entry::Occupied(first) => {
+                return Err(err(format!(
+                    "duplicate id '{}' (first seen on line {})",
+                    shorten(&row.id),
+                    first.get()
+                )));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(row.line);
+            }
+        }
+        opts.template.messages(row).map_err(err)?;
+        if let RowBody::Batch(body) = &row.body {
+            match body.get("model") {
+                Some(Value::String(model)) if !model.is_empty() => {
+                    let new = self.models.insert(model.clone());
+                    if new {
+                        self.batch_models.push(model.clone());
+                    }
+                }
+                _ if opts.need_batch_model => {
+                    return Err(err("batch line has no `body.model` and the job names no \
+                         models (set request.models or --model)"
+                        .into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stable 64-bit hash of a row id (the first 8 bytes of its blake3 hash, little-endian).
+pub fn id_hash(id: &str) -> u64 {
+    first_u64(blake3::hash(id.as_bytes()))
+}
+
+/// A stable 64-bit hash of a resume key: blake3 over the id, a 0 byte, and the model.
+pub fn key_hash(id: &str, model: &str) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(model.as_bytes());
+    first_u64(hasher.finalize())
+}
+
+fn first_u64(hash: blake3::Hash) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// An id short enough for a message.
+fn shorten(id: &str) -> String {
+    const MAX: usize = 60;
+    if id.chars().count() <= MAX {
+        id.to_owned()
+    } else {
+        let head: String = id.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Reads the file and hashes every byte it hands out. Clones share the file (and its position)
+/// and the hash.
+#[derive(Clone)]
+struct HashingReader {
+    file: Arc<File>,
+    hasher: Arc<Mutex<blake3::Hasher>>,
+}
+
+impl HashingReader {
+    /// The hex fingerprint; with `to_end`, the bytes the reader did not get to are hashed
+    /// first (a file-level error can stop the reader early), so it covers the whole file.
+    fn finish(mut self, to_end: bool) -> String {
+        if to_end {
+            // A read error here was already met by the reader, or leaves the hash partial.
+            let _ = io::copy(&mut self, &mut io::sink());
+        }
+        let hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&*self.file).read(buf)?;
+        let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_text(name: &str, text: &str, template: &Template) -> ScanReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let opts = ScanOptions {
+            path: &path,
+            id_column: None,
+            template,
+            need_batch_model: true,
+            limit: None,
+            max_errors: 2,
+        };
+        scan(&opts).unwrap()
+    }
+
+    #[test]
+    fn hashes_are_stable_and_distinct() {
+        assert_eq!(id_hash("17"), id_hash("17"));
+        assert_ne!(id_hash("17"), id_hash("18"));
+        assert_ne!(key_hash("a", "bc"), key_hash("ab", "c"));
+    }
+
+    #[test]
+    fn counts_rows_finds_duplicates_and_caps_errors() {
+        let t = Template::new(None, Some("{{ text }}")).unwrap();
+        let r = scan_text("x.csv", "id,text\n1,a\n2,b\n1,c\n3\n4,d\n", &t);
+        assert_eq!(r.rows, 5);
+        assert_eq!(r.error_count, 2);
+        assert!(
+            r.errors[0]
+                .to_string()
+                .ends_with(":4: duplicate id '1' (first seen on line 2)")
+        );
+        assert_eq!(r.columns, ["id", "text"]);
+        let expected = blake3::hash(b"id,text\n1,a\n2,b\n1,c\n3\n4,d\n")
+            .to_hex()
+            .to_string();
+        assert_eq!(r.fingerprint, expected);
+    }
+
+    #[test]
+    fn batch_models_and_missing_model() {
+        let t = Template::new(None, None).unwrap();
+        let line = |id: &str, model: &str| {
+            format!(
+                "{{\"custom_id\":\"{id}\",\"body\":{{{model}\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}]}}}}\n"
+            )
+        };
+        let text =
+            line("a", "\"model\":\"m1\",") + &line("b", "") + &line("c", "\"model\":\"m1\",");
+        let r = scan_text("b.jsonl", &text, &t);
+        assert_eq!(r.batch_models, ["m1"]);
+        assert_eq!(r.error_count, 1);
+        assert!(
+            r.errors[0]
+                .to_string()
+                .contains(":2: batch line has no `body.model`")
+        );
+    }
+}
