@@ -74,14 +74,14 @@ pub(crate) async fn chat(
         Plan::Now(res) => res,
         Plan::Later(delay, reply) => {
             if !delay.is_zero() && !pause(&st, delay).await {
-                return wire::dropped_response(Bytes::new(), 0);
+                return wire::drop_connection();
             }
             match reply {
                 Reply::Answer(res) => res,
                 Reply::Dropped(body, n) => wire::dropped_response(body, n),
                 Reply::Hang => {
                     pause(&st, Duration::from_secs(st.cfg.hang_secs)).await;
-                    wire::dropped_response(Bytes::new(), 0)
+                    wire::drop_connection()
                 }
             }
         }

@@ -137,6 +137,11 @@ pub(crate) fn dropped_response(full: Bytes, partial: usize) -> Response {
     res
 }
 
+/// Drops the connection without a response (a hang that ends, or a shutdown).
+pub(crate) fn drop_connection() -> Response {
+    dropped_response(Bytes::from_static(b"{\"error\":null}"), 0)
+}
+
 impl IntoResponse for Completion<'_> {
     fn into_response(self) -> Response {
         ok_json(&self)
