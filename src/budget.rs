@@ -39,10 +39,10 @@ impl Budget {
     /// With no cap every reservation fits.
     pub fn try_reserve(&self, worst: Decimal) -> Option<Reservation> {
         let mut s = self.lock();
-        if let Some(cap) = self.cap {
-            if s.spent + s.reserved + worst > cap {
-                return None;
-            }
+        if let Some(cap) = self.cap
+            && s.spent + s.reserved + worst > cap
+        {
+            return None;
         }
         s.reserved += worst;
         Some(Reservation(worst))
@@ -65,6 +65,11 @@ impl Budget {
     /// Spent so far (recorded, including earlier runs).
     pub fn spent(&self) -> Decimal {
         self.lock().spent
+    }
+
+    /// Reserved by attempts in flight.
+    pub fn reserved(&self) -> Decimal {
+        self.lock().reserved
     }
 
     /// The cap.

@@ -144,7 +144,7 @@ impl Client {
     }
 
     /// Sends one chat completion request (`body` is the JSON request) and classifies the outcome.
-    pub async fn chat(&self, body: Vec<u8>) -> Attempt {
+    pub async fn chat(&self, body: bytes::Bytes) -> Attempt {
         let url = format!("{}/chat/completions", self.base);
         let sent = self
             .http

@@ -215,10 +215,10 @@ impl Job {
         } else {
             o.models
         };
-        if models.is_empty() {
-            if let Some(m) = jf.request.model {
-                models.push(m);
-            }
+        if models.is_empty()
+            && let Some(m) = jf.request.model
+        {
+            models.push(m);
         }
         let mut seen = std::collections::HashSet::new();
         models.retain(|m| seen.insert(m.clone()));
@@ -258,12 +258,12 @@ impl Job {
         if limits.requests_per_minute == Some(0) || limits.tokens_per_minute == Some(0) {
             return Err(JobError("requests_per_minute and tokens_per_minute must be at least 1 (leave them unset for no limit)".into()));
         }
-        if let Some(b) = limits.budget_usd {
-            if b < Decimal::ZERO {
-                return Err(JobError(format!(
-                    "budget_usd must not be negative, got {b}"
-                )));
-            }
+        if let Some(b) = limits.budget_usd
+            && b < Decimal::ZERO
+        {
+            return Err(JobError(format!(
+                "budget_usd must not be negative, got {b}"
+            )));
         }
         let base_url = o
             .base_url

@@ -24,6 +24,26 @@ pub mod prices;
 pub mod progress;
 pub mod request;
 pub mod retry;
+pub mod runner;
 pub mod scan;
 pub mod template;
 pub mod tokens;
+
+/// Process exit codes (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every row ok.
+    Ok = 0,
+    /// The run finished but some rows failed.
+    RowsFailed = 1,
+    /// Usage, config or input error (nothing was sent).
+    Usage = 2,
+    /// Stopped early and resumable (budget, credits, interrupted).
+    Stopped = 3,
+    /// Authentication refused.
+    Auth = 4,
+}
+pub mod cli;
+pub mod commands;
+pub mod estimate;
+pub mod signals;

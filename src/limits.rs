@@ -127,11 +127,11 @@ impl Limiter {
         loop {
             self.wait_cooldown().await;
             let now = Instant::now();
-            if let Some(tpm) = self.spec.tpm {
-                if let Some(until) = gate.token_wait(now, tokens.min(tpm), tpm, self.window()) {
-                    sleep_until(until).await;
-                    continue;
-                }
+            if let Some(tpm) = self.spec.tpm
+                && let Some(until) = gate.token_wait(now, tokens.min(tpm), tpm, self.window())
+            {
+                sleep_until(until).await;
+                continue;
             }
             if let (Some(rpm), Some(last)) = (self.spec.rpm, gate.last_send) {
                 let interval = self.window().div_f64(rpm as f64 * self.factor());

@@ -1,1 +1,31 @@
-fn main() {}
+//! The `orbatch` binary: parse the command line, set up logging and Ctrl-C, call the library.
+
+use clap::Parser;
+use orbatch::cli::Cli;
+use orbatch::runner::Control;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async {
+        let control = Control::default();
+        tokio::spawn(orbatch::signals::handle_ctrl_c(control.clone()));
+        orbatch::commands::dispatch(cli.command, control).await
+    });
+    // Do not wait for tasks still blocked (a hung request after an abort).
+    runtime.shutdown_background();
+    std::process::ExitCode::from(code as u8)
+}

@@ -144,10 +144,10 @@ impl PriceTable {
     /// falls back to an older cache when the fetch fails).
     pub async fn cached_or_fetch(client: &Client, max_age: Duration) -> PriceTable {
         let cached = Self::load(client.base_url());
-        if let Some(c) = &cached {
-            if c.age() <= max_age {
-                return c.clone();
-            }
+        if let Some(c) = &cached
+            && c.age() <= max_age
+        {
+            return c.clone();
         }
         let fresh = Self::fetch(client).await;
         match (fresh.error.is_some(), cached) {

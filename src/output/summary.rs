@@ -238,6 +238,11 @@ fn top_errors(messages: HashMap<(ErrorKind, String), u64>) -> Vec<ErrorCount> {
     all
 }
 
+/// Now, as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    format_time(OffsetDateTime::now_utc()).unwrap_or_default()
+}
+
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }

@@ -1,0 +1,363 @@
+//! The dispatcher: reads rows (from a reader thread), skips pairs already finished, reserves
+//! each pair's worst case from the budget, waits for a concurrency slot and hands the pair to a
+//! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
+//! the final files.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+
+use super::prepare::{Prepared, worst_case};
+use super::worker::{WorkItem, work};
+use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
+use crate::budget::Budget;
+use crate::input::{Row, RowReader};
+use crate::limits::{LimitSpec, Limiter};
+use crate::output::results::key_hash;
+use crate::output::summary::{SummaryMeta, summarize, write_summary_json};
+use crate::output::{CostSource, ResultLine};
+use crate::progress::Progress;
+use crate::request::BodyBuilder;
+use crate::tokens::Encoding;
+
+pub(crate) async fn execute(
+    p: Prepared,
+    opts: RunOptions,
+    control: Control,
+) -> Result<RunReport, RunError> {
+    let job = p.job.clone();
+    let wall = std::time::Instant::now();
+    let pending = pending_pairs(&p, &opts);
+    let ctx = Arc::new(Ctx {
+        job: job.clone(),
+        client: p.client.clone(),
+        limiter: Limiter::new(LimitSpec {
+            concurrency: job.limits.concurrency,
+            rpm: job.limits.requests_per_minute,
+            tpm: job.limits.tokens_per_minute,
+            window: opts.rate_window,
+        }),
+        budget: Budget::new(job.limits.budget_usd, p.recovered.spent),
+        prices: p.prices.clone(),
+        stop: control.stop.child_token(),
+        abort: control.abort.clone(),
+        stop_reason: Mutex::new(None),
+        lookups: Lookups {
+            slots: Semaphore::new(4),
+            found: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
+        },
+        deferred: Mutex::new(Vec::new()),
+    });
+    let progress = Progress::new(pending);
+    let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);
+    let writer = writer::spawn(p.journal, rx, progress.clone());
+    let display_done = tokio_util::sync::CancellationToken::new();
+    let display = tokio::spawn(
+        progress
+            .clone()
+            .display(opts.progress, display_done.clone().cancelled_owned()),
+    );
+
+    let tracker = TaskTracker::new();
+    let reader_error = dispatch_rows(
+        &ctx,
+        &p.template,
+        &p.recovered,
+        &opts,
+        &control,
+        &tracker,
+        &tx,
+    )
+    .await;
+    tracker.close();
+    tracker.wait().await;
+    sweep_deferred(&ctx, &tx).await;
+    drop(tx);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| anyhow::anyhow!("writer task failed: {e}"))?
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?
+        .map_err(|e| anyhow::anyhow!("cannot write results.jsonl: {e}"))?;
+    display_done.cancel();
+    let _ = display.await;
+
+    let mut stop = ctx
+        .stop_reason
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if stop.is_none() && control.stop.is_cancelled() {
+        stop = Some(StopReason::Interrupted);
+    }
+    if let Some(e) = reader_error {
+        return Err(RunError::Config(format!(
+            "{e} (the input changed during the run?)"
+        )));
+    }
+    let summary = finish(
+        &p.scan,
+        &p.models,
+        &job,
+        &p.started_at,
+        wall,
+        stop.is_some(),
+    )?;
+    Ok(RunReport {
+        summary,
+        stop,
+        output_dir: job.output_dir.clone(),
+        sent_this_run: written,
+    })
+}
+
+/// Pairs this run will send: rows x models, less those already finished.
+fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
+    let per_row = if p.job.request.models.is_empty() {
+        1
+    } else {
+        p.models.len() as u64
+    };
+    let rows = match &opts.only_rows {
+        Some(set) => set.len() as u64,
+        None => p.scan.rows,
+    };
+    let finished = p.recovered.done.len() as u64
+        + if opts.retry_failed {
+            0
+        } else {
+            p.recovered.failed.len() as u64
+        };
+    (rows * per_row).saturating_sub(finished)
+}
+
+/// Reads rows on a blocking thread into a bounded channel.
+fn spawn_reader(
+    path: std::path::PathBuf,
+    id_column: Option<String>,
+    limit: Option<u64>,
+) -> (mpsc::Receiver<Row>, std::thread::JoinHandle<Option<String>>) {
+    let (tx, rx) = mpsc::channel::<Row>(1024);
+    let handle = std::thread::spawn(move || {
+        let reader = match RowReader::open(&path, id_column.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return Some(e.to_string()),
+        };
+        for (i, row) in reader.enumerate() {
+            if limit.is_some_and(|n| i as u64 >= n) {
+                break;
+            }
+            match row {
+                Ok(row) => {
+                    if tx.blocking_send(row).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        None
+    });
+    (rx, handle)
+}
+
+async fn dispatch_rows(
+    ctx: &Arc<Ctx>,
+    template: &crate::template::Template,
+    recovered: &crate::output::results::Recovered,
+    opts: &RunOptions,
+    control: &Control,
+    tracker: &TaskTracker,
+    tx: &mpsc::Sender<ResultLine>,
+) -> Option<String> {
+    let job = &ctx.job;
+    let builder = BodyBuilder::new(&job.request);
+    let (mut rows, reader) = spawn_reader(job.input.clone(), job.id_column.clone(), job.limit_rows);
+    // The tokenizer is built only when a TPM limit needs token estimates.
+    let encoding = job.limits.tokens_per_minute.map(|_| {
+        let model = job.request.models.first().map(String::as_str).unwrap_or("");
+        Encoding::for_model(
+            model,
+            ctx.prices.get(model).and_then(|p| p.tokenizer.as_deref()),
+        )
+        .0
+    });
+    let mut seen_only: HashSet<u64> = HashSet::new();
+    'rows: loop {
+        let row = tokio::select! {
+            biased;
+            _ = ctx.stop.cancelled() => break,
+            r = rows.recv() => match r { Some(r) => r, None => break },
+        };
+        if let Some(only) = &opts.only_rows {
+            if !only.contains(&row.index) {
+                continue;
+            }
+            seen_only.insert(row.index);
+        }
+        let mut messages: Option<Vec<serde_json::Value>> = None;
+        for model in builder.models_for(&row) {
+            let key = key_hash(&row.id, model);
+            if recovered.done.contains(&key) {
+                continue;
+            }
+            let prior = recovered.failed.get(&key).cloned();
+            if prior.is_some() && !opts.retry_failed {
+                continue;
+            }
+            if messages.is_none() {
+                match template.messages(&row) {
+                    Ok(m) => messages = Some(m),
+                    Err(e) => {
+                        // Validated before the run; only a changed file gets here.
+                        ctx.request_stop(StopReason::Interrupted);
+                        tracing::error!("{}:{}: {e}", job.input.display(), row.line);
+                        break 'rows;
+                    }
+                }
+            }
+            let msgs = messages.as_deref().unwrap_or(&[]);
+            let worst = worst_case(job, &ctx.prices, model, msgs);
+            let Some(reservation) = reserve(ctx, worst).await else {
+                ctx.request_stop(StopReason::BudgetReached);
+                break 'rows;
+            };
+            let permit = tokio::select! {
+                biased;
+                _ = ctx.stop.cancelled() => {
+                    ctx.budget.settle(reservation, Some(Decimal::ZERO));
+                    break 'rows;
+                }
+                p = ctx.limiter.slot() => p,
+            };
+            let tokens = encoding
+                .map(|e| e.count_messages(msgs) + job.request.max_tokens.unwrap_or(0))
+                .unwrap_or(0);
+            let item = WorkItem {
+                id: row.id.clone(),
+                model: model.to_string(),
+                body: builder.body(&row, model, msgs),
+                vars: row.vars.clone(),
+                prior,
+                worst,
+                tokens,
+            };
+            let ctx = ctx.clone();
+            let tx = tx.clone();
+            tracker.spawn(async move {
+                if let Some(line) = work(ctx, item, permit, reservation).await {
+                    let _ = tx.send(line).await;
+                }
+            });
+        }
+    }
+    if control.stop.is_cancelled() {
+        tracing::warn!(
+            "stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
+        );
+    }
+    drop(rows);
+    reader.join().unwrap_or(None)
+}
+
+/// Reserves `worst`; when it does not fit while other attempts hold reservations, waits for
+/// them to settle (they usually cost less than their worst case) before giving up.
+async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation> {
+    loop {
+        if let Some(r) = ctx.budget.try_reserve(worst) {
+            return Some(r);
+        }
+        if ctx.budget.reserved().is_zero() || ctx.stop.is_cancelled() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Looks up once more the generations that were not there yet, and appends an updated line
+/// for each one found (the latest line wins). The others keep their price-table cost.
+async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
+    let deferred = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+    if deferred.is_empty() || ctx.abort.is_cancelled() {
+        return;
+    }
+    tracing::info!("sweeping {} pending generation look-ups", deferred.len());
+    for d in deferred {
+        let mut found = None;
+        for wait in [0u64, 1000, 2000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if let Ok(g) = lookup::once(ctx, &d.generation_id).await {
+                found = Some(g);
+                break;
+            }
+        }
+        let Some(g) = found else { continue };
+        let Some(total) = g.total_cost else { continue };
+        let mut line = d.line;
+        // Replace the stand-in table cost by the charge.
+        let stand_in = if line.cost_source == Some(CostSource::PriceTable) {
+            d.table.unwrap_or_default()
+        } else {
+            Decimal::ZERO
+        };
+        line.cost_usd = Some(line.cost_usd.unwrap_or_default() - stand_in + total);
+        line.cost_source = Some(CostSource::Generation);
+        line.cost_mismatch = d.table.is_some_and(|t| crate::prices::mismatch(total, t));
+        if line.provider.is_none() {
+            line.provider = g.provider_name;
+        }
+        line.finished_at = None;
+        let _ = tx.send(line).await;
+    }
+}
+
+/// Compacts results.jsonl, writes results.csv and summary.json.
+fn finish(
+    scan: &crate::scan::ScanReport,
+    models: &[String],
+    job: &crate::job::Job,
+    started_at: &str,
+    wall: std::time::Instant,
+    stopped: bool,
+) -> Result<crate::output::Summary, RunError> {
+    let dir = &job.output_dir;
+    let results = dir.join("results.jsonl");
+    let io = |what: &str, e: std::io::Error| RunError::Other(anyhow::anyhow!("{what}: {e}"));
+    crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
+    let rows = RowReader::open(&job.input, job.id_column.as_deref())
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?
+        .filter_map(Result::ok)
+        .take(job.limit_rows.map_or(usize::MAX, |n| n as usize));
+    let csv_models: Vec<String> = models.to_vec();
+    crate::output::csv::write_results_csv(
+        &results,
+        rows,
+        &scan.columns,
+        &csv_models,
+        &dir.join("results.csv"),
+    )
+    .map_err(|e| io("writing results.csv", e))?;
+    let per_row = if job.request.models.is_empty() {
+        1
+    } else {
+        models.len() as u64
+    };
+    let meta = SummaryMeta {
+        job: job.name.clone(),
+        total_pairs: Some(scan.rows * per_row),
+        stopped_early: stopped,
+        started_at: Some(started_at.to_string()),
+        finished_at: Some(crate::output::summary::now_rfc3339()),
+        wall_secs: Some(wall.elapsed().as_secs_f64()),
+    };
+    let summary = summarize(&[results], &meta).map_err(|e| io("reading results.jsonl", e))?;
+    write_summary_json(&summary, &dir.join("summary.json"))
+        .map_err(|e| io("writing summary.json", e))?;
+    Ok(summary)
+}

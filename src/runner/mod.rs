@@ -1,0 +1,230 @@
+//! The pipeline of `orbatch run`:
+//!
+//! ```text
+//! reader thread --rows--> dispatcher --spawn--> workers --lines--> writer thread
+//!   (bounded)        (resume, budget,      (attempts, retries,   (results.jsonl,
+//!                     slot, limiter)        cost, look-ups)        progress)
+//! ```
+//!
+//! Every channel is bounded, so a slow API never makes memory grow. Only the writer touches
+//! the output files while the run is going; the summary, compaction and `results.csv` come
+//! after it.
+
+mod dispatch;
+mod lookup;
+mod prepare;
+mod worker;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::budget::Budget;
+use crate::client::Client;
+use crate::input::InputError;
+use crate::job::Job;
+use crate::limits::Limiter;
+use crate::output::{ResultLine, Summary};
+use crate::prices::PriceTable;
+
+pub use prepare::scan_job;
+
+/// How `run` behaves beyond the job itself.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The API key (`OPENROUTER_API_KEY` or `--api-key-file`).
+    pub api_key: Option<SecretString>,
+    /// `--fresh`: discard earlier results in the output dir.
+    pub fresh: bool,
+    /// `--retry-failed`: also re-send pairs whose latest line is an error.
+    pub retry_failed: bool,
+    /// Show the progress bar on a TTY (`--no-progress` clears it).
+    pub progress: bool,
+    /// `--yes`: go on when the pre-flight check finds the high estimate above the budget or
+    /// the key's remaining credit.
+    pub yes: bool,
+    /// The rate-limit window (60 s; shorter only in tests).
+    pub rate_window: Duration,
+    /// Send only the rows with these 0-based indexes (the estimate's pilot).
+    pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            api_key: None,
+            fresh: false,
+            retry_failed: false,
+            progress: true,
+            yes: false,
+            rate_window: Duration::from_secs(60),
+            only_rows: None,
+        }
+    }
+}
+
+/// Stop dispatching (first Ctrl-C) and abort in-flight requests (second Ctrl-C).
+#[derive(Clone, Default)]
+pub struct Control {
+    /// Stop dispatching; in-flight requests finish.
+    pub stop: CancellationToken,
+    /// Abort in-flight requests too.
+    pub abort: CancellationToken,
+}
+
+/// Why a run ended before every pair was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C.
+    Interrupted,
+    /// The next request could not fit under `budget_usd`.
+    BudgetReached,
+    /// 402: credits exhausted.
+    CreditsExhausted(String),
+    /// The key was refused.
+    AuthRefused(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Interrupted => write!(f, "interrupted"),
+            StopReason::BudgetReached => write!(
+                f,
+                "budget reached: the next request could not fit under budget_usd"
+            ),
+            StopReason::CreditsExhausted(m) => write!(f, "credits exhausted (HTTP 402): {m}"),
+            StopReason::AuthRefused(m) => write!(f, "authentication refused: {m}"),
+        }
+    }
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The summary (also written to summary.json).
+    pub summary: Summary,
+    /// Why the run stopped early, if it did.
+    pub stop: Option<StopReason>,
+    /// The output dir.
+    pub output_dir: PathBuf,
+    /// Pairs sent by this run.
+    pub sent_this_run: u64,
+}
+
+impl RunReport {
+    /// The exit code per DESIGN.md §1 (precedence 4, 3, 1).
+    pub fn exit_code(&self) -> crate::Exit {
+        match &self.stop {
+            Some(StopReason::AuthRefused(_)) => crate::Exit::Auth,
+            Some(_) => crate::Exit::Stopped,
+            None if self.summary.rows.error > 0 => crate::Exit::RowsFailed,
+            None if self.summary.rows.not_sent > 0 => crate::Exit::Stopped,
+            None => crate::Exit::Ok,
+        }
+    }
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad rows: nothing was sent (exit 2).
+    #[error("{}", format_input_errors(.errors, *.count))]
+    Input {
+        /// The first errors.
+        errors: Vec<InputError>,
+        /// How many in all.
+        count: u64,
+    },
+    /// A configuration problem: nothing was sent (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// An I/O or other failure (exit 1).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// `FILE:LINE: message` lines, then how many more there were.
+pub fn format_input_errors(errors: &[InputError], count: u64) -> String {
+    let mut s: String = errors.iter().map(|e| format!("{e}\n")).collect();
+    let shown = errors.len() as u64;
+    if count > shown {
+        s.push_str(&format!("... and {} more errors\n", count - shown));
+    }
+    s.push_str(&format!(
+        "{count} input error{}; nothing was sent",
+        if count == 1 { "" } else { "s" }
+    ));
+    s
+}
+
+/// State shared by the dispatcher and the workers.
+pub(crate) struct Ctx {
+    pub job: Job,
+    pub client: Client,
+    pub limiter: Limiter,
+    pub budget: Budget,
+    pub prices: PriceTable,
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+    pub stop_reason: Mutex<Option<StopReason>>,
+    pub lookups: Lookups,
+    pub deferred: Mutex<Vec<Deferred>>,
+}
+
+/// The generation look-up budget and its circuit breaker.
+pub(crate) struct Lookups {
+    pub slots: Semaphore,
+    pub found: AtomicU64,
+    pub exhausted: AtomicU64,
+    pub disabled: AtomicBool,
+}
+
+/// A line whose generation record was not there yet: swept again at the end of the run.
+pub(crate) struct Deferred {
+    pub line: ResultLine,
+    pub generation_id: String,
+    pub table: Option<rust_decimal::Decimal>,
+}
+
+impl Ctx {
+    /// Records why the run stops (the first reason wins) and stops dispatching.
+    pub fn request_stop(&self, reason: StopReason) {
+        let mut r = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if (r.is_none() || matches!(reason, StopReason::AuthRefused(_)))
+            && !matches!(*r, Some(StopReason::AuthRefused(_)))
+        {
+            *r = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    pub fn defer(
+        &self,
+        line: ResultLine,
+        generation_id: String,
+        table: Option<rust_decimal::Decimal>,
+    ) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Deferred {
+                line,
+                generation_id,
+                table,
+            });
+    }
+}
+
+/// Runs a job: validates the whole input first (nothing is sent when a row is bad), then
+/// sends every pending (row, model) pair and writes results, `results.csv` and `summary.json`.
+pub async fn run(job: &Job, opts: RunOptions, control: Control) -> Result<RunReport, RunError> {
+    let prepared = prepare::prepare(job, &opts).await?;
+    dispatch::execute(prepared, opts, control).await
+}

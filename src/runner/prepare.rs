@@ -1,0 +1,264 @@
+//! Before the first request: spool stdin, validate the whole input, lock the output dir,
+//! check the manifest, recover earlier results, fetch prices, and check the budget can be kept.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use super::{RunError, RunOptions};
+use crate::client::Client;
+use crate::job::Job;
+use crate::manifest::{DirLock, Manifest};
+use crate::output::results::{Journal, Recovered};
+use crate::prices::PriceTable;
+use crate::scan::{ScanOptions, ScanReport, scan};
+use crate::template::Template;
+
+/// Everything the dispatcher needs.
+pub(crate) struct Prepared {
+    pub job: Job,
+    pub template: Arc<Template>,
+    pub scan: ScanReport,
+    pub models: Vec<String>,
+    pub journal: Journal,
+    pub recovered: Recovered,
+    pub prices: PriceTable,
+    pub client: Client,
+    pub started_at: String,
+    pub _lock: DirLock,
+}
+
+/// Compiles the templates and scans the whole input (the work of `validate`).
+pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
+    let template = Template::new(job.request.system.as_deref(), job.request.prompt.as_deref())
+        .map_err(RunError::Config)?;
+    let report = scan(&ScanOptions {
+        path: &job.input,
+        id_column: job.id_column.as_deref(),
+        template: &template,
+        need_batch_model: job.request.models.is_empty(),
+        limit: job.limit_rows,
+        max_errors: 20,
+    })
+    .map_err(|e| RunError::Input {
+        errors: vec![e],
+        count: 1,
+    })?;
+    if report.error_count > 0 {
+        return Err(RunError::Input {
+            errors: report.errors.clone(),
+            count: report.error_count,
+        });
+    }
+    if job.request.models.is_empty() && report.batch_models.is_empty() && report.rows > 0 {
+        return Err(RunError::Config(
+            "no model: set request.models in the job file or pass --model".into(),
+        ));
+    }
+    Ok((report, template))
+}
+
+/// The models of a job: its own, or those its batch lines name.
+pub(crate) fn job_models(job: &Job, scan: &ScanReport) -> Vec<String> {
+    if job.request.models.is_empty() {
+        scan.batch_models.clone()
+    } else {
+        job.request.models.clone()
+    }
+}
+
+pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, RunError> {
+    let mut job = job.clone();
+    let config = |msg: String| RunError::Config(msg);
+    std::fs::create_dir_all(&job.output_dir).map_err(|e| {
+        config(format!(
+            "cannot create output dir {}: {e}",
+            job.output_dir.display()
+        ))
+    })?;
+    let lock = DirLock::acquire(&job.output_dir).map_err(config)?;
+    if job.input == Path::new("-") {
+        job.input =
+            spool_stdin(&job.output_dir).map_err(|e| config(format!("cannot read stdin: {e}")))?;
+    }
+    let client = Client::new(
+        &job.base_url,
+        opts.api_key.as_ref(),
+        job.limits.timeout,
+        job.limits.concurrency,
+    )
+    .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?;
+    // Prices are fetched while the input is scanned.
+    let prices_task = {
+        let c = client.clone();
+        tokio::spawn(async move { PriceTable::fetch(&c).await })
+    };
+    let scan_input = job.clone();
+    let (scan, template) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
+        .await
+        .map_err(|e| RunError::Other(anyhow::anyhow!("input scan failed: {e}")))??;
+    let models = job_models(&job, &scan);
+
+    if opts.fresh {
+        for name in [
+            "results.jsonl",
+            "results.csv",
+            "summary.json",
+            crate::manifest::MANIFEST,
+        ] {
+            match std::fs::remove_file(job.output_dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(config(format!("--fresh: cannot remove {name}: {e}"))),
+            }
+        }
+    }
+    let manifest = Manifest {
+        version: 1,
+        system: job.request.system.clone(),
+        prompt: job.request.prompt.clone(),
+        max_tokens: job.request.max_tokens,
+        temperature: job.request.temperature,
+        extra: job.request.extra.clone(),
+        id_column: job.id_column.clone(),
+        input_fingerprint: crate::manifest::fingerprint(&job.input)
+            .map_err(|e| config(format!("{}: {e}", job.input.display())))?,
+    };
+    match manifest.check_or_write(&job.output_dir) {
+        Ok(Ok(())) => {}
+        Ok(Err(changes)) => {
+            return Err(config(format!(
+                "{} holds results of a different request shape:\n  {}\nuse --fresh to start over, or another --output-dir",
+                job.output_dir.display(),
+                changes.join("\n  ")
+            )));
+        }
+        Err(e) => return Err(config(format!("cannot write the manifest: {e}"))),
+    }
+    let results = job.output_dir.join("results.jsonl");
+    let (journal, recovered) = Journal::open(&results)
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{}: {e}", results.display())))?;
+    report_recovery(&results, &recovered);
+
+    let prices = prices_task.await.unwrap_or_default();
+    check_budget_is_enforceable(&job, &models, &prices)?;
+    let started_at = crate::output::summary::now_rfc3339();
+    Ok(Prepared {
+        job,
+        template: Arc::new(template),
+        scan,
+        models,
+        journal,
+        recovered,
+        prices,
+        client,
+        started_at,
+        _lock: lock,
+    })
+}
+
+fn report_recovery(path: &Path, r: &Recovered) {
+    if let Some(t) = &r.torn {
+        if t.kept {
+            eprintln!(
+                "orbatch: {}:{}: completed a last line that lost its newline",
+                path.display(),
+                t.line
+            );
+        } else {
+            eprintln!(
+                "orbatch: {}:{}: dropped a torn last line ({} bytes, starting {:?}): a crash cut it; that row will be sent again",
+                path.display(),
+                t.line,
+                t.bytes,
+                t.prefix
+            );
+        }
+    }
+    for (line, err) in &r.bad_lines {
+        eprintln!(
+            "orbatch: {}:{line}: unreadable line kept and skipped: {err}",
+            path.display()
+        );
+    }
+    if r.lines > 0 {
+        tracing::info!(
+            "resuming: {} pairs done, {} failed earlier, {} spent so far",
+            r.done.len(),
+            r.failed.len(),
+            crate::money::usd(r.spent)
+        );
+    }
+}
+
+/// A budget can be kept only when every model's worst case can be priced.
+fn check_budget_is_enforceable(
+    job: &Job,
+    models: &[String],
+    prices: &PriceTable,
+) -> Result<(), RunError> {
+    if job.limits.budget_usd.is_none() {
+        return Ok(());
+    }
+    let unpriced: Vec<&str> = models
+        .iter()
+        .filter(|m| {
+            prices
+                .get(m)
+                .is_none_or(|p| p.completion_cap(job.request.max_tokens).is_none())
+        })
+        .map(String::as_str)
+        .collect();
+    if unpriced.is_empty() {
+        return Ok(());
+    }
+    let why = prices
+        .error
+        .clone()
+        .unwrap_or_else(|| "not priced in /models".into());
+    Err(RunError::Config(format!(
+        "budget_usd is set, but the worst case of {} cannot be priced ({why}); without it the cap cannot be guaranteed. Set max_tokens and use models listed with prices, or remove the budget",
+        unpriced.join(", ")
+    )))
+}
+
+/// Reads stdin into the output dir (`stdin.jsonl` or `stdin.csv`, by its first byte) so the
+/// run can scan it twice and a resume can fingerprint it.
+fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
+    let mut data = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut data)?;
+    let first = data
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
+    let name = if first == Some(&b'{') {
+        "stdin.jsonl"
+    } else {
+        "stdin.csv"
+    };
+    let path = dir.join(name);
+    crate::fsutil::write_atomic(&path, &data)?;
+    Ok(path)
+}
+
+/// The worst case of one attempt: an upper bound of the prompt tokens x prompt price + the
+/// completion cap x completion price + the request fee. Zero when no budget is set.
+pub(crate) fn worst_case(
+    job: &Job,
+    prices: &PriceTable,
+    model: &str,
+    messages: &[serde_json::Value],
+) -> Decimal {
+    if job.limits.budget_usd.is_none() {
+        return Decimal::ZERO;
+    }
+    match prices.get(model) {
+        Some(p) => p.cost(
+            crate::prices::prompt_tokens_upper_bound(messages),
+            p.completion_cap(job.request.max_tokens).unwrap_or(0),
+        ),
+        // Unreachable after check_budget_is_enforceable; refuse rather than guess.
+        None => Decimal::MAX,
+    }
+}

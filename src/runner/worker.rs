@@ -1,0 +1,329 @@
+//! One (row, model) pair: attempts with retries, then its cost, into one result line.
+//!
+//! Every attempt reserves its worst case from the budget and waits for the limiter; the
+//! concurrency slot is released before any generation look-up, so look-ups never hold back
+//! new completions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::Ctx;
+use super::lookup;
+use crate::budget::Reservation;
+use crate::client::{Attempt, Completion, Failure};
+use crate::job::CostMode;
+use crate::output::results::Prior;
+use crate::output::{CostSource, ErrorKind, ResultLine, RowError, Status};
+use crate::retry::{Verdict, backoff};
+
+/// What the dispatcher hands a worker.
+pub(crate) struct WorkItem {
+    pub id: String,
+    pub model: String,
+    pub body: Bytes,
+    pub vars: Map<String, Value>,
+    pub prior: Option<Prior>,
+    /// Each attempt's worst-case charge (reserved from the budget before it is sent).
+    pub worst: Decimal,
+    /// Estimated tokens, for the TPM limit.
+    pub tokens: u64,
+}
+
+/// The tally of a pair's attempts, carried over from earlier runs.
+struct Tally {
+    attempts: u32,
+    unknown: u32,
+    rate_limited: u32,
+    known_cost: Option<Decimal>,
+}
+
+impl Tally {
+    fn add_charge(&mut self, charge: Option<Decimal>) {
+        match charge {
+            Some(c) => self.known_cost = Some(self.known_cost.unwrap_or_default() + c),
+            None => self.unknown += 1,
+        }
+    }
+}
+
+enum End {
+    Answered(Completion, Reservation),
+    Failed(Failure),
+    /// Stopped before a result (auth, credits, budget, abort): a line only if money was spent.
+    Stopped(Option<Failure>),
+}
+
+/// Runs one pair to its end and returns its line (None: nothing to record).
+pub(crate) async fn work(
+    ctx: Arc<Ctx>,
+    item: WorkItem,
+    permit: OwnedSemaphorePermit,
+    first: Reservation,
+) -> Option<ResultLine> {
+    let mut started = None;
+    let mut tally = Tally {
+        attempts: item.prior.as_ref().map_or(0, |p| p.attempts),
+        unknown: item.prior.as_ref().map_or(0, |p| p.unknown_cost_attempts),
+        rate_limited: item.prior.as_ref().map_or(0, |p| p.rate_limited_attempts),
+        known_cost: item.prior.as_ref().and_then(|p| p.cost_usd),
+    };
+    let end = attempts(&ctx, &item, &mut tally, first, &mut started).await;
+    drop(permit);
+    let mut line = new_line(&item, &tally, started.unwrap_or_else(Instant::now));
+    match end {
+        End::Answered(c, reservation) => {
+            settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation).await;
+            Some(line)
+        }
+        End::Failed(f) => {
+            fail(&mut line, &tally, &f);
+            Some(line)
+        }
+        End::Stopped(f) => {
+            let spent = tally.unknown > 0
+                || tally.known_cost.is_some_and(|c| !c.is_zero())
+                || item.prior.is_some();
+            if !spent {
+                return None;
+            }
+            let f = f.unwrap_or(Failure {
+                kind: ErrorKind::Http,
+                verdict: Verdict::Fail,
+                status: None,
+                message: "stopped".into(),
+                retry_after: None,
+                ambiguous: false,
+                partial: None,
+            });
+            fail(&mut line, &tally, &f);
+            if let Some(e) = line.error.as_mut() {
+                e.message.push_str(" (not retried: the run stopped)");
+            }
+            Some(line)
+        }
+    }
+}
+
+async fn attempts(
+    ctx: &Ctx,
+    item: &WorkItem,
+    tally: &mut Tally,
+    first: Reservation,
+    started: &mut Option<Instant>,
+) -> End {
+    let limits = &ctx.job.limits;
+    let mut reservation = Some(first);
+    let mut last: Option<Failure> = None;
+    let mut this_run = 0u32;
+    loop {
+        let res = match reservation.take() {
+            Some(r) => r,
+            None => match ctx.budget.try_reserve(item.worst) {
+                Some(r) => r,
+                None => {
+                    ctx.request_stop(super::StopReason::BudgetReached);
+                    return End::Stopped(last);
+                }
+            },
+        };
+        tokio::select! {
+            _ = ctx.abort.cancelled() => {
+                ctx.budget.settle(res, Some(Decimal::ZERO));
+                return End::Stopped(last);
+            }
+            _ = ctx.limiter.admit(item.tokens) => {}
+        }
+        started.get_or_insert_with(Instant::now);
+        tally.attempts += 1;
+        this_run += 1;
+        let attempt = tokio::select! {
+            _ = ctx.abort.cancelled() => {
+                ctx.budget.settle(res, None);
+                tally.unknown += 1;
+                return End::Stopped(last);
+            }
+            a = ctx.client.chat(item.body.clone()) => a,
+        };
+        let f = match attempt {
+            Attempt::Answered(c) => {
+                ctx.limiter.on_success();
+                return End::Answered(c, res);
+            }
+            Attempt::Failed(f) => f,
+        };
+        let charge = f.partial.as_ref().and_then(|p| p.cost).or(if f.ambiguous {
+            None
+        } else {
+            Some(Decimal::ZERO)
+        });
+        ctx.budget.settle(res, charge);
+        tally.add_charge(charge);
+        if f.kind == ErrorKind::RateLimited {
+            tally.rate_limited += 1;
+            ctx.limiter.on_rate_limited(f.retry_after);
+        }
+        tracing::debug!(id = %item.id, model = %item.model, kind = f.kind.as_str(), "attempt failed: {}", f.message);
+        match f.verdict {
+            Verdict::StopAuth => {
+                ctx.request_stop(super::StopReason::AuthRefused(f.message.clone()));
+                return End::Stopped(Some(f));
+            }
+            Verdict::StopCredits => {
+                ctx.request_stop(super::StopReason::CreditsExhausted(f.message.clone()));
+                return End::Stopped(Some(f));
+            }
+            Verdict::Fail => return End::Failed(f),
+            Verdict::Retry => {}
+        }
+        if this_run > limits.max_retries {
+            return End::Failed(f);
+        }
+        if f.ambiguous && charge.is_none() && !limits.retry_ambiguous {
+            let mut f = f;
+            f.message
+                .push_str(" (not re-sent: it may have been billed, and retry_ambiguous = false)");
+            return End::Failed(f);
+        }
+        let wait = backoff(this_run - 1, f.retry_after);
+        last = Some(f);
+        tokio::select! {
+            _ = ctx.abort.cancelled() => return End::Stopped(last),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn new_line(item: &WorkItem, tally: &Tally, started: Instant) -> ResultLine {
+    ResultLine {
+        id: item.id.clone(),
+        model: item.model.clone(),
+        status: Status::Ok,
+        output: None,
+        response_model: None,
+        finish_reason: None,
+        generation_id: None,
+        provider: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        reasoning_tokens: None,
+        cached_tokens: None,
+        cost_usd: tally.known_cost,
+        cost_source: None,
+        table_cost_usd: None,
+        cost_mismatch: false,
+        latency_ms: started.elapsed().as_millis() as u64,
+        attempts: tally.attempts,
+        unknown_cost_attempts: tally.unknown,
+        rate_limited_attempts: tally.rate_limited,
+        error: None,
+        vars: item.vars.clone(),
+        finished_at: None,
+    }
+}
+
+fn fail(line: &mut ResultLine, tally: &Tally, f: &Failure) {
+    line.status = Status::Error;
+    line.error = Some(RowError {
+        kind: f.kind,
+        status: f.status,
+        message: f.message.clone(),
+    });
+    line.cost_usd = tally.known_cost;
+    line.attempts = tally.attempts;
+    line.unknown_cost_attempts = tally.unknown;
+    line.rate_limited_attempts = tally.rate_limited;
+    if let Some(p) = &f.partial {
+        fill_completion(line, p);
+    }
+    line.cost_source = line.cost_usd.map(|_| CostSource::Response);
+}
+
+fn fill_completion(line: &mut ResultLine, c: &Completion) {
+    line.output = c.content.clone();
+    line.response_model = c.response_model.clone();
+    line.finish_reason = c.finish_reason.clone();
+    line.generation_id = c.generation_id.clone();
+    line.provider = c.provider.clone();
+    line.prompt_tokens = c.prompt_tokens;
+    line.completion_tokens = c.completion_tokens;
+    line.reasoning_tokens = c.reasoning_tokens;
+    line.cached_tokens = c.cached_tokens;
+}
+
+/// Resolves the answering attempt's cost (response, generation, price table), settles the
+/// budget and fills the line.
+async fn settle_answer(
+    ctx: &Ctx,
+    item: &WorkItem,
+    tally: &mut Tally,
+    line: &mut ResultLine,
+    c: Completion,
+    reservation: Reservation,
+) {
+    fill_completion(line, &c);
+    let table =
+        ctx.prices
+            .get(&item.model)
+            .and_then(|p| match (c.prompt_tokens, c.completion_tokens) {
+                (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
+                _ => None,
+            });
+    let want_lookup = match ctx.job.cost {
+        CostMode::Response => false,
+        CostMode::Auto => c.cost.is_none(),
+        CostMode::Generation => true,
+    };
+    let mut cost = c.cost.map(|v| (v, CostSource::Response));
+    let mut deferred = false;
+    if want_lookup && let Some(gen_id) = c.generation_id.as_deref() {
+        match lookup::generation(ctx, gen_id).await {
+            lookup::Found::Yes(g) => {
+                if let Some(total) = g.total_cost {
+                    cost = Some((total, CostSource::Generation));
+                }
+                if line.provider.is_none() {
+                    line.provider = g.provider_name;
+                }
+            }
+            lookup::Found::NotYet => deferred = cost.is_none(),
+            lookup::Found::Unsupported => {}
+        }
+    }
+    ctx.budget.settle(reservation, cost.map(|(v, _)| v));
+    match cost {
+        Some((v, src)) => {
+            tally.known_cost = Some(tally.known_cost.unwrap_or_default() + v);
+            line.cost_source = Some(src);
+            line.cost_mismatch = table.is_some_and(|t| crate::prices::mismatch(v, t));
+        }
+        None => {
+            // Charge unknown: the table price stands in (and says so), or null.
+            if let Some(t) = table {
+                tally.known_cost = Some(tally.known_cost.unwrap_or_default() + t);
+                line.cost_source = Some(CostSource::PriceTable);
+            }
+        }
+    }
+    line.cost_usd = tally.known_cost;
+    line.table_cost_usd = table;
+    if deferred && let Some(gen_id) = c.generation_id {
+        ctx.defer(line.clone(), gen_id, table);
+    }
+}
+
+/// How long a worker waits for a generation record, at most (then the end-of-run sweep).
+pub(crate) const LOOKUP_SCHEDULE: [Duration; 7] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
