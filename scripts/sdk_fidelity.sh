@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the mock OpenRouter server with the official `openrouter` Python SDK
-# (shared/tools/sdk_fidelity.py): starts examples/mock_server on a free loopback port, runs the
+# (shared/tools/sdk_fidelity.py): starts `orbatch mock-server` on a free loopback port, runs the
 # script against it, prints its report and exits with its status.
 #
 #   scripts/sdk_fidelity.sh [extra mock flags, e.g. --generation-lag-ms 500]
@@ -28,10 +28,10 @@ for s in "$SCRIPT" ../shared/tools/sdk_fidelity.py /work/shared/tools/sdk_fideli
 done
 [ -f "$SCRIPT" ] || { echo "sdk_fidelity.py not found" >&2; exit 2; }
 
-cargo build -q --example mock_server
+cargo build -q --bin orbatch
 PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 LOG="$(mktemp)"
-./target/debug/examples/mock_server --addr "127.0.0.1:$PORT" "$@" 2>"$LOG" &
+./target/debug/orbatch mock-server --addr "127.0.0.1:$PORT" "$@" 2>"$LOG" &
 MOCK_PID=$!
 trap 'kill "$MOCK_PID" 2>/dev/null || true; rm -f "$LOG"' EXIT
 for _ in $(seq 1 100); do

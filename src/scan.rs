@@ -151,14 +151,8 @@ pub fn id_hash(id: &str) -> u64 {
     first_u64(blake3::hash(id.as_bytes()))
 }
 
-/// A stable 64-bit hash of a resume key: blake3 over the id, a 0 byte, and the model.
-pub fn key_hash(id: &str, model: &str) -> u64 {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(id.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(model.as_bytes());
-    first_u64(hasher.finalize())
-}
+/// The resume key's hash (one definition, shared with the results journal).
+pub use crate::output::results::key_hash;
 
 fn first_u64(hash: blake3::Hash) -> u64 {
     let mut first = [0u8; 8];
