@@ -170,6 +170,10 @@ pub struct RunArgs {
     /// The rate-limit window in seconds (tests only).
     #[arg(long, hide = true, default_value_t = 60.0)]
     pub rate_window_secs: f64,
+    /// How long a worker waits for a generation record before leaving it to the end-of-run
+    /// sweep (tests only).
+    #[arg(long, hide = true, default_value_t = 60.0)]
+    pub lookup_patience_secs: f64,
 }
 
 /// `orbatch estimate`.

@@ -137,6 +137,7 @@ async fn run(a: RunArgs, control: Control) -> anyhow::Result<Exit> {
         yes: a.yes,
         rate_window: std::time::Duration::from_secs_f64(a.rate_window_secs.max(0.001)),
         only_rows: None,
+        lookup_patience: std::time::Duration::from_secs_f64(a.lookup_patience_secs.max(0.0)),
     };
     if let Some(code) = crate::estimate::preflight(&job, &opts, &endpoint).await? {
         return Ok(code);

@@ -151,6 +151,10 @@ pub struct ResultLine {
     /// When the outcome was recorded (RFC 3339, UTC).
     #[serde(default)]
     pub finished_at: Option<String>,
+    /// An `error` line written only to record the spend of a pair the run stopped early
+    /// (budget, credits): a plain re-run sends the pair again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumable: bool,
 }
 
 /// `summary.json`: the aggregate of `results.jsonl` (field names are the contract).

@@ -48,6 +48,9 @@ pub struct Prior {
     pub unknown_cost_attempts: u32,
     /// 429 attempts so far.
     pub rate_limited_attempts: u32,
+    /// The key was stopped early (budget, credits, auth) after paid attempts: a plain re-run
+    /// sends it again, not only `--retry-failed`.
+    pub resumable: bool,
 }
 
 impl Prior {
@@ -58,6 +61,7 @@ impl Prior {
             attempts: line.attempts,
             unknown_cost_attempts: line.unknown_cost_attempts,
             rate_limited_attempts: line.rate_limited_attempts,
+            resumable: line.resumable,
         }
     }
 }

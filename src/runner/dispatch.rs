@@ -54,6 +54,7 @@ pub(crate) async fn execute(
             disabled: AtomicBool::new(false),
         },
         deferred: Mutex::new(Vec::new()),
+        lookup_patience: opts.lookup_patience,
     });
     let progress = Progress::new(pending);
     let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);
@@ -128,12 +129,8 @@ fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
         Some(set) => set.len() as u64,
         None => p.scan.rows,
     };
-    let finished = p.recovered.done.len() as u64
-        + if opts.retry_failed {
-            0
-        } else {
-            p.recovered.failed.len() as u64
-        };
+    let failed_kept = p.recovered.failed.values().filter(|f| !f.resumable).count() as u64;
+    let finished = p.recovered.done.len() as u64 + if opts.retry_failed { 0 } else { failed_kept };
     (rows * per_row).saturating_sub(finished)
 }
 
@@ -208,7 +205,7 @@ async fn dispatch_rows(
                 continue;
             }
             let prior = recovered.failed.get(&key).cloned();
-            if prior.is_some() && !opts.retry_failed {
+            if prior.as_ref().is_some_and(|p| !p.resumable) && !opts.retry_failed {
                 continue;
             }
             if messages.is_none() {
@@ -225,7 +222,9 @@ async fn dispatch_rows(
             let msgs = messages.as_deref().unwrap_or(&[]);
             let worst = worst_case(job, &ctx.prices, model, msgs);
             let Some(reservation) = reserve(ctx, worst).await else {
-                ctx.request_stop(StopReason::BudgetReached);
+                if !ctx.stop.is_cancelled() {
+                    ctx.request_stop(StopReason::BudgetReached);
+                }
                 break 'rows;
             };
             let permit = tokio::select! {
@@ -282,22 +281,21 @@ async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation
 
 /// Looks up once more the generations that were not there yet, and appends an updated line
 /// for each one found (the latest line wins). The others keep their price-table cost.
-async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
+async fn sweep_deferred(ctx: &Arc<Ctx>, tx: &mpsc::Sender<ResultLine>) {
     let deferred = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
     if deferred.is_empty() || ctx.abort.is_cancelled() {
         return;
     }
     tracing::info!("sweeping {} pending generation look-ups", deferred.len());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // One more look-up each, within the look-up concurrency budget.
+    let mut tasks = tokio::task::JoinSet::new();
     for d in deferred {
-        let mut found = None;
-        for wait in [0u64, 1000, 2000] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            if let Ok(g) = lookup::once(ctx, &d.generation_id).await {
-                found = Some(g);
-                break;
-            }
-        }
-        let Some(g) = found else { continue };
+        let ctx = ctx.clone();
+        tasks.spawn(async move { (lookup::once(&ctx, &d.generation_id).await.ok(), d) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((Some(g), d)) = joined else { continue };
         let Some(total) = g.total_cost else { continue };
         let mut line = d.line;
         // Replace the stand-in table cost by the charge.

@@ -21,10 +21,12 @@ pub(crate) enum Found {
 
 /// Looks `id` up with back-off.
 pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
-    for (i, wait) in std::iter::once(None)
-        .chain(LOOKUP_SCHEDULE.iter().map(Some))
-        .enumerate()
-    {
+    let mut waited = std::time::Duration::ZERO;
+    let schedule = LOOKUP_SCHEDULE.iter().take_while(|w| {
+        waited += **w;
+        waited <= ctx.lookup_patience
+    });
+    for (i, wait) in std::iter::once(None).chain(schedule.map(Some)).enumerate() {
         if ctx.lookups.disabled.load(Relaxed) {
             return Found::Unsupported;
         }

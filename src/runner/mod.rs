@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub rate_window: Duration,
     /// Send only the rows with these 0-based indexes (the estimate's pilot).
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
+    /// How long a worker waits for a generation record (back-off 0.5, 1, 2, 4, 8, 15, 30 s,
+    /// cut at this total) before leaving it to the end-of-run sweep.
+    pub lookup_patience: Duration,
 }
 
 impl Default for RunOptions {
@@ -65,6 +68,7 @@ impl Default for RunOptions {
             yes: false,
             rate_window: Duration::from_secs(60),
             only_rows: None,
+            lookup_patience: Duration::from_secs(60),
         }
     }
 }
@@ -175,6 +179,7 @@ pub(crate) struct Ctx {
     pub abort: CancellationToken,
     pub stop_reason: Mutex<Option<StopReason>>,
     pub lookups: Lookups,
+    pub lookup_patience: Duration,
     pub deferred: Mutex<Vec<Deferred>>,
 }
 

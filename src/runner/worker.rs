@@ -86,10 +86,15 @@ pub(crate) async fn work(
             Some(line)
         }
         End::Stopped(f) => {
-            let spent = tally.unknown > 0
-                || tally.known_cost.is_some_and(|c| !c.is_zero())
-                || item.prior.is_some();
-            if !spent {
+            // Only a known charge is worth a line (it keeps the dir's spend right); otherwise
+            // the pair is left without a line, like a request in flight at kill -9, and a
+            // re-run sends it.
+            let before = item
+                .prior
+                .as_ref()
+                .and_then(|p| p.cost_usd)
+                .unwrap_or_default();
+            if tally.known_cost.unwrap_or_default() <= before {
                 return None;
             }
             let f = f.unwrap_or(Failure {
@@ -102,8 +107,10 @@ pub(crate) async fn work(
                 partial: None,
             });
             fail(&mut line, &tally, &f);
+            line.resumable = true;
             if let Some(e) = line.error.as_mut() {
-                e.message.push_str(" (not retried: the run stopped)");
+                e.message
+                    .push_str(" (not retried: the run stopped; a re-run sends it again)");
             }
             Some(line)
         }
@@ -224,6 +231,7 @@ fn new_line(item: &WorkItem, tally: &Tally, started: Instant) -> ResultLine {
         error: None,
         vars: item.vars.clone(),
         finished_at: None,
+        resumable: false,
     }
 }
 

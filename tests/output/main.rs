@@ -43,6 +43,7 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         error: None,
         vars: Map::new(),
         finished_at: None,
+        resumable: false,
     }
 }
 
