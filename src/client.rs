@@ -27,6 +27,8 @@ pub const APP_URL: &str = "https://github.com/orbatch/orbatch";
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// `{base}/chat/completions`, parsed once (not per request).
+    chat_url: reqwest::Url,
 }
 
 /// A model's reply.
@@ -132,9 +134,13 @@ impl Client {
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
             .build()?;
+        let base = base_url.trim_end_matches('/').to_string();
+        let chat_url = reqwest::Url::parse(&format!("{base}/chat/completions"))
+            .map_err(|e| anyhow::anyhow!("invalid base URL {base}: {e}"))?;
         Ok(Client {
             http,
-            base: base_url.trim_end_matches('/').to_string(),
+            base,
+            chat_url,
         })
     }
 
@@ -145,10 +151,9 @@ impl Client {
 
     /// Sends one chat completion request (`body` is the JSON request) and classifies the outcome.
     pub async fn chat(&self, body: bytes::Bytes) -> Attempt {
-        let url = format!("{}/chat/completions", self.base);
         let sent = self
             .http
-            .post(url)
+            .post(self.chat_url.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -96,8 +96,8 @@ fn index_offsets(results: &Path) -> io::Result<HashMap<u64, u64>> {
     };
     let mut scanner = LineScanner::new(file);
     while let Some(info) = scanner.next_line()? {
-        if let Ok(line) = scanner.parse() {
-            index.insert(key_hash(&line.id, &line.model), info.offset);
+        if let Ok(key) = scanner.key() {
+            index.insert(key, info.offset);
         }
     }
     Ok(index)

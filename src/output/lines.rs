@@ -71,6 +71,12 @@ impl<R: Read> LineScanner<R> {
         &self.buf
     }
 
+    /// The resume-key hash of the last line read, parsing only `id` and `model` (the rest is
+    /// skipped, not built): the cheap first pass of compaction, summaries and results.csv.
+    pub(crate) fn key(&self) -> Result<u64, String> {
+        parse_key(&self.buf)
+    }
+
     /// Parses the last line read as a [`ResultLine`].
     pub(crate) fn parse(&self) -> Result<ResultLine, String> {
         parse_line(&self.buf)
@@ -120,6 +126,19 @@ pub(crate) fn parse_line(bytes: &[u8]) -> Result<ResultLine, String> {
         return Err("empty line".to_string());
     }
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// The resume-key hash of a result line, from its `id` and `model` alone.
+pub(crate) fn parse_key(bytes: &[u8]) -> Result<u64, String> {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        model: std::borrow::Cow<'a, str>,
+    }
+    let k: Key<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(super::results::key_hash(&k.id, &k.model))
 }
 
 /// The first characters of a line, lossily decoded, for warnings.

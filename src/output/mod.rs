@@ -145,9 +145,10 @@ pub struct ResultLine {
     pub rate_limited_attempts: u32,
     /// Why the row failed (`status = error`), else `null`.
     pub error: Option<RowError>,
-    /// The row's template variables.
+    /// The row's template variables, kept as the JSON text they were written as (parsing a
+    /// result line never builds them; `RawJson::to_map` does on demand).
     #[serde(default)]
-    pub vars: Map<String, Value>,
+    pub vars: RawJson,
     /// When the outcome was recorded (RFC 3339, UTC).
     #[serde(default)]
     pub finished_at: Option<String>,
@@ -155,6 +156,57 @@ pub struct ResultLine {
     /// (budget, credits): a plain re-run sends the pair again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumable: bool,
+}
+
+/// A JSON value kept as its text: cheap to clone, to write and to skip when reading.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The JSON text of `value`.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> RawJson {
+        serde_json::value::to_raw_value(value)
+            .map(RawJson)
+            .unwrap_or_default()
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value as an object (empty when it is not one).
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.get()).unwrap_or_default()
+    }
+}
+
+impl Default for RawJson {
+    fn default() -> Self {
+        match serde_json::value::RawValue::from_string("{}".to_string()) {
+            Ok(v) => RawJson(v),
+            Err(_) => unreachable!("{{}} is valid JSON"),
+        }
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl From<Map<String, Value>> for RawJson {
+    fn from(map: Map<String, Value>) -> Self {
+        RawJson::of(&map)
+    }
 }
 
 /// `summary.json`: the aggregate of `results.jsonl` (field names are the contract).

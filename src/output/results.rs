@@ -157,8 +157,10 @@ impl Journal {
                     match line.status {
                         Status::Ok => {
                             rec.done.insert(key);
+                            rec.failed.remove(&key);
                         }
                         Status::Error => {
+                            rec.done.remove(&key);
                             rec.failed.insert(key, Prior::of(&line));
                         }
                     }
@@ -191,6 +193,16 @@ impl Journal {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, line)?;
         self.buf.push(b'\n');
+        self.file.write_all(&self.buf)
+    }
+
+    /// Appends several lines in one write (each complete when this returns).
+    pub fn append_all(&mut self, lines: &[ResultLine]) -> io::Result<()> {
+        self.buf.clear();
+        for line in lines {
+            serde_json::to_writer(&mut self.buf, line)?;
+            self.buf.push(b'\n');
+        }
         self.file.write_all(&self.buf)
     }
 
@@ -251,13 +263,12 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
     let mut latest: HashMap<u64, u64> = HashMap::new();
     let mut keep: Vec<u64> = Vec::new();
     let mut scanner = LineScanner::new(File::open(path)?);
+    let mut all_complete = true;
     while let Some(info) = scanner.next_line()? {
-        match scanner.parse() {
-            Ok(line) => {
-                if latest
-                    .insert(key_hash(&line.id, &line.model), info.offset)
-                    .is_some()
-                {
+        all_complete &= info.complete;
+        match scanner.key() {
+            Ok(key) => {
+                if latest.insert(key, info.offset).is_some() {
                     stats.dropped += 1;
                 }
             }
@@ -269,6 +280,10 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
         }
     }
     stats.kept = latest.len() as u64;
+    if stats.dropped == 0 && stats.torn_dropped == 0 && all_complete {
+        // Already one line per key: nothing to rewrite.
+        return Ok(stats);
+    }
     keep.extend(latest.into_values());
     keep.sort_unstable();
     let mut scanner = LineScanner::new(File::open(path)?);
@@ -315,12 +330,9 @@ pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::
         while let Some(info) = scanner.next_line()? {
             seq += 1;
             stats.lines += 1;
-            match scanner.parse() {
-                Ok(line) => {
-                    if latest
-                        .insert(key_hash(&line.id, &line.model), seq)
-                        .is_some()
-                    {
+            match scanner.key() {
+                Ok(key) => {
+                    if latest.insert(key, seq).is_some() {
                         stats.superseded += 1;
                     }
                 }

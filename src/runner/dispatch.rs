@@ -3,7 +3,6 @@
 //! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
 //! the final files.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,12 +78,12 @@ pub(crate) async fn execute(
     .await;
     tracker.close();
     tracker.wait().await;
+    tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
     drop(tx);
-    let written = tokio::task::spawn_blocking(move || writer.join())
+    let written = writer
         .await
-        .map_err(|e| anyhow::anyhow!("writer task failed: {e}"))?
-        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?
+        .map_err(|e| anyhow::anyhow!("the writer task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot write results.jsonl: {e}"))?;
     display_done.cancel();
     let _ = display.await;
@@ -139,25 +138,36 @@ fn spawn_reader(
     path: std::path::PathBuf,
     id_column: Option<String>,
     limit: Option<u64>,
-) -> (mpsc::Receiver<Row>, std::thread::JoinHandle<Option<String>>) {
-    let (tx, rx) = mpsc::channel::<Row>(1024);
+) -> (
+    mpsc::Receiver<Vec<Row>>,
+    std::thread::JoinHandle<Option<String>>,
+) {
+    // Rows travel in chunks: one hand-over (and at most one thread wake-up) per chunk.
+    const CHUNK: usize = 64;
+    let (tx, rx) = mpsc::channel::<Vec<Row>>(16);
     let handle = std::thread::spawn(move || {
         let reader = match RowReader::open(&path, id_column.as_deref()) {
             Ok(r) => r,
             Err(e) => return Some(e.to_string()),
         };
+        let mut chunk = Vec::with_capacity(CHUNK);
         for (i, row) in reader.enumerate() {
             if limit.is_some_and(|n| i as u64 >= n) {
                 break;
             }
             match row {
-                Ok(row) => {
-                    if tx.blocking_send(row).is_err() {
-                        break;
-                    }
-                }
+                Ok(row) => chunk.push(row),
                 Err(e) => return Some(e.to_string()),
             }
+            if chunk.len() == CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if tx.blocking_send(full).is_err() {
+                    return None;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
         }
         None
     });
@@ -185,20 +195,25 @@ async fn dispatch_rows(
         )
         .0
     });
-    let mut seen_only: HashSet<u64> = HashSet::new();
+    let mut chunk = Vec::new().into_iter();
     'rows: loop {
-        let row = tokio::select! {
-            biased;
-            _ = ctx.stop.cancelled() => break,
-            r = rows.recv() => match r { Some(r) => r, None => break },
-        };
-        if let Some(only) = &opts.only_rows {
-            if !only.contains(&row.index) {
-                continue;
+        let Some(row) = chunk.next() else {
+            tokio::select! {
+                biased;
+                _ = ctx.stop.cancelled() => break,
+                r = rows.recv() => match r { Some(c) => chunk = c.into_iter(), None => break },
             }
-            seen_only.insert(row.index);
+            continue;
+        };
+        if opts
+            .only_rows
+            .as_ref()
+            .is_some_and(|only| !only.contains(&row.index))
+        {
+            continue;
         }
         let mut messages: Option<Vec<serde_json::Value>> = None;
+        let mut vars: Option<crate::output::RawJson> = None;
         for model in builder.models_for(&row) {
             let key = key_hash(&row.id, model);
             if recovered.done.contains(&key) {
@@ -242,7 +257,9 @@ async fn dispatch_rows(
                 id: row.id.clone(),
                 model: model.to_string(),
                 body: builder.body(&row, model, msgs),
-                vars: row.vars.clone(),
+                vars: vars
+                    .get_or_insert_with(|| crate::output::RawJson::of(&row.vars))
+                    .clone(),
                 prior,
                 worst,
                 tokens,
@@ -327,7 +344,10 @@ fn finish(
     let dir = &job.output_dir;
     let results = dir.join("results.jsonl");
     let io = |what: &str, e: std::io::Error| RunError::Other(anyhow::anyhow!("{what}: {e}"));
+    let t = std::time::Instant::now();
     crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
+    tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     let rows = RowReader::open(&job.input, job.id_column.as_deref())
         .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?
         .filter_map(Result::ok)
@@ -341,6 +361,8 @@ fn finish(
         &dir.join("results.csv"),
     )
     .map_err(|e| io("writing results.csv", e))?;
+    tracing::debug!("wrote results.csv in {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     let per_row = if job.request.models.is_empty() {
         1
     } else {
@@ -357,5 +379,6 @@ fn finish(
     let summary = summarize(&[results], &meta).map_err(|e| io("reading results.jsonl", e))?;
     write_summary_json(&summary, &dir.join("summary.json"))
         .map_err(|e| io("writing summary.json", e))?;
+    tracing::debug!("wrote summary.json in {:?}", t.elapsed());
     Ok(summary)
 }

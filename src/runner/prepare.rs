@@ -95,11 +95,14 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         let c = client.clone();
         tokio::spawn(async move { PriceTable::fetch(&c).await })
     };
+    let t = std::time::Instant::now();
     let scan_input = job.clone();
     let (scan, template) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
         .await
         .map_err(|e| RunError::Other(anyhow::anyhow!("input scan failed: {e}")))??;
     let models = job_models(&job, &scan);
+    tracing::debug!("scanned {} rows in {:?}", scan.rows, t.elapsed());
+    let t = std::time::Instant::now();
 
     if opts.fresh {
         for name in [
@@ -141,6 +144,7 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     let (journal, recovered) = Journal::open(&results)
         .map_err(|e| RunError::Other(anyhow::anyhow!("{}: {e}", results.display())))?;
     report_recovery(&results, &recovered);
+    tracing::debug!("manifest and journal recovery in {:?}", t.elapsed());
 
     let prices = prices_task.await.unwrap_or_default();
     check_budget_is_enforceable(&job, &models, &prices)?;

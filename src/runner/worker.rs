@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -19,7 +18,7 @@ use crate::budget::Reservation;
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
 use crate::output::results::Prior;
-use crate::output::{CostSource, ErrorKind, ResultLine, RowError, Status};
+use crate::output::{CostSource, ErrorKind, RawJson, ResultLine, RowError, Status};
 use crate::retry::{Verdict, backoff};
 
 /// What the dispatcher hands a worker.
@@ -27,7 +26,7 @@ pub(crate) struct WorkItem {
     pub id: String,
     pub model: String,
     pub body: Bytes,
-    pub vars: Map<String, Value>,
+    pub vars: RawJson,
     pub prior: Option<Prior>,
     /// Each attempt's worst-case charge (reserved from the budget before it is sent).
     pub worst: Decimal,

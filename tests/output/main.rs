@@ -12,7 +12,7 @@ use orbatch::output::summary::{SummaryMeta, summarize, write_summary_json};
 use orbatch::output::table::render_table_plain;
 use orbatch::output::{ErrorKind, ResultLine, RowError, Status};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
@@ -41,7 +41,7 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         unknown_cost_attempts: 0,
         rate_limited_attempts: 0,
         error: None,
-        vars: Map::new(),
+        vars: Default::default(),
         finished_at: None,
         resumable: false,
     }
