@@ -95,7 +95,6 @@ impl Progress {
                 tokio::select! {
                     _ = &mut done => break,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                        tracing::info!("{}", self.line());
                         eprintln!("orbatch: {}", self.line());
                     }
                 }

@@ -4,7 +4,6 @@
 //! Memory stays flat in the number of rows apart from one map entry (16 bytes) per id: ids are
 //! held as 64-bit hashes, never as strings.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
@@ -89,11 +88,17 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
                 report.rows += 1;
                 let result = item.and_then(|row| checker.check(&row, opts));
                 if let Err(e) = result {
+                    if let Some(hash) = checker.last_duplicate.take() {
+                        if report.errors.len() < opts.max_errors {
+                            checker.duplicates.push((report.errors.len(), hash));
+                        }
+                    }
                     report.push_error(e, opts.max_errors);
                 }
             }
             report.columns = reader.columns();
-            report.batch_models = checker.batch_models;
+            report.batch_models = std::mem::take(&mut checker.batch_models);
+            name_first_lines(&mut report, &checker.duplicates, opts);
         }
         Err(e) => report.push_error(e, opts.max_errors),
     }
@@ -104,26 +109,49 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
 /// The checks that span rows: unique ids and the batch models seen.
 #[derive(Default)]
 struct Checker {
-    /// id hash -> the line where the id was first seen.
-    ids: HashMap<u64, u64>,
+    /// Hashes of the ids seen (8 bytes a row: memory stays flat in the length of ids).
+    ids: HashSet<u64>,
+    /// The hash of the id of the last row found to be a duplicate.
+    last_duplicate: Option<u64>,
+    /// (index in the report's errors, id hash) of the duplicates listed.
+    duplicates: Vec<(usize, u64)>,
     models: HashSet<String>,
     batch_models: Vec<String>,
+}
+
+/// Names the line where each listed duplicate id was first seen: a second read of the input,
+/// only when there are duplicates (so the first pass holds 8 bytes a row, not 16).
+fn name_first_lines(report: &mut ScanReport, duplicates: &[(usize, u64)], opts: &ScanOptions) {
+    if duplicates.is_empty() {
+        return;
+    }
+    let mut first: HashMap<u64, u64> = HashMap::new();
+    if let Ok(rows) = RowReader::open(opts.path, opts.id_column) {
+        let wanted: HashSet<u64> = duplicates.iter().map(|d| d.1).collect();
+        for row in rows.flatten() {
+            let h = id_hash(&row.id);
+            if wanted.contains(&h) {
+                first.entry(h).or_insert(row.line);
+                if first.len() == wanted.len() {
+                    break;
+                }
+            }
+        }
+    }
+    for (i, hash) in duplicates {
+        if let (Some(e), Some(line)) = (report.errors.get_mut(*i), first.get(hash)) {
+            e.message.push_str(&format!(" (first seen on line {line})"));
+        }
+    }
 }
 
 impl Checker {
     fn check(&mut self, row: &Row, opts: &ScanOptions) -> Result<(), InputError> {
         let err = |msg: String| InputError::new(opts.path, row.line, msg);
-        match self.ids.entry(id_hash(&row.id)) {
-            Entry::Occupied(first) => {
-                return Err(err(format!(
-                    "duplicate id '{}' (first seen on line {})",
-                    shorten(&row.id),
-                    first.get()
-                )));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(row.line);
-            }
+        let hash = id_hash(&row.id);
+        if !self.ids.insert(hash) {
+            self.last_duplicate = Some(hash);
+            return Err(err(format!("duplicate id '{}'", shorten(&row.id))));
         }
         opts.template.messages(row).map_err(err)?;
         if let RowBody::Batch(body) = &row.body {

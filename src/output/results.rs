@@ -260,18 +260,15 @@ pub struct CompactStats {
 /// file in the same directory, then rename. Call it with no [`Journal`] open on the file.
 pub fn compact(path: &Path) -> io::Result<CompactStats> {
     let mut stats = CompactStats::default();
-    let mut latest: HashMap<u64, u64> = HashMap::new();
+    // (key hash, offset) of every readable line: 16 bytes a line, sorted once.
+    let mut lines: Vec<(u64, u64)> = Vec::new();
     let mut keep: Vec<u64> = Vec::new();
-    let mut scanner = LineScanner::new(File::open(path)?);
     let mut all_complete = true;
+    let mut scanner = LineScanner::new(File::open(path)?);
     while let Some(info) = scanner.next_line()? {
         all_complete &= info.complete;
         match scanner.key() {
-            Ok(key) => {
-                if latest.insert(key, info.offset).is_some() {
-                    stats.dropped += 1;
-                }
-            }
+            Ok(key) => lines.push((key, info.offset)),
             Err(_) if info.complete => {
                 stats.bad_kept += 1;
                 keep.push(info.offset);
@@ -279,12 +276,25 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
             Err(_) => stats.torn_dropped += 1,
         }
     }
-    stats.kept = latest.len() as u64;
+    drop(scanner);
+    lines.sort_unstable();
+    // The latest line of a key is the last of its run in (key, offset) order.
+    let total = lines.len() as u64;
+    lines.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            *earlier = *later;
+            true
+        } else {
+            false
+        }
+    });
+    stats.kept = lines.len() as u64;
+    stats.dropped = total - stats.kept;
     if stats.dropped == 0 && stats.torn_dropped == 0 && all_complete {
         // Already one line per key: nothing to rewrite.
         return Ok(stats);
     }
-    keep.extend(latest.into_values());
+    keep.extend(lines.into_iter().map(|(_, offset)| offset));
     keep.sort_unstable();
     let mut scanner = LineScanner::new(File::open(path)?);
     replace_file(path, |w| {
