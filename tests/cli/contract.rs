@@ -187,6 +187,7 @@ fn stdout_holds_only_the_table_and_logs_go_to_stderr() {
     let a = wd
         .run(&mock, &["job.toml"])
         .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
         .assert()
         .code(0);
     let (stdout, stderr) = out(&a);
@@ -197,6 +198,10 @@ fn stdout_holds_only_the_table_and_logs_go_to_stderr() {
     }
     assert!(stderr.contains("results in"), "{stderr}");
     assert!(stderr.contains("DEBUG"), "RUST_LOG=debug is honoured");
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in logs that are not on a terminal"
+    );
     assert!(!stderr.contains(KEY), "the key leaked into the logs");
 }
 

@@ -79,3 +79,40 @@ fn every_row_ends_ok_through_5xx_errors_in_200_resets_and_malformed_bodies() {
         );
     }
 }
+
+#[test]
+fn hung_requests_time_out_and_are_retried() {
+    let wd = Workdir::new();
+    let mock = Mock::start(MockConfig {
+        hang_rate: 0.15,
+        seed: 11,
+        ..Default::default()
+    });
+    wd.create("in.csv", &rows_csv(20));
+    wd.run(
+        &mock,
+        &[
+            "--input",
+            "in.csv",
+            "--model",
+            MINI,
+            "--prompt",
+            "{{ text }}",
+            "--timeout",
+            "1",
+        ],
+    )
+    .assert()
+    .code(0);
+    let reqs = mock.requests();
+    let hangs = reqs.iter().filter(|r| r.outcome == "hang").count() as u64;
+    assert!(hangs > 0);
+    let lines = wd.results("out/in");
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().all(|l| l.status == Status::Ok));
+    let s = wd.summary("out/in");
+    assert_eq!(s.requests.sent, reqs.len() as u64);
+    // A timed-out attempt may have been billed: it is counted, not guessed.
+    assert_eq!(s.requests.unknown_cost_attempts, hangs);
+    assert_eq!(s.cost_usd.total, mock.spent());
+}

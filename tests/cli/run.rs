@@ -292,3 +292,45 @@ fn jsonl_template_variables_and_batch_lines_with_their_own_models() {
     let s = wd.summary("out/batch");
     assert_eq!((s.rows.total, s.rows.ok), (2, 2));
 }
+
+#[test]
+fn stdin_input_and_limit() {
+    let wd = Workdir::new();
+    let mock = Mock::plain();
+    let mut cmd = wd.run(
+        &mock,
+        &[
+            "--input",
+            "-",
+            "--model",
+            MINI,
+            "--prompt",
+            "{{ text }}",
+            "--output-dir",
+            "out/stdin",
+            "--limit",
+            "3",
+        ],
+    );
+    cmd.write_stdin(rows_csv(5)).assert().code(0);
+    let lines = wd.results("out/stdin");
+    assert_one_line_per_pair(&lines, &["1", "2", "3"], &[MINI]);
+    assert_eq!(mock.requests().len(), 3);
+    let s = wd.summary("out/stdin");
+    assert_eq!((s.rows.total, s.rows.ok), (3, 3));
+    assert!(s.complete);
+    // validate reads stdin too.
+    wd.command(&[
+        "validate",
+        "--input",
+        "-",
+        "--model",
+        MINI,
+        "--prompt",
+        "{{ text }}",
+    ])
+    .write_stdin(rows_csv(4))
+    .assert()
+    .code(0)
+    .stdout(predicates::str::contains("4 rows"));
+}

@@ -68,3 +68,58 @@ fn the_budget_caps_the_spend_exits_3_and_holds_across_resumes() {
     assert_eq!(s.rows.ok, 10);
     assert_eq!(s.cost_usd.total, mock.spent());
 }
+
+#[test]
+fn ctrl_c_stops_dispatching_exits_3_and_a_rerun_resumes() {
+    let wd = Workdir::new();
+    wd.create("in.csv", &rows_csv(30));
+    wd.create("job.toml", JOB);
+    let mock = Mock::start(MockConfig {
+        latency_ms: 200,
+        ..Default::default()
+    });
+    let bin = assert_cmd::cargo::cargo_bin("orbatch");
+    let child = std::process::Command::new(bin)
+        .current_dir(wd.path())
+        .env("OPENROUTER_API_KEY", KEY)
+        .env("ORBATCH_CACHE_DIR", wd.path().join(".cache"))
+        .args([
+            "run",
+            "job.toml",
+            "--no-progress",
+            "--base-url",
+            &mock.url(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a few answers are in, then interrupt.
+    let t = std::time::Instant::now();
+    while mock.requests().len() < 3 && t.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let sent = mock.requests().len();
+    assert!(sent < 30, "sent {sent}: did not stop");
+    let lines = wd.results("out/s");
+    assert_eq!(
+        lines.len(),
+        sent,
+        "every request in flight finished and was kept"
+    );
+    let s = wd.summary("out/s");
+    assert!(!s.complete);
+
+    wd.run(&mock, &["job.toml"]).assert().code(0);
+    assert_eq!(mock.requests().len(), 30, "the re-run sent only the rest");
+    assert_eq!(wd.summary("out/s").rows.ok, 30);
+}
