@@ -1,5 +1,7 @@
 //! The `orbatch` binary: parse the command line, set up logging and Ctrl-C, call the library.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use orbatch::cli::Cli;
 use orbatch::runner::Control;
@@ -12,6 +14,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs redirected to a file or a CI log stay plain text.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

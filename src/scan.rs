@@ -88,10 +88,10 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
                 report.rows += 1;
                 let result = item.and_then(|row| checker.check(&row, opts));
                 if let Err(e) = result {
-                    if let Some(hash) = checker.last_duplicate.take() {
-                        if report.errors.len() < opts.max_errors {
-                            checker.duplicates.push((report.errors.len(), hash));
-                        }
+                    if let Some(hash) = checker.last_duplicate.take()
+                        && report.errors.len() < opts.max_errors
+                    {
+                        checker.duplicates.push((report.errors.len(), hash));
                     }
                     report.push_error(e, opts.max_errors);
                 }

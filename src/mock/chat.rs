@@ -66,6 +66,11 @@ pub(crate) async fn chat(
         } else {
             redact(&headers)
         },
+        body: if st.cfg.no_log {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        },
     };
     let (outcome, plan) = decide(&st, &headers, &body, arrival, &mut rec);
     rec.outcome = outcome.as_str().to_string();

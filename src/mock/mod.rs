@@ -70,6 +70,10 @@ pub struct RequestRecord {
     pub cost: Option<Decimal>,
     /// The request headers, Authorization redacted (empty with `--no-log`).
     pub headers: Vec<(String, String)>,
+    /// The raw request body as text (lossy UTF-8; empty with `--no-log`), so tests can check
+    /// the fields a client sent.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// A mock server running in this process, on its own tokio task.

@@ -300,7 +300,15 @@ async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation
 /// for each one found (the latest line wins). The others keep their price-table cost.
 async fn sweep_deferred(ctx: &Arc<Ctx>, tx: &mpsc::Sender<ResultLine>) {
     let deferred = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
-    if deferred.is_empty() || ctx.abort.is_cancelled() {
+    // A server found to have no usable /generation has nothing to sweep.
+
+    if deferred.is_empty()
+        || ctx.abort.is_cancelled()
+        || ctx
+            .lookups
+            .disabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return;
     }
     tracing::info!("sweeping {} pending generation look-ups", deferred.len());

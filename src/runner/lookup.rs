@@ -8,6 +8,7 @@ use super::Ctx;
 use super::worker::LOOKUP_SCHEDULE;
 use crate::api::Generation;
 use crate::client::CallError;
+use crate::job::CostMode;
 
 /// A look-up's outcome.
 pub(crate) enum Found {
@@ -19,14 +20,28 @@ pub(crate) enum Found {
     Unsupported,
 }
 
+/// The back-off of one look-up. `generation` mode waits about a minute for the record
+/// (DESIGN.md §6). In `auto` mode a look-up happens only when a response had no `usage.cost`,
+/// which is most often a server without `/generation` at all: a few seconds (enough for a
+/// record that lags a couple of seconds), then the end-of-run sweep.
+fn schedule(mode: CostMode) -> &'static [std::time::Duration] {
+    match mode {
+        CostMode::Generation => &LOOKUP_SCHEDULE,
+        _ => &LOOKUP_SCHEDULE[..AUTO_STEPS],
+    }
+}
+
+/// Steps of [`LOOKUP_SCHEDULE`] used in `auto` mode (0.5 + 1 + 2 = 3.5 s).
+const AUTO_STEPS: usize = 3;
+
 /// Looks `id` up with back-off.
 pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
     let mut waited = std::time::Duration::ZERO;
-    let schedule = LOOKUP_SCHEDULE.iter().take_while(|w| {
+    let steps = schedule(ctx.job.cost).iter().take_while(|w| {
         waited += **w;
         waited <= ctx.lookup_patience
     });
-    for (i, wait) in std::iter::once(None).chain(schedule.map(Some)).enumerate() {
+    for (i, wait) in std::iter::once(None).chain(steps.map(Some)).enumerate() {
         if ctx.lookups.disabled.load(Relaxed) {
             return Found::Unsupported;
         }
@@ -43,10 +58,11 @@ pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
             }
             Err(CallError::NotFound) => continue,
             Err(CallError::Auth(..)) | Err(CallError::Status(400 | 405 | 501, _)) => {
-                ctx.lookups.disabled.store(true, Relaxed);
-                tracing::warn!(
-                    "GET /generation is not available on this server; costs come from responses or prices"
-                );
+                if !ctx.lookups.disabled.swap(true, Relaxed) {
+                    tracing::warn!(
+                        "GET /generation is not available on this server; costs come from responses or prices"
+                    );
+                }
                 return Found::Unsupported;
             }
             Err(e) => {
@@ -56,8 +72,10 @@ pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
     }
     // A server that never once had a record after several full back-offs has none to give.
     let missed = ctx.lookups.exhausted.fetch_add(1, Relaxed) + 1;
-    if missed >= 3 && ctx.lookups.found.load(Relaxed) == 0 {
-        ctx.lookups.disabled.store(true, Relaxed);
+    if missed >= 3
+        && ctx.lookups.found.load(Relaxed) == 0
+        && !ctx.lookups.disabled.swap(true, Relaxed)
+    {
         tracing::warn!(
             "GET /generation never found a record; giving up on generation look-ups for this run"
         );
