@@ -57,6 +57,8 @@ enum End {
     Failed(Failure),
     /// Stopped before a result (auth, credits, budget, abort): a line only if money was spent.
     Stopped(Option<Failure>),
+    /// The run stopped before this pair's first attempt of this run was sent: no line.
+    NotSent,
 }
 
 /// Runs one pair to its end and returns its line (None: nothing to record).
@@ -77,6 +79,7 @@ pub(crate) async fn work(
     drop(permit);
     let mut line = new_line(&item, &tally, started.unwrap_or_else(Instant::now));
     match end {
+        End::NotSent => None,
         End::Answered(c, reservation) => {
             settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation).await;
             Some(line)
@@ -133,9 +136,16 @@ async fn attempts(
             },
         };
         tokio::select! {
+            biased;
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, Some(Decimal::ZERO));
                 return End::Stopped(last);
+            }
+            // Waiting for the rate limiter is not being in flight: once the run stops
+            // (Ctrl-C, budget, credits, auth), a pair not yet sent stays unsent.
+            _ = ctx.stop.cancelled(), if this_run == 0 => {
+                ctx.budget.settle(res, Some(Decimal::ZERO));
+                return End::NotSent;
             }
             _ = ctx.limiter.admit(item.tokens) => {}
         }
