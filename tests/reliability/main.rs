@@ -4,5 +4,7 @@
 //! One module per guarantee; docs/reliability.md maps each guarantee to its test.
 
 mod common;
+mod crash;
+mod interrupt;
 mod resume;
 mod validate;
