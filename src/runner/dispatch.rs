@@ -42,7 +42,11 @@ pub(crate) async fn execute(
             tpm: job.limits.tokens_per_minute,
             window: opts.rate_window,
         }),
-        budget: Budget::new(job.limits.budget_usd, p.recovered.spent),
+        // Earlier attempts of unknown charge count at their worst case, as they did then.
+        budget: Budget::new(
+            job.limits.budget_usd,
+            p.recovered.spent + p.recovered.unknown_max,
+        ),
         prices: p.prices.clone(),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),

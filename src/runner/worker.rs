@@ -39,15 +39,21 @@ pub(crate) struct WorkItem {
 struct Tally {
     attempts: u32,
     unknown: u32,
+    /// The worst cases of the `unknown` attempts.
+    unknown_max: Decimal,
     rate_limited: u32,
     known_cost: Option<Decimal>,
 }
 
 impl Tally {
-    fn add_charge(&mut self, charge: Option<Decimal>) {
+    /// Adds an attempt's charge; `None` (unknown) counts at its `worst` case.
+    fn add_charge(&mut self, charge: Option<Decimal>, worst: Decimal) {
         match charge {
             Some(c) => self.known_cost = Some(self.known_cost.unwrap_or_default() + c),
-            None => self.unknown += 1,
+            None => {
+                self.unknown += 1;
+                self.unknown_max += worst;
+            }
         }
     }
 }
@@ -72,6 +78,11 @@ pub(crate) async fn work(
     let mut tally = Tally {
         attempts: item.prior.as_ref().map_or(0, |p| p.attempts),
         unknown: item.prior.as_ref().map_or(0, |p| p.unknown_cost_attempts),
+        unknown_max: item
+            .prior
+            .as_ref()
+            .and_then(|p| p.unknown_cost_max_usd)
+            .unwrap_or_default(),
         rate_limited: item.prior.as_ref().map_or(0, |p| p.rate_limited_attempts),
         known_cost: item.prior.as_ref().and_then(|p| p.cost_usd),
     };
@@ -155,7 +166,7 @@ async fn attempts(
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, None);
-                tally.unknown += 1;
+                tally.add_charge(None, item.worst);
                 return End::Stopped(last);
             }
             a = ctx.client.chat(item.body.clone()) => a,
@@ -173,7 +184,7 @@ async fn attempts(
             Some(Decimal::ZERO)
         });
         ctx.budget.settle(res, charge);
-        tally.add_charge(charge);
+        tally.add_charge(charge, item.worst);
         if f.kind == ErrorKind::RateLimited {
             tally.rate_limited += 1;
             ctx.limiter.on_rate_limited(f.retry_after);
@@ -230,6 +241,7 @@ fn new_line(item: &WorkItem, tally: &Tally, started: Instant) -> ResultLine {
         latency_ms: started.elapsed().as_millis() as u64,
         attempts: tally.attempts,
         unknown_cost_attempts: tally.unknown,
+        unknown_cost_max_usd: (!tally.unknown_max.is_zero()).then_some(tally.unknown_max),
         rate_limited_attempts: tally.rate_limited,
         error: None,
         vars: item.vars.clone(),
@@ -247,6 +259,7 @@ fn fail(line: &mut ResultLine, tally: &Tally, f: &Failure) {
     line.cost_usd = tally.known_cost;
     line.attempts = tally.attempts;
     line.unknown_cost_attempts = tally.unknown;
+    line.unknown_cost_max_usd = (!tally.unknown_max.is_zero()).then_some(tally.unknown_max);
     line.rate_limited_attempts = tally.rate_limited;
     if let Some(p) = &f.partial {
         fill_completion(line, p);
