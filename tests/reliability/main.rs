@@ -3,9 +3,11 @@
 //! the test process (so its request log and charges can be compared with the result files).
 //! One module per guarantee; docs/reliability.md maps each guarantee to its test.
 
+mod account;
 mod budget;
 mod common;
 mod crash;
 mod interrupt;
+mod rate_limits;
 mod resume;
 mod validate;
