@@ -7,6 +7,7 @@ mod account;
 mod budget;
 mod common;
 mod crash;
+mod failures;
 mod interrupt;
 mod rate_limits;
 mod resume;
