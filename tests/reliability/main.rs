@@ -11,4 +11,5 @@ mod failures;
 mod interrupt;
 mod rate_limits;
 mod resume;
+mod security;
 mod validate;
