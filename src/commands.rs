@@ -136,6 +136,7 @@ async fn run(a: RunArgs, control: Control) -> anyhow::Result<Exit> {
         progress: !a.no_progress,
         yes: a.yes,
         rate_window: std::time::Duration::from_secs_f64(a.rate_window_secs.max(0.001)),
+        lookup_backoff_scale: a.lookup_backoff_scale.clamp(0.0, 1.0),
         only_rows: None,
     };
     if let Some(code) = crate::estimate::preflight(&job, &opts, &endpoint).await? {

@@ -58,6 +58,7 @@ pub(crate) async fn execute(
             disabled: AtomicBool::new(false),
         },
         deferred: Mutex::new(Vec::new()),
+        lookup_scale: opts.lookup_backoff_scale,
     });
     let progress = Progress::new(pending);
     let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);

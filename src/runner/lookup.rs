@@ -31,7 +31,7 @@ pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
         if let Some(w) = wait {
             tokio::select! {
                 _ = ctx.abort.cancelled() => return Found::NotYet,
-                _ = tokio::time::sleep(*w) => {}
+                _ = tokio::time::sleep(w.mul_f64(ctx.lookup_scale)) => {}
             }
         }
         match once(ctx, id).await {

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// The rate-limit window (60 s; shorter only in tests).
     pub rate_window: Duration,
+    /// Multiplies the generation look-up back-off (1; shorter only in tests).
+    pub lookup_backoff_scale: f64,
     /// Send only the rows with these 0-based indexes (the estimate's pilot).
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
 }
@@ -64,6 +66,7 @@ impl Default for RunOptions {
             progress: true,
             yes: false,
             rate_window: Duration::from_secs(60),
+            lookup_backoff_scale: 1.0,
             only_rows: None,
         }
     }
@@ -176,6 +179,8 @@ pub(crate) struct Ctx {
     pub stop_reason: Mutex<Option<StopReason>>,
     pub lookups: Lookups,
     pub deferred: Mutex<Vec<Deferred>>,
+    /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
+    pub lookup_scale: f64,
 }
 
 /// The generation look-up budget and its circuit breaker.
