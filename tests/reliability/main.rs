@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod failures;
 mod interrupt;
+mod lookups;
 mod rate_limits;
 mod resume;
 mod security;
