@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::str::FromStr;
 use std::time::Duration;
 
-use orbatch::mock::{MockConfig, MockServer, RequestRecord};
+use orbatch::mock::{MockConfig, MockServer};
 use orbatch::output::{ResultLine, Status};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -148,11 +148,6 @@ pub fn users_since(srv: &MockServer, from: usize) -> Vec<String> {
 pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
-}
-
-/// Counts the mock's requests with this outcome.
-pub fn count(reqs: &[RequestRecord], outcome: &str) -> usize {
-    reqs.iter().filter(|r| r.outcome == outcome).count()
 }
 
 /// A finished `orbatch` process.

@@ -111,4 +111,18 @@ async fn second_sigint_aborts_in_flight_and_exits_3_quickly() {
     let unknown: u32 = lines.iter().map(|l| l.unknown_cost_attempts).sum();
     assert_eq!(unknown, 4, "{lines:?}");
     srv.shutdown().await;
+
+    // A re-run (with --retry-failed: the aborted rows have a line, see docs/reliability.md)
+    // completes every row, and the aborted attempts stay counted.
+    let fast = mock(MockConfig::default()).await;
+    Orb::run(&s, &fast)
+        .args(["--retry-failed"])
+        .output()
+        .await
+        .assert_code(0);
+    assert_eq!(fast.requests().len(), 10);
+    let lines = s.lines();
+    assert_all_ok_once(&lines, 10, &[MODEL]);
+    let unknown: u32 = lines.iter().map(|l| l.unknown_cost_attempts).sum();
+    assert_eq!(unknown, 4);
 }

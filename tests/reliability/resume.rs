@@ -160,6 +160,9 @@ async fn non_retryable_error_rows_are_resent_by_retry_failed_only() {
     knows.shutdown().await;
 }
 
+/// Edits the scratch dir's job or input file.
+type Change<'a> = Box<dyn Fn(&Scratch) + 'a>;
+
 #[tokio::test]
 async fn a_changed_request_shape_is_refused_naming_the_change() {
     let srv = mock(MockConfig::default()).await;
@@ -183,7 +186,7 @@ async fn a_changed_request_shape_is_refused_naming_the_change() {
     let n = srv.requests().len();
 
     // (what changed, how, the word the refusal must name)
-    let cases: Vec<(&str, Box<dyn Fn(&Scratch)>, Vec<&str>, &str)> = vec![
+    let cases: Vec<(&str, Change, Vec<&str>, &str)> = vec![
         (
             "extra",
             Box::new(|s: &Scratch| {
