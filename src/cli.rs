@@ -170,10 +170,9 @@ pub struct RunArgs {
     /// The rate-limit window in seconds (tests only).
     #[arg(long, hide = true, default_value_t = 60.0)]
     pub rate_window_secs: f64,
-    /// How long a worker waits for a generation record before leaving it to the end-of-run
-    /// sweep (tests only).
-    #[arg(long, hide = true, default_value_t = 60.0)]
-    pub lookup_patience_secs: f64,
+    /// Multiplies the generation look-up back-off schedule (about 60 s at 1; tests only).
+    #[arg(long, hide = true, default_value_t = 1.0)]
+    pub lookup_backoff_scale: f64,
 }
 
 /// `orbatch estimate`.

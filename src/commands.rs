@@ -136,8 +136,8 @@ async fn run(a: RunArgs, control: Control) -> anyhow::Result<Exit> {
         progress: !a.no_progress,
         yes: a.yes,
         rate_window: std::time::Duration::from_secs_f64(a.rate_window_secs.max(0.001)),
+        lookup_backoff_scale: a.lookup_backoff_scale.clamp(0.0, 1.0),
         only_rows: None,
-        lookup_patience: std::time::Duration::from_secs_f64(a.lookup_patience_secs.max(0.0)),
     };
     if let Some(code) = crate::estimate::preflight(&job, &opts, &endpoint).await? {
         return Ok(code);

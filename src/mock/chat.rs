@@ -173,6 +173,11 @@ fn decide(
             let res = wire::json_response(StatusCode::OK, body);
             (Outcome::Error200, Plan::Later(delay, Reply::Answer(res)))
         }
+        Outcome::Moderation => {
+            rec.status = 403;
+            let res = moderation(&req);
+            (Outcome::Moderation, Plan::Later(delay, Reply::Answer(res)))
+        }
         fault => {
             let reply = billed(st, &req, info, price, fault, headers, arrival, delay, rec);
             (fault, Plan::Later(delay, reply))
@@ -294,6 +299,23 @@ fn billed(
         }
         _ => Reply::Answer(wire::json_response(StatusCode::OK, bytes)),
     }
+}
+
+/// A moderation 403 (not billed): the shape of OpenRouter's, with the flagged input (at most
+/// 100 characters) in its metadata and no `error_type`.
+fn moderation(req: &ChatRequest) -> Response {
+    let flagged: String = last_user_text(&req.messages).chars().take(100).collect();
+    let msg = format!(
+        "{} requires moderation on OpenAI. Your input was flagged for \"harassment\". No credits were charged.",
+        req.model
+    );
+    let body = json!({
+        "error": {"code": 403, "message": msg, "metadata": {
+            "reasons": ["harassment"], "flagged_input": flagged,
+            "provider_name": "OpenAI", "model_slug": req.model}},
+        "user_id": "user_mock",
+    });
+    wire::json_response(StatusCode::FORBIDDEN, body.to_string())
 }
 
 /// A rate-limit 429 with Retry-After (seconds, rounded up, at least `--retry-after-secs`) and

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 ///
 /// Fault rates are fractions of the chat requests that reach the fault dice (those that passed
 /// the key, body, model, RPM and credit checks). The rates add up in this order: hang, reset,
-/// error (5xx), error200, finish-error, empty, malformed; a request gets at most one fault, and
+/// error (5xx), error200, finish-error, empty, malformed, moderation; a request gets at most one fault, and
 /// when the rates sum past 1 the later faults get only what is left.
 #[derive(clap::Args, Clone, Debug)]
 pub struct MockConfig {
@@ -52,6 +52,10 @@ pub struct MockConfig {
     /// Fraction answered 200 with a truncated, invalid JSON body (billed).
     #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
     pub malformed_rate: f64,
+    /// Fraction answered 403 "flagged by moderation" (not billed), with the metadata of
+    /// OpenRouter's moderation errors (`reasons`, `flagged_input`, `provider_name`, `model_slug`).
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub moderation_rate: f64,
     /// Once the total charged reaches USD, chat answers 402; /key shows the limit.
     #[arg(long, value_name = "USD")]
     pub credit_limit: Option<Decimal>,
@@ -97,6 +101,7 @@ impl Default for MockConfig {
             hang_secs: 600,
             reset_rate: 0.0,
             malformed_rate: 0.0,
+            moderation_rate: 0.0,
             credit_limit: None,
             generation_lag_ms: 0,
             no_cost: false,

@@ -16,7 +16,7 @@
 //! - `malformed`, `reset`: the full reply, though the client never reads it.
 //!
 //! Not billed: `rate_limited` (429), `server_error` (5xx), `error200`, `credits` (402),
-//! `unauthorized` (401), `bad_request` (400) and `hang`.
+//! `unauthorized` (401), `bad_request` (400), `moderation` (403) and `hang`.
 //!
 //! # Order of checks
 //! key (401) -> body (400) -> model (400) -> RPM window (429) -> credit limit (402) -> fault
@@ -61,7 +61,7 @@ pub struct RequestRecord {
     /// The HTTP status answered (200 for error200/malformed; 0 for reset and hang).
     pub status: u16,
     /// "ok", "rate_limited", "server_error", "error200", "finish_error", "empty", "hang",
-    /// "reset", "malformed", "credits", "unauthorized" or "bad_request".
+    /// "reset", "malformed", "credits", "unauthorized", "bad_request" or "moderation".
     pub outcome: String,
     /// The generation id, for billed outcomes.
     pub generation_id: Option<String>,

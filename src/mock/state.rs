@@ -29,10 +29,11 @@ pub(crate) enum Outcome {
     Credits,
     Unauthorized,
     BadRequest,
+    Moderation,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Ok,
         Outcome::RateLimited,
         Outcome::ServerError,
@@ -45,6 +46,7 @@ impl Outcome {
         Outcome::Credits,
         Outcome::Unauthorized,
         Outcome::BadRequest,
+        Outcome::Moderation,
     ];
 
     /// The name written in `RequestRecord::outcome`.
@@ -62,6 +64,7 @@ impl Outcome {
             Outcome::Credits => "credits",
             Outcome::Unauthorized => "unauthorized",
             Outcome::BadRequest => "bad_request",
+            Outcome::Moderation => "moderation",
         }
     }
 }
@@ -105,7 +108,7 @@ pub(crate) struct Shared {
     spent: Mutex<Decimal>,
     log: Mutex<Vec<RequestRecord>>,
     gens: Mutex<HashMap<u64, Generation>>,
-    counts: [AtomicU64; 12],
+    counts: [AtomicU64; 13],
     /// The `/models` body, built once.
     pub models_body: Bytes,
 }
@@ -237,6 +240,7 @@ impl Shared {
             (c.finish_error_rate, Outcome::FinishError),
             (c.empty_rate, Outcome::Empty),
             (c.malformed_rate, Outcome::Malformed),
+            (c.moderation_rate, Outcome::Moderation),
         ] {
             acc += rate;
             if die < acc {

@@ -140,6 +140,15 @@ pub struct ResultLine {
     /// Attempts whose outcome was ambiguous (may have been billed, charge unknown).
     #[serde(default)]
     pub unknown_cost_attempts: u32,
+    /// (Added.) The most those ambiguous attempts may have cost (the worst case reserved for
+    /// each, so only when a budget is set); the budget keeps counting it across resumes.
+    /// Absent when there were none.
+    #[serde(
+        with = "crate::money::opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unknown_cost_max_usd: Option<Decimal>,
     /// Attempts answered with 429.
     #[serde(default)]
     pub rate_limited_attempts: u32,

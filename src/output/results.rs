@@ -46,6 +46,8 @@ pub struct Prior {
     pub attempts: u32,
     /// Ambiguous attempts so far.
     pub unknown_cost_attempts: u32,
+    /// The most those ambiguous attempts may have cost.
+    pub unknown_cost_max_usd: Option<Decimal>,
     /// 429 attempts so far.
     pub rate_limited_attempts: u32,
     /// The key was stopped early (budget, credits, auth) after paid attempts: a plain re-run
@@ -60,6 +62,7 @@ impl Prior {
             cost_usd: line.cost_usd,
             attempts: line.attempts,
             unknown_cost_attempts: line.unknown_cost_attempts,
+            unknown_cost_max_usd: line.unknown_cost_max_usd,
             rate_limited_attempts: line.rate_limited_attempts,
             resumable: line.resumable,
         }
@@ -90,6 +93,9 @@ pub struct Recovered {
     /// The sum of `cost_usd` over the latest line of every key (unknown = 0): the output dir's
     /// recorded spend.
     pub spent: Decimal,
+    /// (Added.) The sum of `unknown_cost_max_usd` over the latest lines: the most the attempts
+    /// of unknown charge may have cost on top of `spent`. The budget counts both.
+    pub unknown_max: Decimal,
     /// Complete lines in the file after the repair (bad lines included).
     pub lines: u64,
     /// The torn last line, if there was one.
@@ -152,8 +158,9 @@ impl Journal {
             match parsed {
                 Ok(line) => {
                     let key = key_hash(&line.id, &line.model);
-                    let before = previous_cost(&mut rec, &latest, &mut reread, path, key)?;
-                    rec.spent += line.cost_usd.unwrap_or_default() - before;
+                    let (cost, unknown) = previous_cost(&mut rec, &latest, &mut reread, path, key)?;
+                    rec.spent += line.cost_usd.unwrap_or_default() - cost;
+                    rec.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - unknown;
                     match line.status {
                         Status::Ok => {
                             rec.done.insert(key);
@@ -212,32 +219,39 @@ impl Journal {
     }
 }
 
-/// The cost of `key`'s current latest line (0 for a new key), removing it from `done`/`failed`.
-/// A repeated `ok` key is rare, so its cost is re-read from the file rather than kept in memory.
+/// The cost and unknown-cost maximum of `key`'s current latest line (0 for a new key),
+/// removing it from `done`/`failed`. A repeated `ok` key is rare, so its line is re-read from
+/// the file rather than kept in memory.
 fn previous_cost(
     rec: &mut Recovered,
     latest: &HashMap<u64, u64>,
     reread: &mut Option<LineReaderAt>,
     path: &Path,
     key: u64,
-) -> io::Result<Decimal> {
+) -> io::Result<(Decimal, Decimal)> {
+    let zero = (Decimal::ZERO, Decimal::ZERO);
     if let Some(prior) = rec.failed.remove(&key) {
-        return Ok(prior.cost_usd.unwrap_or_default());
+        return Ok((
+            prior.cost_usd.unwrap_or_default(),
+            prior.unknown_cost_max_usd.unwrap_or_default(),
+        ));
     }
     if !rec.done.remove(&key) {
-        return Ok(Decimal::ZERO);
+        return Ok(zero);
     }
     let Some(&offset) = latest.get(&key) else {
-        return Ok(Decimal::ZERO);
+        return Ok(zero);
     };
     let reader = match reread {
         Some(r) => r,
         None => reread.insert(LineReaderAt::open(path)?),
     };
-    Ok(parse_line(reader.read_at(offset)?)
-        .ok()
-        .and_then(|l| l.cost_usd)
-        .unwrap_or_default())
+    Ok(parse_line(reader.read_at(offset)?).ok().map_or(zero, |l| {
+        (
+            l.cost_usd.unwrap_or_default(),
+            l.unknown_cost_max_usd.unwrap_or_default(),
+        )
+    }))
 }
 
 /// What [`compact`] did.

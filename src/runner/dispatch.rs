@@ -41,7 +41,11 @@ pub(crate) async fn execute(
             tpm: job.limits.tokens_per_minute,
             window: opts.rate_window,
         }),
-        budget: Budget::new(job.limits.budget_usd, p.recovered.spent),
+        // Earlier attempts of unknown charge count at their worst case, as they did then.
+        budget: Budget::new(
+            job.limits.budget_usd,
+            p.recovered.spent + p.recovered.unknown_max,
+        ),
         prices: p.prices.clone(),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
@@ -53,7 +57,7 @@ pub(crate) async fn execute(
             disabled: AtomicBool::new(false),
         },
         deferred: Mutex::new(Vec::new()),
-        lookup_patience: opts.lookup_patience,
+        lookup_scale: opts.lookup_backoff_scale,
     });
     let progress = Progress::new(pending);
     let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);
@@ -297,12 +301,13 @@ async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation
 }
 
 /// Looks up once more the generations that were not there yet, and appends an updated line
-/// for each one found (the latest line wins). The others keep their price-table cost.
-async fn sweep_deferred(ctx: &Arc<Ctx>, tx: &mpsc::Sender<ResultLine>) {
-    let deferred = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+/// for each one found (the latest line wins). The others keep their price-table cost. Every
+/// pending look-up is tried together (within the look-up budget) at 0, 1 and 3 s, so the sweep
+/// takes seconds however many there are.
+async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
+    let mut pending = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
     // A server found to have no usable /generation has nothing to sweep.
-
-    if deferred.is_empty()
+    if pending.is_empty()
         || ctx.abort.is_cancelled()
         || ctx
             .lookups
@@ -311,33 +316,49 @@ async fn sweep_deferred(ctx: &Arc<Ctx>, tx: &mpsc::Sender<ResultLine>) {
     {
         return;
     }
-    tracing::info!("sweeping {} pending generation look-ups", deferred.len());
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // One more look-up each, within the look-up concurrency budget.
-    let mut tasks = tokio::task::JoinSet::new();
-    for d in deferred {
-        let ctx = ctx.clone();
-        tasks.spawn(async move { (lookup::once(&ctx, &d.generation_id).await.ok(), d) });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((Some(g), d)) = joined else { continue };
-        let Some(total) = g.total_cost else { continue };
-        let mut line = d.line;
-        // Replace the stand-in table cost by the charge.
-        let stand_in = if line.cost_source == Some(CostSource::PriceTable) {
-            d.table.unwrap_or_default()
-        } else {
-            Decimal::ZERO
-        };
-        line.cost_usd = Some(line.cost_usd.unwrap_or_default() - stand_in + total);
-        line.cost_source = Some(CostSource::Generation);
-        line.cost_mismatch = d.table.is_some_and(|t| crate::prices::mismatch(total, t));
-        if line.provider.is_none() {
-            line.provider = g.provider_name;
+    tracing::info!("sweeping {} pending generation look-ups", pending.len());
+    for wait in [0u64, 1000, 2000] {
+        if pending.is_empty() {
+            break;
         }
-        line.finished_at = None;
-        let _ = tx.send(line).await;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let found = futures_util::future::join_all(
+            pending.iter().map(|d| lookup::once(ctx, &d.generation_id)),
+        )
+        .await;
+        let mut missing = Vec::new();
+        for (d, g) in pending.into_iter().zip(found) {
+            match g {
+                Ok(g) => {
+                    if let Some(line) = with_generation(d, g) {
+                        let _ = tx.send(line).await;
+                    }
+                }
+                Err(_) => missing.push(d),
+            }
+        }
+        pending = missing;
     }
+}
+
+/// A deferred line updated with its generation record (None when the record has no cost).
+fn with_generation(d: super::Deferred, g: crate::api::Generation) -> Option<ResultLine> {
+    let total = g.total_cost?;
+    let mut line = d.line;
+    // Replace the stand-in table cost by the charge.
+    let stand_in = if line.cost_source == Some(CostSource::PriceTable) {
+        d.table.unwrap_or_default()
+    } else {
+        Decimal::ZERO
+    };
+    line.cost_usd = Some(line.cost_usd.unwrap_or_default() - stand_in + total);
+    line.cost_source = Some(CostSource::Generation);
+    line.cost_mismatch = d.table.is_some_and(|t| crate::prices::mismatch(total, t));
+    if line.provider.is_none() {
+        line.provider = g.provider_name;
+    }
+    line.finished_at = None;
+    Some(line)
 }
 
 /// Compacts results.jsonl, writes results.csv and summary.json.

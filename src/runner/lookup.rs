@@ -36,19 +36,17 @@ const AUTO_STEPS: usize = 3;
 
 /// Looks `id` up with back-off.
 pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
-    let mut waited = std::time::Duration::ZERO;
-    let steps = schedule(ctx.job.cost).iter().take_while(|w| {
-        waited += **w;
-        waited <= ctx.lookup_patience
-    });
-    for (i, wait) in std::iter::once(None).chain(steps.map(Some)).enumerate() {
+    for (i, wait) in std::iter::once(None)
+        .chain(schedule(ctx.job.cost).iter().map(Some))
+        .enumerate()
+    {
         if ctx.lookups.disabled.load(Relaxed) {
             return Found::Unsupported;
         }
         if let Some(w) = wait {
             tokio::select! {
                 _ = ctx.abort.cancelled() => return Found::NotYet,
-                _ = tokio::time::sleep(*w) => {}
+                _ = tokio::time::sleep(w.mul_f64(ctx.lookup_scale)) => {}
             }
         }
         match once(ctx, id).await {

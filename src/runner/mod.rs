@@ -51,11 +51,10 @@ pub struct RunOptions {
     pub yes: bool,
     /// The rate-limit window (60 s; shorter only in tests).
     pub rate_window: Duration,
+    /// Multiplies the generation look-up back-off (1; shorter only in tests).
+    pub lookup_backoff_scale: f64,
     /// Send only the rows with these 0-based indexes (the estimate's pilot).
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
-    /// How long a worker waits for a generation record (back-off 0.5, 1, 2, 4, 8, 15, 30 s,
-    /// cut at this total) before leaving it to the end-of-run sweep.
-    pub lookup_patience: Duration,
 }
 
 impl Default for RunOptions {
@@ -67,8 +66,8 @@ impl Default for RunOptions {
             progress: true,
             yes: false,
             rate_window: Duration::from_secs(60),
+            lookup_backoff_scale: 1.0,
             only_rows: None,
-            lookup_patience: Duration::from_secs(60),
         }
     }
 }
@@ -179,8 +178,9 @@ pub(crate) struct Ctx {
     pub abort: CancellationToken,
     pub stop_reason: Mutex<Option<StopReason>>,
     pub lookups: Lookups,
-    pub lookup_patience: Duration,
     pub deferred: Mutex<Vec<Deferred>>,
+    /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
+    pub lookup_scale: f64,
 }
 
 /// The generation look-up budget and its circuit breaker.

@@ -38,15 +38,21 @@ pub(crate) struct WorkItem {
 struct Tally {
     attempts: u32,
     unknown: u32,
+    /// The worst cases of the `unknown` attempts.
+    unknown_max: Decimal,
     rate_limited: u32,
     known_cost: Option<Decimal>,
 }
 
 impl Tally {
-    fn add_charge(&mut self, charge: Option<Decimal>) {
+    /// Adds an attempt's charge; `None` (unknown) counts at its `worst` case.
+    fn add_charge(&mut self, charge: Option<Decimal>, worst: Decimal) {
         match charge {
             Some(c) => self.known_cost = Some(self.known_cost.unwrap_or_default() + c),
-            None => self.unknown += 1,
+            None => {
+                self.unknown += 1;
+                self.unknown_max += worst;
+            }
         }
     }
 }
@@ -56,6 +62,8 @@ enum End {
     Failed(Failure),
     /// Stopped before a result (auth, credits, budget, abort): a line only if money was spent.
     Stopped(Option<Failure>),
+    /// The run stopped before this pair's first attempt of this run was sent: no line.
+    NotSent,
 }
 
 /// Runs one pair to its end and returns its line (None: nothing to record).
@@ -69,6 +77,11 @@ pub(crate) async fn work(
     let mut tally = Tally {
         attempts: item.prior.as_ref().map_or(0, |p| p.attempts),
         unknown: item.prior.as_ref().map_or(0, |p| p.unknown_cost_attempts),
+        unknown_max: item
+            .prior
+            .as_ref()
+            .and_then(|p| p.unknown_cost_max_usd)
+            .unwrap_or_default(),
         rate_limited: item.prior.as_ref().map_or(0, |p| p.rate_limited_attempts),
         known_cost: item.prior.as_ref().and_then(|p| p.cost_usd),
     };
@@ -76,6 +89,7 @@ pub(crate) async fn work(
     drop(permit);
     let mut line = new_line(&item, &tally, started.unwrap_or_else(Instant::now));
     match end {
+        End::NotSent => None,
         End::Answered(c, reservation) => {
             settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation).await;
             Some(line)
@@ -139,9 +153,16 @@ async fn attempts(
             },
         };
         tokio::select! {
+            biased;
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, Some(Decimal::ZERO));
                 return End::Stopped(last);
+            }
+            // Waiting for the rate limiter is not being in flight: once the run stops
+            // (Ctrl-C, budget, credits, auth), a pair not yet sent stays unsent.
+            _ = ctx.stop.cancelled(), if this_run == 0 => {
+                ctx.budget.settle(res, Some(Decimal::ZERO));
+                return End::NotSent;
             }
             _ = ctx.limiter.admit(item.tokens) => {}
         }
@@ -151,7 +172,7 @@ async fn attempts(
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, None);
-                tally.unknown += 1;
+                tally.add_charge(None, item.worst);
                 return End::Stopped(last);
             }
             a = ctx.client.chat(item.body.clone()) => a,
@@ -169,7 +190,7 @@ async fn attempts(
             Some(Decimal::ZERO)
         });
         ctx.budget.settle(res, charge);
-        tally.add_charge(charge);
+        tally.add_charge(charge, item.worst);
         if f.kind == ErrorKind::RateLimited {
             tally.rate_limited += 1;
             ctx.limiter.on_rate_limited(f.retry_after);
@@ -226,6 +247,7 @@ fn new_line(item: &WorkItem, tally: &Tally, started: Instant) -> ResultLine {
         latency_ms: started.elapsed().as_millis() as u64,
         attempts: tally.attempts,
         unknown_cost_attempts: tally.unknown,
+        unknown_cost_max_usd: (!tally.unknown_max.is_zero()).then_some(tally.unknown_max),
         rate_limited_attempts: tally.rate_limited,
         error: None,
         vars: item.vars.clone(),
@@ -244,6 +266,7 @@ fn fail(line: &mut ResultLine, tally: &Tally, f: &Failure) {
     line.cost_usd = tally.known_cost;
     line.attempts = tally.attempts;
     line.unknown_cost_attempts = tally.unknown;
+    line.unknown_cost_max_usd = (!tally.unknown_max.is_zero()).then_some(tally.unknown_max);
     line.rate_limited_attempts = tally.rate_limited;
     if let Some(p) = &f.partial {
         fill_completion(line, p);

@@ -353,3 +353,27 @@ async fn bad_requests_get_400() {
     assert_eq!(srv.spent(), Decimal::ZERO);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn moderation_403_flags_the_input_unbilled() {
+    let srv = start(MockConfig {
+        moderation_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let long = "x".repeat(150);
+    let body = json!({"model": "openai/gpt-4o-mini", "messages": msgs(&long)});
+    let v = assert_error(chat(&srv, &body).await, 403).await;
+    let meta = &v["error"]["metadata"];
+    assert_eq!(meta["reasons"], json!(["harassment"]));
+    assert_eq!(meta["flagged_input"].as_str().unwrap().len(), 100);
+    assert_eq!(meta["model_slug"], "openai/gpt-4o-mini");
+    assert!(meta.get("error_type").is_none(), "{v}");
+    let rec = last(&srv);
+    assert_eq!(
+        (rec.status, rec.outcome.as_str(), rec.cost),
+        (403, "moderation", None)
+    );
+    assert_eq!(srv.spent(), Decimal::ZERO);
+    srv.shutdown().await;
+}

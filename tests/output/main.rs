@@ -39,6 +39,7 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         latency_ms: 100,
         attempts: 1,
         unknown_cost_attempts: 0,
+        unknown_cost_max_usd: None,
         rate_limited_attempts: 0,
         error: None,
         vars: Default::default(),
