@@ -226,7 +226,7 @@ fn check_budget_is_enforceable(
 
 /// Reads stdin into the output dir (`stdin.jsonl` or `stdin.csv`, by its first byte) so the
 /// run can scan it twice and a resume can fingerprint it.
-fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
+pub fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
     let mut data = Vec::new();
     std::io::stdin().lock().read_to_end(&mut data)?;
     let first = data
