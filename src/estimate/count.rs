@@ -3,10 +3,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use super::model::Counts;
-use crate::input::{InputError, Row, RowBody, RowReader};
+use crate::input::{InputError, Row, RowReader};
 use crate::job::{Job, RequestSpec};
 use crate::prices::{PriceTable, prompt_tokens_upper_bound};
 use crate::request::BodyBuilder;
@@ -78,7 +76,7 @@ impl<'a> Counter<'a> {
             return false;
         };
         let upper = prompt_tokens_upper_bound(&messages);
-        let cap = request_cap(row, self.spec);
+        let cap = crate::request::completion_cap(row, self.spec);
         let models: Vec<String> = self
             .builder
             .models_for(row)
@@ -112,26 +110,6 @@ impl<'a> Counter<'a> {
             f(model, &c);
         }
         true
-    }
-}
-
-/// The `max_tokens` a request is sent with, as `request::BodyBuilder` writes it: a batch
-/// line's own `max_tokens` (else the job's), and `max_completion_tokens` (the line's or the
-/// job's extra field) when lower.
-pub fn request_cap(row: &Row, spec: &RequestSpec) -> Option<u64> {
-    let own = |key: &str| match &row.body {
-        RowBody::Batch(b) => b.get(key).and_then(Value::as_u64),
-        _ => None,
-    };
-    let max_tokens = own("max_tokens").or(spec.max_tokens);
-    let max_completion = own("max_completion_tokens").or_else(|| {
-        spec.extra
-            .get("max_completion_tokens")
-            .and_then(Value::as_u64)
-    });
-    match (max_tokens, max_completion) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -208,49 +186,4 @@ pub fn first_pass(
         true
     })?;
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{Map, json};
-
-    fn spec(max_tokens: Option<u64>) -> RequestSpec {
-        RequestSpec {
-            models: vec!["a/b".into()],
-            system: None,
-            prompt: None,
-            max_tokens,
-            temperature: None,
-            extra: Map::new(),
-        }
-    }
-
-    #[test]
-    fn caps_follow_the_body() {
-        let batch = |v: serde_json::Value| Row {
-            id: "1".into(),
-            line: 1,
-            index: 0,
-            vars: Map::new(),
-            body: RowBody::Batch(v.as_object().cloned().unwrap_or_default()),
-        };
-        let plain = Row {
-            body: RowBody::Vars,
-            ..batch(json!({}))
-        };
-        assert_eq!(request_cap(&plain, &spec(Some(16))), Some(16));
-        assert_eq!(request_cap(&plain, &spec(None)), None);
-        assert_eq!(
-            request_cap(&batch(json!({"max_tokens": 99})), &spec(Some(16))),
-            Some(99)
-        );
-        assert_eq!(
-            request_cap(
-                &batch(json!({"max_tokens": 99, "max_completion_tokens": 40})),
-                &spec(None)
-            ),
-            Some(40)
-        );
-    }
 }

@@ -22,7 +22,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use count::request_cap;
 pub use model::{Counts, DEFAULT_GUESS, Fit, Range, Sample, estimate_rest, fit};
 pub use pilot::{Pick, pick};
 pub use preflight::{Pending, pending_high};

@@ -243,12 +243,14 @@ pub fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// The worst case of one attempt: an upper bound of the prompt tokens x prompt price + the
-/// completion cap x completion price + the request fee. Zero when no budget is set.
+/// completion cap (the request's own `cap`, else the model's) x completion price + the request
+/// fee. Zero when no budget is set.
 pub(crate) fn worst_case(
     job: &Job,
     prices: &PriceTable,
     model: &str,
     messages: &[serde_json::Value],
+    cap: Option<u64>,
 ) -> Decimal {
     if job.limits.budget_usd.is_none() {
         return Decimal::ZERO;
@@ -256,7 +258,7 @@ pub(crate) fn worst_case(
     match prices.get(model) {
         Some(p) => p.cost(
             crate::prices::prompt_tokens_upper_bound(messages),
-            p.completion_cap(job.request.max_tokens).unwrap_or(0),
+            p.completion_cap(cap).unwrap_or(0),
         ),
         // Unreachable after check_budget_is_enforceable; refuse rather than guess.
         None => Decimal::MAX,
