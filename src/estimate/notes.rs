@@ -6,6 +6,9 @@ use rust_decimal::Decimal;
 use super::report::{Credit, Inputs, Report};
 use crate::money::usd;
 
+/// Below this many pilot rows the bootstrap interval is said to be too narrow.
+const SMALL_PILOT: u64 = 20;
+
 /// Fills `report.notes` and `report.warnings`.
 pub fn annotate(r: &mut Report, inp: &Inputs) {
     let mut notes = Vec::new();
@@ -73,7 +76,16 @@ pub fn annotate(r: &mut Report, inp: &Inputs) {
             inp.job.output_dir.display()
         ));
         if let Some(i) = &r.total.interval {
-            notes.push(format!("interval: {:.0}% {}", i.level * 100.0, i.method));
+            let small = if p.rows < SMALL_PILOT {
+                format!("; with fewer than {SMALL_PILOT} pilot rows it understates the uncertainty")
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "interval: {:.0}% {}{small}",
+                i.level * 100.0,
+                i.method
+            ));
         }
     }
     if r.minutes_at_limits.is_none() {
