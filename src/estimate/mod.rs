@@ -91,6 +91,8 @@ pub async fn command(a: EstimateArgs, control: Control) -> anyhow::Result<Exit> 
         let keep = pilot_n.is_some();
         tokio::task::spawn_blocking(move || count::first_pass(&j, &t, &p, &models, keep)).await??
     };
+    let key = key_task.await.unwrap_or_else(|e| Err(e.to_string()));
+    let mut credit = report::Credit::from_key(key.as_ref().map_err(Clone::clone));
     let mut exit = Exit::Ok;
     let mut cal = None;
     if let Some(n) = pilot_n {
@@ -99,6 +101,7 @@ pub async fn command(a: EstimateArgs, control: Control) -> anyhow::Result<Exit> 
             template: template.clone(),
             prices: prices.clone(),
             endpoint: &endpoint,
+            credit: credit.clone(),
             yes: a.yes,
         };
         match run.send(&first.row_tokens, n, a.seed, control).await? {
@@ -109,8 +112,10 @@ pub async fn command(a: EstimateArgs, control: Control) -> anyhow::Result<Exit> 
             PilotEnd::Refused(code) => return Ok(code),
         }
     }
-    let key = key_task.await.unwrap_or_else(|e| Err(e.to_string()));
-    let credit = report::Credit::from_key(key.as_ref().map_err(Clone::clone));
+    if let (report::Credit::Limited(left), Some((c, _))) = (&credit, &cal) {
+        // The key was read before the pilot spent.
+        credit = report::Credit::Limited((*left - c.spent).max(rust_decimal::Decimal::ZERO));
+    }
     let report = report::build(&report::Inputs {
         job: &job,
         rows: first.rows,
@@ -140,7 +145,7 @@ pub async fn preflight(
     opts: &RunOptions,
     _endpoint: &Endpoint,
 ) -> anyhow::Result<Option<Exit>> {
-    preflight::check(job, opts, "this run").await
+    preflight::check(job, opts, "this run", None).await
 }
 
 /// A pilot about to be sent.
@@ -149,6 +154,7 @@ struct Pilot<'a> {
     template: Arc<Template>,
     prices: Arc<PriceTable>,
     endpoint: &'a Endpoint,
+    credit: report::Credit,
     yes: bool,
 }
 
@@ -184,7 +190,11 @@ impl Pilot<'_> {
             only_rows: Some(Arc::new(picks.iter().map(|p| p.index).collect())),
             ..RunOptions::default()
         };
-        if let Some(code) = preflight::check(self.job, &opts, "the pilot").await? {
+        let known = preflight::Known {
+            credit: self.credit.clone(),
+            prices: self.prices.clone(),
+        };
+        if let Some(code) = preflight::check(self.job, &opts, "the pilot", Some(known)).await? {
             return Ok(PilotEnd::Refused(code));
         }
         eprintln!(

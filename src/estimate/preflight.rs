@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -41,8 +42,22 @@ pub struct Pending {
     pub spent: Decimal,
 }
 
+/// What the caller already fetched this command (`GET /key` and `/models` once per command).
+pub struct Known {
+    /// The key's credit.
+    pub credit: Credit,
+    /// The price table.
+    pub prices: Arc<PriceTable>,
+}
+
 /// The pre-flight check (see the module docs). `Some(Exit::Usage)`: refused, nothing sent.
-pub async fn check(job: &Job, opts: &RunOptions, what: &str) -> anyhow::Result<Option<Exit>> {
+/// `what` names the sender in messages ("this run", "the pilot").
+pub async fn check(
+    job: &Job,
+    opts: &RunOptions,
+    what: &str,
+    known: Option<Known>,
+) -> anyhow::Result<Option<Exit>> {
     if job.input == Path::new("-") {
         tracing::info!("pre-flight skipped: the input is stdin");
         return Ok(None);
@@ -53,13 +68,21 @@ pub async fn check(job: &Job, opts: &RunOptions, what: &str) -> anyhow::Result<O
         Duration::from_secs(15),
         2,
     )?;
-    let key = client.key_info().await.map_err(|e| e.to_string());
-    let credit = Credit::from_key(key.as_ref().map_err(Clone::clone));
+    let (credit, prices) = match known {
+        Some(k) => (k.credit, Some(k.prices)),
+        None => {
+            let key = client.key_info().await.map_err(|e| e.to_string());
+            (Credit::from_key(key.as_ref().map_err(Clone::clone)), None)
+        }
+    };
     let left = credit.remaining();
     if job.limits.budget_usd.is_none() && left.is_none() {
         return Ok(None);
     }
-    let prices = PriceTable::cached_or_fetch(&client, PRICE_MAX_AGE).await;
+    let prices = match prices {
+        Some(p) => p,
+        None => Arc::new(PriceTable::cached_or_fetch(&client, PRICE_MAX_AGE).await),
+    };
     let (job2, opts2) = (job.clone(), opts.clone());
     let pending = tokio::task::spawn_blocking(move || pending_high(&job2, &opts2, &prices)).await?;
     let Some(p) = pending else {

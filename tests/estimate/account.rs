@@ -142,3 +142,35 @@ async fn every_row_reconciles_with_the_price_table() {
     assert_eq!(s.cost_usd.total, srv.spent());
     assert_eq!(s.cost_usd.mismatched_rows, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pilot_obeys_the_key_limit_like_a_run() {
+    let srv = MockServer::start(MockConfig {
+        credit_limit: Some(Decimal::new(1, 5)),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = Dir::new();
+    let input = write_csv(&dir, &texts(40, 60, 6));
+    let mut args = job(&srv, &input, &dir.out(), &[CLAUDE], Some(16));
+    // One at a time, so the second request meets the limit the first one used up.
+    args.extend(["--pilot", "10", "--json", "--concurrency", "1"].map(String::from));
+    let mut cmd = orbatch(&dir);
+    cmd.arg("estimate").args(&args);
+    let out = output(cmd).await;
+    expect_code(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the pilot"));
+    assert!(srv.requests().is_empty(), "a refused pilot sends nothing");
+
+    // With --yes the pilot runs into the credit limit (402): exit 3, resumable, and the
+    // estimate is still printed from what it got.
+    let mut cmd = orbatch(&dir);
+    cmd.arg("estimate").args(&args).arg("--yes");
+    let out = output(cmd).await;
+    expect_code(&out, 3);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["credit"], "limited");
+    assert!(v["pilot"]["requests"].as_u64().unwrap() >= 1);
+    assert!(srv.requests().iter().any(|r| r.outcome == "credits"));
+}
