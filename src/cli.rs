@@ -190,6 +190,9 @@ pub struct EstimateArgs {
     /// Go on with the pilot even when its worst case is above the budget.
     #[arg(long)]
     pub yes: bool,
+    /// Seed of the pilot's row sample and of its bootstrap interval.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
 }
 
 /// `orbatch summary`.

@@ -63,6 +63,27 @@ impl BodyBuilder {
     }
 }
 
+/// The most completion tokens a request for `row` may ask for, as [`BodyBuilder`] writes its
+/// body: a batch line's own `max_tokens` (else the job's), or `max_completion_tokens` (the
+/// line's, else the job's extra field). When both are set the larger is taken, since a
+/// provider may honour either; `None` when neither is (the model's own cap applies).
+pub fn completion_cap(row: &Row, spec: &RequestSpec) -> Option<u64> {
+    let own = |key: &str| match &row.body {
+        RowBody::Batch(b) => b.get(key).and_then(Value::as_u64),
+        _ => None,
+    };
+    let max_tokens = own("max_tokens").or(spec.max_tokens);
+    let max_completion = own("max_completion_tokens").or_else(|| {
+        spec.extra
+            .get("max_completion_tokens")
+            .and_then(Value::as_u64)
+    });
+    match (max_tokens, max_completion) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// `"model":..,"max_tokens":..,...,"usage":{"include":true}}` for one model.
 fn tail(spec: &RequestSpec, model: &str) -> String {
     let mut m = Map::new();
@@ -142,6 +163,24 @@ mod tests {
             json!({"messages": msgs, "model": "a/b", "max_tokens": 4, "temperature": 0.0, "seed": 7,
                    "provider": {"sort": "price"}, "usage": {"include": true}})
         );
+    }
+
+    #[test]
+    fn caps_follow_the_body() {
+        let batch = |v: Value| row(RowBody::Batch(v.as_object().cloned().unwrap_or_default()));
+        let plain = row(RowBody::Vars);
+        let mut s = spec(&["a/b"]);
+        assert_eq!(completion_cap(&plain, &s), Some(4));
+        assert_eq!(
+            completion_cap(&batch(json!({"max_tokens": 99})), &s),
+            Some(99)
+        );
+        s.max_tokens = None;
+        assert_eq!(completion_cap(&plain, &s), None);
+        let both = batch(json!({"max_tokens": 99, "max_completion_tokens": 40}));
+        assert_eq!(completion_cap(&both, &s), Some(99));
+        let only = batch(json!({"max_completion_tokens": 40}));
+        assert_eq!(completion_cap(&only, &s), Some(40));
     }
 
     #[test]

@@ -239,7 +239,8 @@ async fn dispatch_rows(
                 }
             }
             let msgs = messages.as_deref().unwrap_or(&[]);
-            let worst = worst_case(job, &ctx.prices, model, msgs);
+            let cap = crate::request::completion_cap(&row, &job.request);
+            let worst = worst_case(job, &ctx.prices, model, msgs, cap);
             let Some(reservation) = reserve(ctx, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);

@@ -230,7 +230,7 @@ fn check_budget_is_enforceable(
 
 /// Reads stdin into the output dir (`stdin.jsonl` or `stdin.csv`, by its first byte) so the
 /// run can scan it twice and a resume can fingerprint it.
-fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
+pub fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
     let mut data = Vec::new();
     std::io::stdin().lock().read_to_end(&mut data)?;
     let first = data
@@ -247,12 +247,14 @@ fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// The worst case of one attempt: an upper bound of the prompt tokens x prompt price + the
-/// completion cap x completion price + the request fee. Zero when no budget is set.
+/// completion cap (the request's own `cap`, else the model's) x completion price + the request
+/// fee. Zero when no budget is set.
 pub(crate) fn worst_case(
     job: &Job,
     prices: &PriceTable,
     model: &str,
     messages: &[serde_json::Value],
+    cap: Option<u64>,
 ) -> Decimal {
     if job.limits.budget_usd.is_none() {
         return Decimal::ZERO;
@@ -260,7 +262,7 @@ pub(crate) fn worst_case(
     match prices.get(model) {
         Some(p) => p.cost(
             crate::prices::prompt_tokens_upper_bound(messages),
-            p.completion_cap(job.request.max_tokens).unwrap_or(0),
+            p.completion_cap(cap).unwrap_or(0),
         ),
         // Unreachable after check_budget_is_enforceable; refuse rather than guess.
         None => Decimal::MAX,
