@@ -99,22 +99,22 @@ pub(crate) async fn work(
             Some(line)
         }
         End::Stopped(f) => {
-            // Only a known charge is worth a line (it keeps the dir's spend right); otherwise
-            // the pair is left without a line, like a request in flight at kill -9, and a
-            // re-run sends it.
-            let before = item
-                .prior
-                .as_ref()
-                .and_then(|p| p.cost_usd)
-                .unwrap_or_default();
-            if tally.known_cost.unwrap_or_default() <= before {
+            // A line only when this run's attempts may have cost something (it keeps the dir's
+            // spend and its worst case right); otherwise the pair has no line, like a request
+            // never sent. Either way a plain re-run sends it again.
+            let prior = item.prior.as_ref();
+            let known_before = prior.and_then(|p| p.cost_usd).unwrap_or_default();
+            let unknown_before = prior.map_or(0, |p| p.unknown_cost_attempts);
+            if tally.known_cost.unwrap_or_default() <= known_before
+                && tally.unknown <= unknown_before
+            {
                 return None;
             }
             let f = f.unwrap_or(Failure {
-                kind: ErrorKind::Http,
+                kind: ErrorKind::Network,
                 verdict: Verdict::Fail,
                 status: None,
-                message: "stopped".into(),
+                message: "aborted in flight (it may have been billed)".into(),
                 retry_after: None,
                 ambiguous: false,
                 partial: None,

@@ -18,7 +18,13 @@ fn credits_exhausted_exits_3_and_a_rerun_resumes() {
         credit_limit: Some(Decimal::new(12, 5)),
         ..Default::default()
     });
+    // The key's remaining credit is below the job's high estimate: the pre-flight asks for --yes.
     wd.run(&mock, &["job.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    assert!(mock.requests().is_empty());
+    wd.run(&mock, &["job.toml", "--yes"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("402"));
@@ -45,7 +51,7 @@ fn the_budget_caps_the_spend_exits_3_and_holds_across_resumes() {
     wd.create("job.toml", JOB);
     let mock = Mock::plain();
     let budget = Decimal::new(2, 4); // $0.0002: a few rows of haiku
-    wd.run(&mock, &["job.toml", "--budget", "0.0002"])
+    wd.run(&mock, &["job.toml", "--budget", "0.0002", "--yes"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("budget"));
@@ -55,7 +61,7 @@ fn the_budget_caps_the_spend_exits_3_and_holds_across_resumes() {
     assert!(s.rows.ok > 0 && s.rows.not_sent > 0);
 
     // The same budget again: still capped across the resume.
-    wd.run(&mock, &["job.toml", "--budget", "0.0002"])
+    wd.run(&mock, &["job.toml", "--budget", "0.0002", "--yes"])
         .assert()
         .code(3);
     assert!(mock.spent() <= budget, "the mock charged {}", mock.spent());

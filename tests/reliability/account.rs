@@ -18,8 +18,15 @@ async fn credits_exhausted_stops_with_exit_3_and_a_rerun_completes() {
     })
     .await;
     let s = Scratch::with_rows(30);
+    // The key's remaining credit is below the high estimate: the pre-flight wants --yes.
     let out = Orb::run(&s, &srv)
         .args(["--concurrency", "2"])
+        .output()
+        .await;
+    out.assert_code(2);
+    assert!(srv.requests().is_empty());
+    let out = Orb::run(&s, &srv)
+        .args(["--concurrency", "2", "--yes"])
         .output()
         .await;
     out.assert_code(3);

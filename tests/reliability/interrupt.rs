@@ -112,14 +112,11 @@ async fn second_sigint_aborts_in_flight_and_exits_3_quickly() {
     assert_eq!(unknown, 4, "{lines:?}");
     srv.shutdown().await;
 
-    // A re-run (with --retry-failed: the aborted rows have a line, see docs/reliability.md)
-    // completes every row, and the aborted attempts stay counted.
+    // A plain re-run sends the aborted rows again (their lines are marked resumable), completes
+    // every row, and the aborted attempts stay counted.
+    assert!(lines.iter().all(|l| l.resumable), "{lines:?}");
     let fast = mock(MockConfig::default()).await;
-    Orb::run(&s, &fast)
-        .args(["--retry-failed"])
-        .output()
-        .await
-        .assert_code(0);
+    Orb::run(&s, &fast).output().await.assert_code(0);
     assert_eq!(fast.requests().len(), 10);
     let lines = s.lines();
     assert_all_ok_once(&lines, 10, &[MODEL]);
