@@ -133,6 +133,8 @@ impl Client {
             .connect_timeout(timeout.min(Duration::from_secs(30)))
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
+            // Every attempt is orbatch's own: seen by the limiter, the budget and the counts.
+            .retry(reqwest::retry::never())
             .build()?;
         let base = base_url.trim_end_matches('/').to_string();
         let chat_url = reqwest::Url::parse(&format!("{base}/chat/completions"))

@@ -5,16 +5,15 @@
 //! key, not the size of the output.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
 use serde_json::Value;
 
-use super::lines::{LineReaderAt, LineScanner, parse_line, replace_file};
+use super::Status;
+use super::lines::{LineReaderAt, LineScanner, replace_file};
 use super::results::key_hash;
-use super::{ResultLine, Status};
 use crate::input::Row;
 
 /// The result columns that follow the input's columns.
@@ -42,7 +41,32 @@ pub fn write_results_csv(
     models: &[String],
     out: &Path,
 ) -> io::Result<u64> {
-    let index = index_offsets(results)?;
+    write_results_csv_indexed(
+        results,
+        &index_offsets(results)?,
+        rows,
+        columns,
+        models,
+        out,
+    )
+}
+
+/// [`write_results_csv`] with the index of `results` already built: (key hash, offset of the
+/// key's latest line) sorted by key, as [`super::results::compact`] returns it.
+pub fn write_results_csv_indexed(
+    results: &Path,
+    index: &[(u64, u64)],
+    rows: impl Iterator<Item = Row>,
+    columns: &[String],
+    models: &[String],
+    out: &Path,
+) -> io::Result<u64> {
+    let offset_of = |key: u64| {
+        index
+            .binary_search_by_key(&key, |e| e.0)
+            .ok()
+            .map(|i| index[i].1)
+    };
     let mut reader = if index.is_empty() {
         None
     } else {
@@ -53,19 +77,21 @@ pub fn write_results_csv(
         let header = columns.iter().map(String::as_str).chain(RESULT_COLUMNS);
         write_escaped(&mut csv, header)?;
         let mut written = 0u64;
-        let mut record: Vec<String> = Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
         for row in rows {
             for model in models {
-                let line = match (&mut reader, index.get(&key_hash(&row.id, model))) {
-                    (Some(r), Some(&offset)) => parse_line(r.read_at(offset)?)
-                        .ok()
-                        .filter(|l| l.id == row.id && &l.model == model),
+                let bytes = match (&mut reader, offset_of(key_hash(&row.id, model))) {
+                    (Some(r), Some(offset)) => Some(r.read_at(offset)?),
                     _ => None,
                 };
-                record.clear();
+                let line = bytes
+                    .and_then(|b| serde_json::from_slice::<CsvLine<'_>>(b).ok())
+                    .filter(|l| l.id == row.id && l.model == model.as_str());
+                // Cells borrow from the row and the line: no copy of the big texts.
+                let mut record: Vec<Cow<'_, str>> =
+                    Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
                 result_cells(&mut record, model, line.as_ref());
-                write_escaped(&mut csv, record.iter().map(String::as_str))?;
+                write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
         }
@@ -86,9 +112,9 @@ fn write_escaped<'a, W: io::Write>(
     Ok(())
 }
 
-/// Key hash -> offset of the key's latest valid line.
-fn index_offsets(results: &Path) -> io::Result<HashMap<u64, u64>> {
-    let mut index = HashMap::new();
+/// (key hash, offset of the key's latest line), sorted by key.
+fn index_offsets(results: &Path) -> io::Result<Vec<(u64, u64)>> {
+    let mut index = Vec::new();
     let file = match File::open(results) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
@@ -97,50 +123,87 @@ fn index_offsets(results: &Path) -> io::Result<HashMap<u64, u64>> {
     let mut scanner = LineScanner::new(file);
     while let Some(info) = scanner.next_line()? {
         if let Ok(key) = scanner.key() {
-            index.insert(key, info.offset);
+            index.push((key, info.offset));
         }
     }
+    // Latest wins: a stable sort keeps each key's lines in file order; keep the last.
+    index.sort_by_key(|e| e.0);
+    index.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            *earlier = *later;
+        }
+        same
+    });
     Ok(index)
 }
 
 /// A template variable as a cell: empty when missing or null, strings as they are, anything
 /// else as compact JSON.
-fn var_cell(value: Option<&Value>) -> String {
+fn var_cell(value: Option<&Value>) -> Cow<'_, str> {
     match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        None | Some(Value::Null) => Cow::Borrowed(""),
+        Some(Value::String(s)) => Cow::Borrowed(s),
+        Some(other) => Cow::Owned(other.to_string()),
     }
 }
 
+/// The fields of a result line that results.csv shows, borrowed from the line's text (the
+/// rest of the line is skipped, not built).
+#[derive(serde::Deserialize)]
+struct CsvLine<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    status: Status,
+    #[serde(borrow, default)]
+    output: Option<Cow<'a, str>>,
+    #[serde(with = "crate::money::opt", default)]
+    cost_usd: Option<rust_decimal::Decimal>,
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(borrow, default)]
+    error: Option<CsvError<'a>>,
+}
+
+/// `error` of a [`CsvLine`].
+#[derive(serde::Deserialize)]
+struct CsvError<'a> {
+    kind: super::ErrorKind,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
 /// Pushes the [`RESULT_COLUMNS`] cells of one (row, model).
-fn result_cells(record: &mut Vec<String>, model: &str, line: Option<&ResultLine>) {
-    record.push(model.to_string());
+fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option<&'a CsvLine<'a>>) {
+    record.push(Cow::Borrowed(model));
     let Some(line) = line else {
-        record.push("not_sent".to_string());
-        record.extend(std::iter::repeat_n(String::new(), RESULT_COLUMNS.len() - 2));
+        record.push(Cow::Borrowed("not_sent"));
+        record.extend(std::iter::repeat_n(
+            Cow::Borrowed(""),
+            RESULT_COLUMNS.len() - 2,
+        ));
         return;
     };
     let status = match line.status {
         Status::Ok => "ok",
         Status::Error => "error",
     };
-    let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
-    record.push(status.to_string());
-    record.push(line.output.clone().unwrap_or_default());
+    let num = |n: Option<u64>| n.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
+    record.push(Cow::Borrowed(status));
+    record.push(Cow::Borrowed(line.output.as_deref().unwrap_or("")));
     record.push(
         line.cost_usd
-            .map(|c| c.normalize().to_string())
-            .unwrap_or_default(),
+            .map_or(Cow::Borrowed(""), |c| Cow::Owned(c.normalize().to_string())),
     );
     record.push(num(line.prompt_tokens));
     record.push(num(line.completion_tokens));
-    record.push(
-        line.error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
-            .unwrap_or_default(),
-    );
+    record.push(line.error.as_ref().map_or(Cow::Borrowed(""), |e| {
+        Cow::Owned(format!("{}: {}", e.kind.as_str(), e.message))
+    }));
 }
 
 /// Protects a cell against CSV injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a

@@ -266,6 +266,9 @@ pub struct CompactStats {
     pub bad_kept: u64,
     /// A torn, unreadable last line that was dropped (0 or 1).
     pub torn_dropped: u64,
+    /// (key hash, byte offset) of every kept line in the compacted file, sorted by key: the
+    /// index `results.csv` looks lines up in (16 bytes a key).
+    pub index: Vec<(u64, u64)>,
 }
 
 /// Rewrites `path` to one line per (id, model): the latest line wins, in the order of each
@@ -305,23 +308,36 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
     stats.kept = lines.len() as u64;
     stats.dropped = total - stats.kept;
     if stats.dropped == 0 && stats.torn_dropped == 0 && all_complete {
-        // Already one line per key: nothing to rewrite.
+        // Already one line per key: nothing to rewrite, and the offsets stand.
+        stats.index = lines;
         return Ok(stats);
     }
-    keep.extend(lines.into_iter().map(|(_, offset)| offset));
+    keep.extend(lines.iter().map(|&(_, offset)| offset));
     keep.sort_unstable();
+    // Old offset -> new offset of each kept line, in old-offset order.
+    let mut moved: Vec<(u64, u64)> = Vec::with_capacity(keep.len());
     let mut scanner = LineScanner::new(File::open(path)?);
     replace_file(path, |w| {
         let mut next = keep.iter().copied().peekable();
+        let mut written = 0u64;
         while let Some(info) = scanner.next_line()? {
             if next.peek() == Some(&info.offset) {
                 next.next();
+                moved.push((info.offset, written));
                 w.write_all(scanner.bytes())?;
                 w.write_all(b"\n")?;
+                written += scanner.bytes().len() as u64 + 1;
             }
         }
         Ok(())
     })?;
+    stats.index = lines
+        .into_iter()
+        .filter_map(|(key, old)| {
+            let i = moved.binary_search_by_key(&old, |m| m.0).ok()?;
+            Some((key, moved[i].1))
+        })
+        .collect();
     Ok(stats)
 }
 

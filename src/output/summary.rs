@@ -42,8 +42,21 @@ pub struct SummaryMeta {
 
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
 pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
-    let mut acc = Acc::default();
+    let mut acc = Acc::new(meta);
     for_each_latest(paths, |line| acc.add(&line))?;
+    Ok(acc.finish(meta))
+}
+
+/// [`summarize`] for one file already compacted (one line per key, as
+/// [`super::results::compact`] leaves it): a single pass, no key index.
+pub fn summarize_compacted(path: &Path, meta: &SummaryMeta) -> io::Result<Summary> {
+    let mut acc = Acc::new(meta);
+    let mut scanner = super::lines::LineScanner::new(std::fs::File::open(path)?);
+    while scanner.next_line()?.is_some() {
+        if let Ok(line) = scanner.parse() {
+            acc.add(&line);
+        }
+    }
     Ok(acc.finish(meta))
 }
 
@@ -69,9 +82,31 @@ struct Acc {
     providers: BTreeMap<String, GroupTotals>,
     first_start: Option<OffsetDateTime>,
     last_finish: Option<OffsetDateTime>,
+    /// The lines' own times are read only when the caller does not know the run's.
+    needs_times: bool,
+}
+
+/// The entry of `key` in `map`, allocating the key only the first time it is seen.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    match map.get_mut(key) {
+        Some(v) => v,
+        None => unreachable!("inserted above"),
+    }
 }
 
 impl Acc {
+    fn new(meta: &SummaryMeta) -> Acc {
+        Acc {
+            needs_times: meta.started_at.is_none()
+                || meta.finished_at.is_none()
+                || meta.wall_secs.is_none(),
+            ..Acc::default()
+        }
+    }
+
     fn add(&mut self, line: &ResultLine) {
         let cost = line.cost_usd.unwrap_or_default();
         match line.status {
@@ -85,23 +120,18 @@ impl Acc {
         self.cost.mismatched_rows += u64::from(line.cost_mismatch);
         self.cost.unknown_rows += u64::from(line.cost_usd.is_none());
         let provider = line.provider.as_deref().unwrap_or("unknown");
-        *self.cost.by_model.entry(line.model.clone()).or_default() += cost;
-        *self
-            .cost
-            .by_provider
-            .entry(provider.to_string())
-            .or_default() += cost;
-        add_group(self.models.entry(line.model.clone()).or_default(), line);
-        add_group(
-            self.providers.entry(provider.to_string()).or_default(),
-            line,
-        );
+        *entry(&mut self.cost.by_model, &line.model) += cost;
+        *entry(&mut self.cost.by_provider, provider) += cost;
+        add_group(entry(&mut self.models, &line.model), line);
+        add_group(entry(&mut self.providers, provider), line);
         if line.status == Status::Error {
             self.add_error(line, cost);
         }
         self.latencies
             .push(u32::try_from(line.latency_ms).unwrap_or(u32::MAX));
-        self.add_times(line);
+        if self.needs_times {
+            self.add_times(line);
+        }
     }
 
     fn add_requests(&mut self, line: &ResultLine) {

@@ -18,7 +18,7 @@ use crate::budget::Budget;
 use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
 use crate::output::results::key_hash;
-use crate::output::summary::{SummaryMeta, summarize, write_summary_json};
+use crate::output::summary::{SummaryMeta, write_summary_json};
 use crate::output::{CostSource, ResultLine};
 use crate::progress::Progress;
 use crate::request::BodyBuilder;
@@ -375,7 +375,8 @@ fn finish(
     let results = dir.join("results.jsonl");
     let io = |what: &str, e: std::io::Error| RunError::Other(anyhow::anyhow!("{what}: {e}"));
     let t = std::time::Instant::now();
-    crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
+    let compacted =
+        crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
     tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
     let t = std::time::Instant::now();
     let rows = RowReader::open(&job.input, job.id_column.as_deref())
@@ -383,8 +384,9 @@ fn finish(
         .filter_map(Result::ok)
         .take(job.limit_rows.map_or(usize::MAX, |n| n as usize));
     let csv_models: Vec<String> = models.to_vec();
-    crate::output::csv::write_results_csv(
+    crate::output::csv::write_results_csv_indexed(
         &results,
+        &compacted.index,
         rows,
         &scan.columns,
         &csv_models,
@@ -406,7 +408,9 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
     };
-    let summary = summarize(&[results], &meta).map_err(|e| io("reading results.jsonl", e))?;
+    drop(compacted);
+    let summary = crate::output::summary::summarize_compacted(&results, &meta)
+        .map_err(|e| io("reading results.jsonl", e))?;
     write_summary_json(&summary, &dir.join("summary.json"))
         .map_err(|e| io("writing summary.json", e))?;
     tracing::debug!("wrote summary.json in {:?}", t.elapsed());
