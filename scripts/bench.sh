@@ -2,7 +2,7 @@
 # Throughput, CPU per request and peak memory of `orbatch run` against the built-in mock,
 # run as a separate process (so its CPU is not counted as orbatch's).
 #
-#   scripts/bench.sh [ROWS=10000] [LATENCY_MS=0] [CONCURRENCY=256]
+#   scripts/bench.sh [ROWS=10000] [LATENCY_MS=0] [CONCURRENCY=64]
 #   BIG=1000000 scripts/bench.sh          # also the peak-memory run over BIG rows
 #
 # Prints one line per run: rows, wall seconds, requests/s, CPU (user+sys) per request in us
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-10000}"
 LATENCY="${2:-0}"
-CONC="${3:-256}"
+CONC="${3:-64}"
 BIN=target/release/orbatch
 cargo build --release -q
 WORK="$(mktemp -d)"
