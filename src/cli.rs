@@ -212,11 +212,9 @@ pub struct SummaryArgs {
     pub json: bool,
 }
 
-/// `orbatch models`.
+/// The flags of the commands that only query the API (`models`, `credits`).
 #[derive(Debug, Clone, Args)]
-pub struct ModelsArgs {
-    /// Only models whose slug contains this text.
-    pub filter: Option<String>,
+pub struct QueryArgs {
     /// The API base URL.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -228,18 +226,22 @@ pub struct ModelsArgs {
     pub api: ApiArgs,
 }
 
+/// `orbatch models`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    /// Only models whose slug contains this text.
+    pub filter: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub query: QueryArgs,
+}
+
 /// `orbatch credits`.
 #[derive(Debug, Clone, Args)]
 pub struct CreditsArgs {
-    /// The API base URL.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub api: ApiArgs,
+    pub query: QueryArgs,
 }
 
 /// `orbatch mock-server`.

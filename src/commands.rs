@@ -282,7 +282,7 @@ fn summary(a: SummaryArgs) -> anyhow::Result<Exit> {
 }
 
 async fn models(a: ModelsArgs) -> anyhow::Result<Exit> {
-    let endpoint = Endpoint::resolve(&a.api, a.base_url.clone()).await?;
+    let endpoint = Endpoint::resolve(&a.query.api, a.query.base_url.clone()).await?;
     let client = endpoint.client()?;
     let entries = match client.models().await {
         Ok(e) => e,
@@ -299,7 +299,7 @@ async fn models(a: ModelsArgs) -> anyhow::Result<Exit> {
         .filter(|e| e.id.to_ascii_lowercase().contains(&filter))
         .collect();
     rows.sort_by(|a, b| a.id.cmp(&b.id));
-    if a.json {
+    if a.query.json {
         let v: Vec<_> = rows
             .iter()
             .map(|e| serde_json::json!({"id": e.id, "price": table.get(&e.id)}))
@@ -344,7 +344,7 @@ async fn models(a: ModelsArgs) -> anyhow::Result<Exit> {
 }
 
 async fn credits(a: CreditsArgs) -> anyhow::Result<Exit> {
-    let endpoint = Endpoint::resolve(&a.api, a.base_url.clone()).await?;
+    let endpoint = Endpoint::resolve(&a.query.api, a.query.base_url.clone()).await?;
     endpoint.require_key()?;
     let client = endpoint.client()?;
     let key = match client.key_info().await {
@@ -369,7 +369,7 @@ async fn credits(a: CreditsArgs) -> anyhow::Result<Exit> {
         },
         None => None,
     };
-    if a.json {
+    if a.query.json {
         print_stdout(&serde_json::to_string_pretty(
             &serde_json::json!({"key": key, "credits": credits}),
         )?);
