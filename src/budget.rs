@@ -56,12 +56,6 @@ impl Budget {
         s.spent += actual.unwrap_or(r.0);
     }
 
-    /// Adds a charge learned later (a generation look-up that settled an unknown cost is not
-    /// re-added: this is for charges outside any reservation).
-    pub fn add_spent(&self, cost: Decimal) {
-        self.lock().spent += cost;
-    }
-
     /// Spent so far (recorded, including earlier runs).
     pub fn spent(&self) -> Decimal {
         self.lock().spent
@@ -70,11 +64,6 @@ impl Budget {
     /// Reserved by attempts in flight.
     pub fn reserved(&self) -> Decimal {
         self.lock().reserved
-    }
-
-    /// The cap.
-    pub fn cap(&self) -> Option<Decimal> {
-        self.cap
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -61,7 +61,6 @@ struct Shared {
     factor_base: f64,
     factor_at: Instant,
     last_decrease: Option<Instant>,
-    rate_limited: u64,
 }
 
 impl Limiter {
@@ -81,7 +80,6 @@ impl Limiter {
                 factor_base: 1.0,
                 factor_at: Instant::now(),
                 last_decrease: None,
-                rate_limited: 0,
             }),
         }
     }
@@ -182,7 +180,6 @@ impl Limiter {
     pub fn on_rate_limited(&self, hint: Option<Duration>) {
         let now = Instant::now();
         let mut s = self.lock();
-        s.rate_limited += 1;
         s.consecutive_429 += 1;
         let pause = hint.unwrap_or_else(|| crate::retry::backoff(s.consecutive_429 - 1, None));
         let until = now + pause;
@@ -208,16 +205,6 @@ impl Limiter {
     /// The current AIMD factor (1.0 = the configured limits).
     pub fn factor(&self) -> f64 {
         factor_at(&self.lock(), Instant::now())
-    }
-
-    /// The current effective requests per minute, when a rate is set.
-    pub fn effective_rpm(&self) -> Option<f64> {
-        self.spec.rpm.map(|r| r as f64 * self.factor())
-    }
-
-    /// 429s seen so far.
-    pub fn rate_limited(&self) -> u64 {
-        self.lock().rate_limited
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
