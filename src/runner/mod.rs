@@ -1,7 +1,7 @@
 //! The pipeline of `orbatch run`:
 //!
 //! ```text
-//! reader thread --rows--> dispatcher --spawn--> workers --lines--> writer thread
+//! reader thread --rows--> dispatcher --spawn--> workers --lines--> writer task
 //!   (bounded)        (resume, budget,      (attempts, retries,   (results.jsonl,
 //!                     slot, limiter)        cost, look-ups)        progress)
 //! ```
