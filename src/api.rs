@@ -43,9 +43,9 @@ pub struct Message {
 
 impl Message {
     /// The text content: a string as is, parts' `text` joined.
-    pub fn text(&self) -> Option<String> {
-        match self.content.as_ref()? {
-            Value::String(s) => Some(s.clone()),
+    pub fn into_text(self) -> Option<String> {
+        match self.content? {
+            Value::String(s) => Some(s),
             Value::Array(parts) => Some(
                 parts
                     .iter()

@@ -277,7 +277,6 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
             });
         }
     };
-    let completion = completion_of(&body);
     let embedded = body
         .error
         .as_ref()
@@ -290,20 +289,27 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
         let default = ApiError::default();
         let err = embedded.unwrap_or(&default);
         let (kind, verdict) = classify_embedded(err);
+        let status = err.status().or(Some(200));
+        let message = err.message.clone().map_or_else(
+            || "the provider reported an error inside an HTTP 200".to_string(),
+            |_| err.describe(),
+        );
+        let retry_after = retry_hint(headers, Some(err));
+        let has_usage = body.usage.is_some();
+        let completion = completion_of(body);
         return Attempt::Failed(Failure {
             kind,
             verdict,
-            status: err.status().or(Some(200)),
-            message: err.message.clone().map_or_else(
-                || "the provider reported an error inside an HTTP 200".to_string(),
-                |_| err.describe(),
-            ),
-            retry_after: retry_hint(headers, Some(err)),
-            ambiguous: completion.cost.is_none() && body.usage.is_some(),
+            status,
+            message,
+            retry_after,
+            ambiguous: completion.cost.is_none() && has_usage,
             partial: Some(completion),
         });
     }
-    if body.choices.is_empty() {
+    let no_choices = body.choices.is_empty();
+    let completion = completion_of(body);
+    if no_choices {
         return Attempt::Failed(Failure {
             kind: ErrorKind::InvalidResponse,
             verdict: Verdict::Retry,
@@ -329,17 +335,19 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
     Attempt::Answered(completion)
 }
 
-fn completion_of(body: &ChatResponse) -> Completion {
-    let choice = body.choices.first();
+/// The reply of a parsed answer (its strings moved, not copied).
+fn completion_of(body: ChatResponse) -> Completion {
     let usage = body.usage.as_ref();
+    let (content, finish_reason) = match body.choices.into_iter().next() {
+        Some(c) => (c.message.and_then(|m| m.into_text()), c.finish_reason),
+        None => (None, None),
+    };
     Completion {
-        generation_id: body.id.clone(),
-        response_model: body.model.clone(),
-        provider: body.provider.clone(),
-        content: choice
-            .and_then(|c| c.message.as_ref())
-            .and_then(|m| m.text()),
-        finish_reason: choice.and_then(|c| c.finish_reason.clone()),
+        generation_id: body.id,
+        response_model: body.model,
+        provider: body.provider,
+        content,
+        finish_reason,
         prompt_tokens: usage.and_then(|u| u.prompt_tokens),
         completion_tokens: usage.and_then(|u| u.completion_tokens),
         reasoning_tokens: usage
