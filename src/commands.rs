@@ -79,7 +79,12 @@ impl Endpoint {
     /// Resolves the endpoint; `--mock` starts the mock and needs no key.
     pub async fn resolve(api: &ApiArgs, base_url: Option<String>) -> anyhow::Result<Endpoint> {
         if api.mock {
-            let server = MockServer::start(MockConfig::default()).await?;
+            // The in-process mock keeps no request log: a long rehearsal stays flat in memory.
+            let server = MockServer::start(MockConfig {
+                no_log: true,
+                ..MockConfig::default()
+            })
+            .await?;
             return Ok(Endpoint {
                 base_url: server.base_url(),
                 key: Some(SecretString::from("sk-or-v1-mock-local".to_string())),

@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MockConfig, RequestRecord, models};
 
+/// Generation records kept (and, with `--no-log`, request-log entries): the latest ones.
+const KEPT_GENERATIONS: u64 = 100_000;
+
 /// What the mock answered to one chat request (`RequestRecord::outcome`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -106,7 +109,7 @@ pub(crate) struct Shared {
     server_errors: AtomicU64,
     rpm: Mutex<VecDeque<Instant>>,
     spent: Mutex<Decimal>,
-    log: Mutex<Vec<RequestRecord>>,
+    log: Mutex<VecDeque<RequestRecord>>,
     gens: Mutex<HashMap<u64, Generation>>,
     counts: [AtomicU64; 13],
     /// The `/models` body, built once.
@@ -164,7 +167,7 @@ impl Shared {
             server_errors: AtomicU64::new(0),
             rpm: Mutex::new(VecDeque::new()),
             spent: Mutex::new(Decimal::ZERO),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(VecDeque::new()),
             gens: Mutex::new(HashMap::new()),
             counts: Default::default(),
             models_body: Bytes::from(models_body),
@@ -271,7 +274,13 @@ impl Shared {
     pub fn bill(&self, generation: Generation) -> String {
         *lock(&self.spent) += generation.cost;
         let n = self.gen_seq.fetch_add(1, Ordering::Relaxed);
-        lock(&self.gens).insert(n, generation);
+        let mut gens = lock(&self.gens);
+        gens.insert(n, generation);
+        // Memory stays flat over long rehearsals: the oldest records expire (their look-ups
+        // answer 404, as for an unknown id).
+        if let Some(old) = n.checked_sub(KEPT_GENERATIONS) {
+            gens.remove(&old);
+        }
         format!("{}{n:010}", self.gen_prefix)
     }
 
@@ -284,12 +293,17 @@ impl Shared {
     /// Appends a record to the request log and counts its outcome.
     pub fn record(&self, rec: RequestRecord, outcome: Outcome) {
         self.counts[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        lock(&self.log).push(rec);
+        let mut log = lock(&self.log);
+        // With --no-log the log keeps only the latest records, so a long run stays flat.
+        if self.cfg.no_log && log.len() >= KEPT_GENERATIONS as usize {
+            log.pop_front();
+        }
+        log.push_back(rec);
     }
 
     /// A copy of the request log.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.log).clone()
+        lock(&self.log).iter().cloned().collect()
     }
 
     /// `GET /__mock/stats`: counts by outcome, spent, generations.
