@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{MockConfig, RequestRecord, models};
 
 /// Generation records kept (and, with `--no-log`, request-log entries): the latest ones.
-const KEPT_GENERATIONS: u64 = 100_000;
+const KEPT_GENERATIONS: u64 = 10_000;
 
 /// What the mock answered to one chat request (`RequestRecord::outcome`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
