@@ -146,6 +146,16 @@ impl Client {
         })
     }
 
+    /// A client for a job: its base URL, per-attempt timeout and concurrency.
+    pub fn for_job(job: &crate::job::Job, key: Option<&SecretString>) -> anyhow::Result<Client> {
+        Client::new(
+            &job.base_url,
+            key,
+            job.limits.timeout,
+            job.limits.concurrency,
+        )
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.base

@@ -143,6 +143,8 @@ async fn run(a: RunArgs, control: Control) -> anyhow::Result<Exit> {
         rate_window: std::time::Duration::from_secs_f64(a.rate_window_secs.max(0.001)),
         lookup_backoff_scale: a.lookup_backoff_scale.clamp(0.0, 1.0),
         only_rows: None,
+        // One client for the pre-flight and the run (building one reads TLS roots).
+        client: Some(crate::client::Client::for_job(&job, endpoint.key.as_ref())?),
     };
     if let Some(code) = crate::estimate::preflight(&job, &opts, &endpoint).await? {
         return Ok(code);

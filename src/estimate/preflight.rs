@@ -62,12 +62,15 @@ pub async fn check(
         tracing::info!("pre-flight skipped: the input is stdin");
         return Ok(None);
     }
-    let client = Client::new(
-        &job.base_url,
-        opts.api_key.as_ref(),
-        Duration::from_secs(15),
-        2,
-    )?;
+    let client = match &opts.client {
+        Some(c) => c.clone(),
+        None => Client::new(
+            &job.base_url,
+            opts.api_key.as_ref(),
+            Duration::from_secs(15),
+            2,
+        )?,
+    };
     let (credit, prices) = match known {
         Some(k) => (k.credit, Some(k.prices)),
         None => {

@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub lookup_backoff_scale: f64,
     /// Send only the rows with these 0-based indexes (the estimate's pilot).
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
+    /// The client to use (built once per command); `None`: `run` builds one for the job.
+    pub client: Option<crate::client::Client>,
 }
 
 impl Default for RunOptions {
@@ -68,6 +70,7 @@ impl Default for RunOptions {
             rate_window: Duration::from_secs(60),
             lookup_backoff_scale: 1.0,
             only_rows: None,
+            client: None,
         }
     }
 }

@@ -83,13 +83,11 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         job.input =
             spool_stdin(&job.output_dir).map_err(|e| config(format!("cannot read stdin: {e}")))?;
     }
-    let client = Client::new(
-        &job.base_url,
-        opts.api_key.as_ref(),
-        job.limits.timeout,
-        job.limits.concurrency,
-    )
-    .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?;
+    let client = match &opts.client {
+        Some(c) => c.clone(),
+        None => Client::for_job(&job, opts.api_key.as_ref())
+            .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?,
+    };
     // Prices are fetched while the input is scanned.
     let prices_task = {
         let c = client.clone();
