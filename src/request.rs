@@ -150,6 +150,7 @@ mod tests {
             index: 0,
             vars: Map::new(),
             body,
+            raw_numbers: Vec::new(),
         }
     }
 

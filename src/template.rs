@@ -2,9 +2,8 @@
 //!
 //! Templates are compiled once; a [`Template`] is `Send + Sync` and cheap to share. Rendering is
 //! strict: a variable that the row lacks, or a null one, is an error naming it. There is no
-//! HTML escaping. Numbers render as JSON writes them: integers exactly, other numbers in their
-//! shortest round-trip form (so a JSONL `1.50` renders as `1.5`; CSV cells are text and render
-//! exactly as written).
+//! HTML escaping. Numbers render as written: CSV cells are text; a JSONL number keeps its text
+//! (`1.50`, `2e3`: see `Row::raw_numbers`); a computed one prints in its shortest form.
 
 use minijinja::value::Value as JValue;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
@@ -14,6 +13,8 @@ use crate::input::{Row, RowBody};
 
 const SYSTEM: &str = "system";
 const PROMPT: &str = "prompt";
+/// The hidden context variable mapping a number's shortest text to its text as written.
+const RAW_NUMBERS: &str = "__orbatch_numbers_as_written";
 /// The detail of the error the formatter raises when a null value would be printed.
 const NULL_DETAIL: &str = "a null value cannot be rendered";
 
@@ -78,7 +79,7 @@ impl Template {
                     out.push(system);
                 }
                 let user = if self.has_prompt {
-                    self.render(PROMPT, &self.prompt_vars, &row.vars)?
+                    self.render(PROMPT, &self.prompt_vars, row)?
                 } else {
                     prompt_var(&row.vars)?
                 };
@@ -123,21 +124,31 @@ impl Template {
         if !self.has_system {
             return Ok(None);
         }
-        let text = self.render(SYSTEM, &self.system_vars, &row.vars)?;
+        let text = self.render(SYSTEM, &self.system_vars, row)?;
         Ok(Some(json!({"role": "system", "content": text})))
     }
 
-    /// Renders one template with a context holding only the variables it uses.
-    fn render(
-        &self,
-        name: &str,
-        used: &[String],
-        vars: &Map<String, Value>,
-    ) -> Result<String, String> {
-        let ctx = JValue::from_pairs(
-            used.iter()
-                .filter_map(|k| vars.get(k).map(|v| (k.as_str(), to_jinja(v)))),
-        );
+    /// Renders one template with a context holding only the variables it uses (plus, when a
+    /// used number was written in a longer form than its shortest one, that form).
+    fn render(&self, name: &str, used: &[String], row: &Row) -> Result<String, String> {
+        let vars = &row.vars;
+        let mut pairs: Vec<(&str, JValue)> = used
+            .iter()
+            .filter_map(|k| vars.get(k).map(|v| (k.as_str(), to_jinja(v))))
+            .collect();
+        let written: Vec<(String, &str)> = row
+            .raw_numbers
+            .iter()
+            .filter(|(k, _)| used.contains(k))
+            .filter_map(|(k, text)| Some((vars.get(k)?.to_string(), text.as_str())))
+            .collect();
+        if !written.is_empty() {
+            pairs.push((
+                RAW_NUMBERS,
+                JValue::from_pairs(written.iter().map(|(k, v)| (k.as_str(), *v))),
+            ));
+        }
+        let ctx = JValue::from_pairs(pairs);
         let tmpl = self
             .env
             .get_template(name)
@@ -191,8 +202,16 @@ fn format_value(
         && let Ok(f) = f64::try_from(value.clone())
         && let Some(n) = serde_json::Number::from_f64(f)
     {
+        let shortest = n.to_string();
+        // A number the row wrote as `1.50` prints as `1.50` (its value, not its variable,
+        // is known here: a computed value equal to it prints the same way).
+        let written = state
+            .lookup(RAW_NUMBERS)
+            .and_then(|m| m.get_attr(&shortest).ok())
+            .filter(|v| !v.is_undefined() && !v.is_none())
+            .map(|v| v.to_string());
         return out
-            .write_str(&n.to_string())
+            .write_str(written.as_deref().unwrap_or(&shortest))
             .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()));
     }
     minijinja::escape_formatter(out, state, value)
@@ -234,7 +253,24 @@ mod tests {
             index: 0,
             vars,
             body,
+            raw_numbers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn numbers_render_as_written() {
+        let t = Template::new(
+            None,
+            Some("{{ price }} | {{ big }} | {{ price * 2 }} | {{ n }}"),
+        )
+        .unwrap();
+        let mut r = row(json!({"price": 1.5, "big": 2000.0, "n": 3}), RowBody::Vars);
+        r.raw_numbers = vec![
+            ("price".into(), "1.50".into()),
+            ("big".into(), "2e3".into()),
+        ];
+        let m = t.messages(&r).unwrap();
+        assert_eq!(m[0]["content"], "1.50 | 2e3 | 3.0 | 3");
     }
 
     fn user(t: &Template, vars: Value) -> Result<Value, String> {

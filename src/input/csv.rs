@@ -160,6 +160,7 @@ impl CsvRows {
             index,
             vars,
             body: RowBody::Vars,
+            raw_numbers: Vec::new(),
         })
     }
 

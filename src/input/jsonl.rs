@@ -107,14 +107,39 @@ impl JsonlRows {
                 }
             }
         }
+        let raw_numbers = raw_numbers(&obj, text);
         Some(Ok(Row {
             id,
             line: self.line,
             index,
             vars: obj,
             body,
+            raw_numbers,
         }))
     }
+}
+
+/// The top-level numbers whose JSON text is not their shortest form (a second, borrowed parse
+/// of the line, only when it has a non-integer number).
+fn raw_numbers(obj: &Map<String, Value>, text: &[u8]) -> Vec<(String, String)> {
+    let is_float = |v: &Value| matches!(v, Value::Number(n) if !n.is_i64() && !n.is_u64());
+    if !obj.values().any(is_float) {
+        return Vec::new();
+    }
+    let Ok(raw) = serde_json::from_slice::<
+        std::collections::HashMap<std::borrow::Cow<'_, str>, &serde_json::value::RawValue>,
+    >(text) else {
+        return Vec::new();
+    };
+    obj.iter()
+        .filter(|(_, v)| is_float(v))
+        .filter_map(|(k, v)| {
+            let written = raw.get(k.as_str())?.get().trim();
+            // Compare texts: `Value == str` would compare against a JSON string.
+            let shortest = v.to_string();
+            (written != shortest).then(|| (k.clone(), written.to_string()))
+        })
+        .collect()
 }
 
 /// One line as a JSON object, or the message saying why not.
@@ -353,5 +378,22 @@ mod tests {
         let got = read("{\"id\":1.5}\n{\"id\":-3}\n");
         assert_eq!(got[0].as_ref().unwrap().id, "1.5");
         assert_eq!(got[1].as_ref().unwrap().id, "-3");
+    }
+
+    #[test]
+    fn numbers_keep_the_text_they_were_written_as() {
+        let got =
+            read("{\"id\":1,\"price\":1.50,\"big\":2e3,\"n\":7,\"x\":0.25}\n{\"id\":2,\"n\":1}\n");
+        let r = got[0].as_ref().unwrap();
+        let mut raw = r.raw_numbers.clone();
+        raw.sort();
+        assert_eq!(
+            raw,
+            vec![
+                ("big".to_string(), "2e3".to_string()),
+                ("price".to_string(), "1.50".to_string())
+            ]
+        );
+        assert!(got[1].as_ref().unwrap().raw_numbers.is_empty());
     }
 }

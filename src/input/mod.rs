@@ -66,6 +66,9 @@ pub struct Row {
     pub vars: Map<String, Value>,
     /// Messages or a whole request body, when the row brings its own.
     pub body: RowBody,
+    /// JSONL top-level numbers whose text differs from their shortest form (`1.50`, `2e3`):
+    /// (name, the text as written), so that templates render them as written. Usually empty.
+    pub raw_numbers: Vec<(String, String)>,
 }
 
 /// An input error, displayed as `FILE:LINE: message` (line 0 means the file as a whole).

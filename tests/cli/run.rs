@@ -245,7 +245,7 @@ fn jsonl_template_variables_and_batch_lines_with_their_own_models() {
     let mock = Mock::plain();
     wd.create(
         "vars.jsonl",
-        "{\"id\":1,\"question\":\"Why?\",\"n\":3}\n{\"id\":2,\"question\":\"How?\",\"n\":2.5}\n",
+        "{\"id\":1,\"question\":\"Why?\",\"n\":3}\n{\"id\":2,\"question\":\"How?\",\"n\":2.50}\n",
     );
     wd.run(
         &mock,
@@ -264,7 +264,8 @@ fn jsonl_template_variables_and_batch_lines_with_their_own_models() {
     .code(0);
     let mut users: Vec<String> = mock.requests().into_iter().map(|r| r.user).collect();
     users.sort();
-    assert_eq!(users, ["Q2.5: How?", "Q3: Why?"]);
+    // Numbers render as written: 2.50 stays 2.50.
+    assert_eq!(users, ["Q2.50: How?", "Q3: Why?"]);
     let body: serde_json::Value = serde_json::from_str(&mock.requests()[0].body).unwrap();
     assert_eq!(body["messages"][0]["role"], "system");
     assert_eq!(body["messages"][0]["content"], "Answer briefly.");

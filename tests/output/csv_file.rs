@@ -9,6 +9,7 @@ fn row(index: u64, id: &str, vars: Value) -> Row {
         index,
         vars: vars.as_object().cloned().unwrap_or_default(),
         body: RowBody::Vars,
+        raw_numbers: Vec::new(),
     }
 }
 
