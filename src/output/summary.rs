@@ -1,6 +1,7 @@
 //! `summary.json`: the aggregate of one or more result files (shards merge: the latest line of
 //! each key wins), built in one streaming pass over the latest lines.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ pub struct SummaryMeta {
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
 pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
     let mut acc = Acc::new(meta);
-    for_each_latest(paths, |line| acc.add(&line))?;
+    for_each_latest(paths, |line| acc.add(&SummaryLine::from(&line)))?;
     Ok(acc.finish(meta))
 }
 
@@ -53,7 +54,9 @@ pub fn summarize_compacted(path: &Path, meta: &SummaryMeta) -> io::Result<Summar
     let mut acc = Acc::new(meta);
     let mut scanner = super::lines::LineScanner::new(std::fs::File::open(path)?);
     while scanner.next_line()?.is_some() {
-        if let Ok(line) = scanner.parse() {
+        // Only the fields the summary counts, borrowed from the line (output and vars are
+        // skipped, not built).
+        if let Ok(line) = serde_json::from_slice::<SummaryLine<'_>>(scanner.bytes()) {
             acc.add(&line);
         }
     }
@@ -66,6 +69,74 @@ pub fn write_summary_json(summary: &Summary, path: &Path) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut *w, summary)?;
         w.write_all(b"\n")
     })
+}
+
+/// The fields of a result line that the summary counts, borrowed where they are text.
+#[derive(serde::Deserialize)]
+struct SummaryLine<'a> {
+    status: Status,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    provider: Option<Cow<'a, str>>,
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(with = "crate::money::opt", default)]
+    cost_usd: Option<Decimal>,
+    #[serde(with = "crate::money::opt", default)]
+    table_cost_usd: Option<Decimal>,
+    #[serde(default)]
+    cost_mismatch: bool,
+    latency_ms: u64,
+    attempts: u32,
+    #[serde(default)]
+    unknown_cost_attempts: u32,
+    #[serde(default)]
+    rate_limited_attempts: u32,
+    #[serde(borrow, default)]
+    error: Option<SummaryError<'a>>,
+    #[serde(borrow, default)]
+    finished_at: Option<Cow<'a, str>>,
+}
+
+/// `error` of a [`SummaryLine`].
+#[derive(serde::Deserialize)]
+struct SummaryError<'a> {
+    kind: ErrorKind,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
+    fn from(l: &'a ResultLine) -> Self {
+        SummaryLine {
+            status: l.status,
+            model: Cow::Borrowed(&l.model),
+            provider: l.provider.as_deref().map(Cow::Borrowed),
+            prompt_tokens: l.prompt_tokens,
+            completion_tokens: l.completion_tokens,
+            reasoning_tokens: l.reasoning_tokens,
+            cached_tokens: l.cached_tokens,
+            cost_usd: l.cost_usd,
+            table_cost_usd: l.table_cost_usd,
+            cost_mismatch: l.cost_mismatch,
+            latency_ms: l.latency_ms,
+            attempts: l.attempts,
+            unknown_cost_attempts: l.unknown_cost_attempts,
+            rate_limited_attempts: l.rate_limited_attempts,
+            error: l.error.as_ref().map(|e| SummaryError {
+                kind: e.kind,
+                message: Cow::Borrowed(&e.message),
+            }),
+            finished_at: l.finished_at.as_deref().map(Cow::Borrowed),
+        }
+    }
 }
 
 /// The running totals.
@@ -107,7 +178,7 @@ impl Acc {
         }
     }
 
-    fn add(&mut self, line: &ResultLine) {
+    fn add(&mut self, line: &SummaryLine<'_>) {
         let cost = line.cost_usd.unwrap_or_default();
         match line.status {
             Status::Ok => self.rows.ok += 1,
@@ -134,7 +205,7 @@ impl Acc {
         }
     }
 
-    fn add_requests(&mut self, line: &ResultLine) {
+    fn add_requests(&mut self, line: &SummaryLine<'_>) {
         let r = &mut self.requests;
         r.sent += u64::from(line.attempts);
         r.retried += u64::from(line.attempts.saturating_sub(1));
@@ -142,7 +213,7 @@ impl Acc {
         r.unknown_cost_attempts += u64::from(line.unknown_cost_attempts);
     }
 
-    fn add_tokens(&mut self, line: &ResultLine) {
+    fn add_tokens(&mut self, line: &SummaryLine<'_>) {
         let t = &mut self.tokens;
         t.prompt += line.prompt_tokens.unwrap_or(0);
         t.completion += line.completion_tokens.unwrap_or(0);
@@ -150,7 +221,7 @@ impl Acc {
         t.cached += line.cached_tokens.unwrap_or(0);
     }
 
-    fn add_error(&mut self, line: &ResultLine, cost: Decimal) {
+    fn add_error(&mut self, line: &SummaryLine<'_>, cost: Decimal) {
         let kind = line.error.as_ref().map_or("unknown", |e| e.kind.as_str());
         let totals = self.errors_by_kind.entry(kind.to_string()).or_default();
         totals.count += 1;
@@ -164,7 +235,7 @@ impl Acc {
         }
     }
 
-    fn add_times(&mut self, line: &ResultLine) {
+    fn add_times(&mut self, line: &SummaryLine<'_>) {
         let Some(finished) = line.finished_at.as_deref().and_then(parse_time) else {
             return;
         };
@@ -213,7 +284,7 @@ impl Acc {
     }
 }
 
-fn add_group(g: &mut GroupTotals, line: &ResultLine) {
+fn add_group(g: &mut GroupTotals, line: &SummaryLine<'_>) {
     g.rows += 1;
     match line.status {
         Status::Ok => g.ok += 1,
