@@ -130,6 +130,9 @@ pub(crate) fn parse_line(bytes: &[u8]) -> Result<ResultLine, String> {
 
 /// The resume-key hash of a result line, from its `id` and `model` alone.
 pub(crate) fn parse_key(bytes: &[u8]) -> Result<u64, String> {
+    if let Some(key) = leading_key(bytes) {
+        return Ok(key);
+    }
     #[derive(serde::Deserialize)]
     struct Key<'a> {
         #[serde(borrow)]
@@ -139,6 +142,25 @@ pub(crate) fn parse_key(bytes: &[u8]) -> Result<u64, String> {
     }
     let k: Key<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     Ok(super::results::key_hash(&k.id, &k.model))
+}
+
+/// The key of a line as orbatch writes it, `{"id":"..","model":"..",...}`, read from its first
+/// two fields alone (the rest of the line is not scanned); `None` for any other shape.
+fn leading_key(bytes: &[u8]) -> Option<u64> {
+    // One JSON string at the start of `bytes`, and where it ends.
+    fn string(bytes: &[u8]) -> Option<(String, usize)> {
+        let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<String>();
+        let s = values.next()?.ok()?;
+        Some((s, values.byte_offset()))
+    }
+    if bytes.last() != Some(&b'}') {
+        return None;
+    }
+    let rest = bytes.strip_prefix(br#"{"id":"#)?;
+    let (id, end) = string(rest)?;
+    let rest = rest.get(end..)?.strip_prefix(br#","model":"#)?;
+    let (model, _) = string(rest)?;
+    Some(super::results::key_hash(&id, &model))
 }
 
 /// The first characters of a line, lossily decoded, for warnings.
@@ -202,6 +224,24 @@ fn sync_parent(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_leading_key_matches_a_full_parse() {
+        let full = |b: &[u8]| {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            super::super::results::key_hash(v["id"].as_str().unwrap(), v["model"].as_str().unwrap())
+        };
+        let line =
+            br#"{"id":"a \"q\" \u00e9","model":"openai/gpt-4o-mini","status":"ok","vars":{"x":1}}"#;
+        assert_eq!(leading_key(line), Some(full(line)));
+        assert_eq!(parse_key(line), Ok(full(line)));
+        // Another field order: the full parse answers.
+        let other = br#"{"model":"m","id":"7","status":"ok"}"#;
+        assert_eq!(leading_key(other), None);
+        assert_eq!(parse_key(other), Ok(full(other)));
+        // A torn line is not read as a key.
+        assert_eq!(leading_key(br#"{"id":"1","model":"m","status":"o"#), None);
+    }
+
     use super::*;
 
     #[test]
