@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::api::ModelEntry;
 use crate::client::{CallError, Client};
 
+/// How old a cached price table `run` (and its pre-flight) accepts: `/models` is fetched at
+/// most once per command, and prices change far more slowly than that.
+pub const RUN_MAX_AGE: Duration = Duration::from_secs(3600);
+
 /// What orbatch knows of one model's price and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrice {

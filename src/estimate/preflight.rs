@@ -26,9 +26,6 @@ use crate::prices::PriceTable;
 use crate::runner::RunOptions;
 use crate::template::Template;
 
-/// How old a cached price table the pre-flight accepts.
-const PRICE_MAX_AGE: Duration = Duration::from_secs(3600);
-
 /// The requests a run would still send, and their worst case.
 #[derive(Debug, Default)]
 pub struct Pending {
@@ -84,7 +81,7 @@ pub async fn check(
     }
     let prices = match prices {
         Some(p) => p,
-        None => Arc::new(PriceTable::cached_or_fetch(&client, PRICE_MAX_AGE).await),
+        None => Arc::new(PriceTable::cached_or_fetch(&client, crate::prices::RUN_MAX_AGE).await),
     };
     let (job2, opts2) = (job.clone(), opts.clone());
     let pending = tokio::task::spawn_blocking(move || pending_high(&job2, &opts2, &prices)).await?;

@@ -91,7 +91,9 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     // Prices are fetched while the input is scanned.
     let prices_task = {
         let c = client.clone();
-        tokio::spawn(async move { PriceTable::fetch(&c).await })
+        tokio::spawn(
+            async move { PriceTable::cached_or_fetch(&c, crate::prices::RUN_MAX_AGE).await },
+        )
     };
     let t = std::time::Instant::now();
     let scan_input = job.clone();
@@ -144,7 +146,17 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     report_recovery(&results, &recovered);
     tracing::debug!("manifest and journal recovery in {:?}", t.elapsed());
 
-    let prices = prices_task.await.unwrap_or_default();
+    let mut prices = prices_task.await.unwrap_or_default();
+    // A cached table that lacks one of the job's models may predate it: ask once more.
+    if prices.error.is_none()
+        && !prices.age().is_zero()
+        && models.iter().any(|m| prices.get(m).is_none())
+    {
+        let fresh = PriceTable::fetch(&client).await;
+        if fresh.error.is_none() {
+            prices = fresh;
+        }
+    }
     check_budget_is_enforceable(&job, &models, &prices)?;
     let started_at = crate::output::summary::now_rfc3339();
     Ok(Prepared {
