@@ -1,6 +1,6 @@
 //! Human tables: the estimate, and `orbatch credits`.
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -9,10 +9,7 @@ use super::report::{Report, Usd};
 use crate::money::usd;
 
 fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED);
-    t.set_header(header.iter().map(|s| s.to_string()));
-    t
+    crate::output::table::new_table(false, header, &[])
 }
 
 fn money(v: Option<Usd>) -> String {

@@ -168,8 +168,10 @@ fn groups_or_costs(
         .collect()
 }
 
-/// A table with a header row; the columns in `right` are right-aligned (numbers).
-fn new_table(plain: bool, header: &[&str], right: &[usize]) -> Table {
+/// A table with a header row; the columns in `right` are right-aligned (numbers). `plain`
+/// never styles (for tests); otherwise styling and wrapping follow the terminal. Every human
+/// table of orbatch (summary, estimate, credits, models) is built here.
+pub(crate) fn new_table(plain: bool, header: &[&str], right: &[usize]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     if plain {
