@@ -203,18 +203,12 @@ async fn validate(a: JobArgs) -> anyhow::Result<Exit> {
             .unwrap_or_else(|| crate::job::DEFAULT_BASE_URL.to_string()),
     );
     let mut job = Job::resolve(a.job.as_deref(), o, None)?;
+    // validate writes nothing into the output dir: stdin is spooled into a temp dir instead.
+    let spool = std::env::temp_dir().join(format!("orbatch-validate-{}", std::process::id()));
+    let shown = job.input.display().to_string();
     if job.input == Path::new("-") {
-        let tmp = std::env::temp_dir().join(format!("orbatch-validate-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp)?;
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)?;
-        let ext = if data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            "jsonl"
-        } else {
-            "csv"
-        };
-        job.input = tmp.join(format!("stdin.{ext}"));
-        std::fs::write(&job.input, data)?;
+        std::fs::create_dir_all(&spool)?;
+        job.input = crate::runner::spool_stdin(&spool)?;
     }
     let scanned = tokio::task::spawn_blocking(move || {
         let r = crate::runner::scan_job(&job);
@@ -222,23 +216,20 @@ async fn validate(a: JobArgs) -> anyhow::Result<Exit> {
     })
     .await?;
     let (job, result) = scanned;
+    let _ = std::fs::remove_dir_all(&spool);
     match result {
         Ok((report, _)) => {
-            let models = if job.request.models.is_empty() {
-                report.batch_models.clone()
-            } else {
-                job.request.models.clone()
-            };
-            let pairs = report.rows * models.len().max(1) as u64;
+            let models = crate::runner::job_models(&job, &report);
+            let pairs = crate::runner::job_pairs(&job, report.rows, &models);
             if a.json {
                 print_stdout(&serde_json::to_string_pretty(&serde_json::json!({
-                    "input": job.input, "rows": report.rows, "models": models, "requests": pairs,
+                    "input": shown, "rows": report.rows, "models": models, "requests": pairs,
                     "columns": report.columns, "errors": 0,
                 }))?);
             } else {
                 print_stdout(&format!(
                     "{}: {} rows x {} model(s) = {} requests; every row parses and renders",
-                    job.input.display(),
+                    shown,
                     report.rows,
                     models.len(),
                     pairs
@@ -314,16 +305,18 @@ async fn models(a: ModelsArgs) -> anyhow::Result<Exit> {
         print_stdout(&serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Ok);
     }
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header([
-        "model",
-        "$/M prompt",
-        "$/M completion",
-        "$/request",
-        "context",
-        "max completion",
-    ]);
+    let mut t = crate::output::table::new_table(
+        false,
+        &[
+            "model",
+            "$/M prompt",
+            "$/M completion",
+            "$/request",
+            "context",
+            "max completion",
+        ],
+        &[1, 2, 3, 4, 5],
+    );
     let million = rust_decimal::Decimal::from(1_000_000);
     for e in rows {
         match table.get(&e.id) {

@@ -80,11 +80,7 @@ pub async fn command(a: EstimateArgs, control: Control) -> anyhow::Result<Exit> 
         }
     };
     let template = Arc::new(template);
-    let models = if job.request.models.is_empty() {
-        scan.batch_models.clone()
-    } else {
-        job.request.models.clone()
-    };
+    let models = crate::runner::job_models(&job, &scan);
     let prices = Arc::new(prices_task.await.unwrap_or_default());
     let first = {
         let (j, t, p) = (job.clone(), template.clone(), prices.clone());

@@ -123,18 +123,13 @@ pub(crate) async fn execute(
 
 /// Pairs this run will send: rows x models, less those already finished.
 fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
-    let per_row = if p.job.request.models.is_empty() {
-        1
-    } else {
-        p.models.len() as u64
-    };
     let rows = match &opts.only_rows {
         Some(set) => set.len() as u64,
         None => p.scan.rows,
     };
     let failed_kept = p.recovered.failed.values().filter(|f| !f.resumable).count() as u64;
     let finished = p.recovered.done.len() as u64 + if opts.retry_failed { 0 } else { failed_kept };
-    (rows * per_row).saturating_sub(finished)
+    super::job_pairs(&p.job, rows, &p.models).saturating_sub(finished)
 }
 
 /// Reads rows on a blocking thread into a bounded channel.
@@ -395,14 +390,9 @@ fn finish(
     .map_err(|e| io("writing results.csv", e))?;
     tracing::debug!("wrote results.csv in {:?}", t.elapsed());
     let t = std::time::Instant::now();
-    let per_row = if job.request.models.is_empty() {
-        1
-    } else {
-        models.len() as u64
-    };
     let meta = SummaryMeta {
         job: job.name.clone(),
-        total_pairs: Some(scan.rows * per_row),
+        total_pairs: Some(super::job_pairs(job, scan.rows, models)),
         stopped_early: stopped,
         started_at: Some(started_at.to_string()),
         finished_at: Some(crate::output::summary::now_rfc3339()),

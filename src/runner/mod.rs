@@ -33,7 +33,7 @@ use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
 use crate::prices::PriceTable;
 
-pub use prepare::{scan_job, spool_stdin};
+pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]

@@ -61,11 +61,21 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
 }
 
 /// The models of a job: its own, or those its batch lines name.
-pub(crate) fn job_models(job: &Job, scan: &ScanReport) -> Vec<String> {
+pub fn job_models(job: &Job, scan: &ScanReport) -> Vec<String> {
     if job.request.models.is_empty() {
         scan.batch_models.clone()
     } else {
         job.request.models.clone()
+    }
+}
+
+/// The (row, model) pairs of `rows` rows: every row x every job model, or one pair a row when
+/// batch lines name their own model.
+pub fn job_pairs(job: &Job, rows: u64, models: &[String]) -> u64 {
+    if job.request.models.is_empty() {
+        rows
+    } else {
+        rows * models.len() as u64
     }
 }
 
