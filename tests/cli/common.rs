@@ -141,6 +141,22 @@ impl Workdir {
         cmd
     }
 
+    /// `in.csv` of `rows` rows (`rows_csv`), run with `--model MINI --prompt "{{ text }}"` and
+    /// `extra`: the plain job most tests vary one flag of.
+    pub fn run_rows(&self, mock: &Mock, rows: usize, extra: &[&str]) -> Command {
+        self.create("in.csv", &rows_csv(rows));
+        let mut args = vec![
+            "--input",
+            "in.csv",
+            "--model",
+            MINI,
+            "--prompt",
+            "{{ text }}",
+        ];
+        args.extend_from_slice(extra);
+        self.run(mock, &args)
+    }
+
     /// The lines of `DIR/results.jsonl`.
     pub fn results(&self, dir: &str) -> Vec<ResultLine> {
         self.read(&format!("{dir}/results.jsonl"))

@@ -1,6 +1,7 @@
 //! The CLI contract of DESIGN.md §1 and §4: commands, flags, exit codes, stdout vs stderr,
 //! output file names and fields, and what reaches the server.
 
+use crate::summary_fields::SUMMARY_FIELDS;
 use std::io::Read;
 use std::process::Stdio;
 
@@ -131,34 +132,7 @@ fn output_files_and_their_field_names() {
     }
     assert!(first["cost_usd"].is_number(), "money is a JSON number");
     let s: Value = serde_json::from_str(&wd.read("out/j/summary.json")).unwrap();
-    for path in [
-        "/job",
-        "/complete",
-        "/rows/total",
-        "/rows/ok",
-        "/rows/error",
-        "/rows/not_sent",
-        "/requests/sent",
-        "/requests/retried",
-        "/requests/rate_limited",
-        "/requests/unknown_cost_attempts",
-        "/tokens/prompt",
-        "/tokens/completion",
-        "/tokens/reasoning",
-        "/tokens/cached",
-        "/cost_usd/total",
-        "/cost_usd/table_total",
-        "/cost_usd/mismatched_rows",
-        "/cost_usd/by_model",
-        "/cost_usd/by_provider",
-        "/errors_by_kind",
-        "/latency_ms/p50",
-        "/latency_ms/p95",
-        "/latency_ms/max",
-        "/wall_secs",
-        "/started_at",
-        "/finished_at",
-    ] {
+    for path in SUMMARY_FIELDS.iter().chain(&["/finished_at"]) {
         assert!(s.pointer(path).is_some(), "summary.json lacks {path}");
     }
 }
@@ -209,24 +183,11 @@ fn stdout_holds_only_the_table_and_logs_go_to_stderr() {
 fn exit_1_when_some_rows_fail() {
     let wd = Workdir::new();
     let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
     let bad = "nobody/no-such-model";
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--model",
-            bad,
-            "--prompt",
-            "{{ text }}",
-        ],
-    )
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains("3 rows failed"));
+    wd.run_rows(&mock, 3, &["--model", bad])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("3 rows failed"));
     let lines = wd.results("out/in");
     assert_eq!(lines.len(), 6);
     for l in lines.iter().filter(|l| l.model == bad) {

@@ -88,22 +88,7 @@ fn hung_requests_time_out_and_are_retried() {
         seed: 11,
         ..Default::default()
     });
-    wd.create("in.csv", &rows_csv(20));
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-            "--timeout",
-            "1",
-        ],
-    )
-    .assert()
-    .code(0);
+    wd.run_rows(&mock, 20, &["--timeout", "1"]).assert().code(0);
     let reqs = mock.requests();
     let hangs = reqs.iter().filter(|r| r.outcome == "hang").count() as u64;
     assert!(hangs > 0);

@@ -16,23 +16,13 @@ fn rpm_run(rpm: u32, window_ms: u64, rows: usize, min_share: f64) {
         rpm_window_ms: window_ms,
         ..Default::default()
     });
-    wd.create("in.csv", &rows_csv(rows));
     let rpm_s = rpm.to_string();
     let window_s = (window_ms as f64 / 1000.0).to_string();
-    let mut args = vec![
-        "--input",
-        "in.csv",
-        "--model",
-        MINI,
-        "--prompt",
-        "{{ text }}",
-        "--rpm",
-        &rpm_s,
-    ];
+    let mut args = vec!["--rpm", &rpm_s];
     if window_ms != 60_000 {
         args.extend(["--rate-window-secs", &window_s]);
     }
-    wd.run(&mock, &args).assert().code(0);
+    wd.run_rows(&mock, rows, &args).assert().code(0);
 
     let reqs = mock.requests();
     assert_eq!(reqs.len(), rows, "one request per row, no retries");
@@ -84,22 +74,9 @@ fn retry_after_is_the_minimum_wait_before_the_retry() {
         retry_after_secs: 3,
         ..Default::default()
     });
-    wd.create("in.csv", &rows_csv(8));
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-            "--concurrency",
-            "4",
-        ],
-    )
-    .assert()
-    .code(0);
+    wd.run_rows(&mock, 8, &["--concurrency", "4"])
+        .assert()
+        .code(0);
 
     let reqs = mock.requests();
     let limited: Vec<_> = reqs.iter().filter(|r| r.status == 429).collect();

@@ -6,6 +6,8 @@
 //! every other test takes a few seconds.
 
 mod common;
+#[path = "../shared/summary_fields.rs"]
+mod summary_fields;
 
 mod contract;
 mod cost;

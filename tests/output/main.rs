@@ -80,3 +80,5 @@ fn files_in(dir: &Path) -> Vec<String> {
 mod csv_file;
 mod journal;
 mod summary;
+#[path = "../shared/summary_fields.rs"]
+mod summary_fields;

@@ -1,6 +1,7 @@
 //! summary.json and the table.
 
 use super::*;
+use crate::summary_fields::SUMMARY_FIELDS;
 
 /// The hand-made set used by the summary tests: 2 models, 2 providers, 4 latest lines (one key
 /// superseded), 2 errors.
@@ -116,36 +117,15 @@ fn summary_json_has_the_contract_field_names() {
     assert_eq!(files_in(dir.path()), ["results.jsonl", "summary.json"]);
     let text = fs::read_to_string(&out).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
-    let paths = [
-        "/job",
-        "/complete",
-        "/rows/total",
-        "/rows/ok",
-        "/rows/error",
-        "/rows/not_sent",
-        "/requests/sent",
-        "/requests/retried",
-        "/requests/rate_limited",
-        "/requests/unknown_cost_attempts",
-        "/tokens/prompt",
-        "/tokens/completion",
-        "/tokens/reasoning",
-        "/tokens/cached",
-        "/cost_usd/total",
-        "/cost_usd/table_total",
-        "/cost_usd/mismatched_rows",
+    // The contract's fields, and inside the maps the entries of this set of lines.
+    let deeper = [
+        "/finished_at",
         "/cost_usd/by_model/m1",
         "/cost_usd/by_provider/OpenAI",
         "/errors_by_kind/timeout/count",
         "/errors_by_kind/timeout/cost_usd",
-        "/latency_ms/p50",
-        "/latency_ms/p95",
-        "/latency_ms/max",
-        "/wall_secs",
-        "/started_at",
-        "/finished_at",
     ];
-    for path in paths {
+    for path in SUMMARY_FIELDS.iter().chain(&deeper) {
         assert!(v.pointer(path).is_some(), "summary.json lacks {path}");
     }
     assert_eq!(v["complete"], json!(true));

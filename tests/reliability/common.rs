@@ -207,6 +207,17 @@ impl Orb {
         Orb::run_at(s, &srv.base_url())
     }
 
+    /// `orbatch run job.toml --base-url URL --no-progress`: the job file alone says the rest.
+    pub fn run_job(s: &Scratch, srv: &MockServer) -> Orb {
+        Orb::new(s).args([
+            "run",
+            "job.toml",
+            "--base-url",
+            &srv.base_url(),
+            "--no-progress",
+        ])
+    }
+
     pub fn run_at(s: &Scratch, base_url: &str) -> Orb {
         let mut o = Orb::new(s).args(["run", "--no-progress"]);
         o.defaults = vec![

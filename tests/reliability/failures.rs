@@ -224,16 +224,7 @@ async fn retry_ambiguous_false_fails_instead_of_resending() {
         )
         .as_bytes(),
     );
-    let out = Orb::new(&s)
-        .args([
-            "run",
-            "job.toml",
-            "--base-url",
-            &srv.base_url(),
-            "--no-progress",
-        ])
-        .output()
-        .await;
+    let out = Orb::run_job(&s, &srv).output().await;
     out.assert_code(1);
     for l in s.lines() {
         assert_eq!((l.attempts, l.unknown_cost_attempts), (1, 1), "{l:?}");

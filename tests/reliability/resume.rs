@@ -173,15 +173,7 @@ async fn a_changed_request_shape_is_refused_naming_the_change() {
         )
     };
     s.write("job.toml", job("7", "Be brief.").as_bytes());
-    let run = |s: &Scratch| {
-        Orb::new(s).args([
-            "run",
-            "job.toml",
-            "--base-url",
-            &srv.base_url(),
-            "--no-progress",
-        ])
-    };
+    let run = |s: &Scratch| Orb::run_job(s, &srv);
     run(&s).args(["--limit", "1"]).output().await.assert_code(0);
     let n = srv.requests().len();
 

@@ -122,16 +122,7 @@ async fn a_job_file_with_a_key_is_refused_without_echoing_it() {
             )
             .as_bytes(),
         );
-        let out = Orb::new(&s)
-            .args([
-                "run",
-                "job.toml",
-                "--base-url",
-                &srv.base_url(),
-                "--no-progress",
-            ])
-            .output()
-            .await;
+        let out = Orb::run_job(&s, &srv).output().await;
         out.assert_code(2);
         assert!(
             out.stderr.contains("job.toml:3") && out.stderr.contains("does not belong"),

@@ -132,16 +132,7 @@ async fn missing_file_and_job_file_typo_are_refused_before_sending() {
         "job.toml",
         b"input = \"in.csv\"\noutput_dir = \"out\"\n\n[request]\nmodels = [\"openai/gpt-4o-mini\"]\npromt = \"Q: {{ text }}\"\n",
     );
-    let out = Orb::new(&s)
-        .args([
-            "run",
-            "job.toml",
-            "--base-url",
-            &srv.base_url(),
-            "--no-progress",
-        ])
-        .output()
-        .await;
+    let out = Orb::run_job(&s, &srv).output().await;
     out.assert_code(2);
     assert!(
         out.stderr.contains("job.toml:6") && out.stderr.contains("promt"),
