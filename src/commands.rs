@@ -279,16 +279,28 @@ fn summary(a: SummaryArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// A query command's answer, or the exit code of a refused key (4, said on stderr); any other
+/// failure is an error (exit 2).
+fn answer<T>(
+    what: &str,
+    r: Result<T, crate::client::CallError>,
+) -> anyhow::Result<Result<T, Exit>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(crate::client::CallError::Auth(status, msg)) => {
+            eprintln!("error: authentication refused (HTTP {status}): {msg}");
+            Ok(Err(Exit::Auth))
+        }
+        Err(e) => anyhow::bail!("{what}: {e}"),
+    }
+}
+
 async fn models(a: ModelsArgs) -> anyhow::Result<Exit> {
     let endpoint = Endpoint::resolve(&a.query.api, a.query.base_url.clone()).await?;
     let client = endpoint.client()?;
-    let entries = match client.models().await {
+    let entries = match answer("GET /models", client.models().await)? {
         Ok(e) => e,
-        Err(crate::client::CallError::Auth(status, msg)) => {
-            eprintln!("error: authentication refused (HTTP {status}): {msg}");
-            return Ok(Exit::Auth);
-        }
-        Err(e) => anyhow::bail!("GET /models: {e}"),
+        Err(code) => return Ok(code),
     };
     let filter = a.filter.as_deref().unwrap_or("").to_ascii_lowercase();
     let table = crate::prices::PriceTable::from_entries(&entries);
@@ -347,13 +359,9 @@ async fn credits(a: CreditsArgs) -> anyhow::Result<Exit> {
     let endpoint = Endpoint::resolve(&a.query.api, a.query.base_url.clone()).await?;
     endpoint.require_key()?;
     let client = endpoint.client()?;
-    let key = match client.key_info().await {
+    let key = match answer("GET /key", client.key_info().await)? {
         Ok(v) => v,
-        Err(crate::client::CallError::Auth(status, msg)) => {
-            eprintln!("error: authentication refused (HTTP {status}): {msg}");
-            return Ok(Exit::Auth);
-        }
-        Err(e) => anyhow::bail!("GET /key: {e}"),
+        Err(code) => return Ok(code),
     };
     let management = std::env::var("OPENROUTER_MANAGEMENT_KEY")
         .ok()
