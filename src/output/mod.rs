@@ -2,6 +2,8 @@
 //! `results.csv` (input order), `summary.json` and the summary table.
 
 pub mod csv;
+pub mod key;
+pub mod line;
 mod lines;
 pub mod results;
 pub mod summary;

@@ -60,8 +60,12 @@ pub(crate) async fn execute(
         lookup_scale: opts.lookup_backoff_scale,
     });
     let progress = Progress::new(pending);
-    let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);
-    let writer = writer::spawn(p.journal, rx, progress.clone());
+    let (tx, writer) = {
+        let ctx = ctx.clone();
+        writer::spawn(p.journal, progress.clone(), move |why| {
+            ctx.request_stop(StopReason::JournalFailed(why))
+        })
+    };
     let display_done = tokio_util::sync::CancellationToken::new();
     let display = tokio::spawn(
         progress
@@ -84,11 +88,10 @@ pub(crate) async fn execute(
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
-    drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| anyhow::anyhow!("the writer task failed: {e}"))?
-        .map_err(|e| anyhow::anyhow!("cannot write results.jsonl: {e}"))?;
+    let (written, journal_failure) = match writer::finish(tx, writer).await {
+        Ok(n) => (n, None),
+        Err(why) => (0, Some(why)),
+    };
     display_done.cancel();
     let _ = display.await;
 
@@ -99,6 +102,18 @@ pub(crate) async fn execute(
         .clone();
     if stop.is_none() && control.stop.is_cancelled() {
         stop = Some(StopReason::Interrupted);
+    }
+    if let Some(why) = journal_failure {
+        // The end files are written from what the journal holds, when it still can be read.
+        return match finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
+            Ok(summary) => Ok(RunReport {
+                summary,
+                stop: Some(StopReason::JournalFailed(why)),
+                output_dir: job.output_dir.clone(),
+                sent_this_run: written,
+            }),
+            Err(e) => Err(RunError::Stopped(format!("{why}\n(and {e})"))),
+        };
     }
     if let Some(e) = reader_error {
         return Err(RunError::Config(format!(
@@ -180,7 +195,7 @@ async fn dispatch_rows(
     opts: &RunOptions,
     control: &Control,
     tracker: &TaskTracker,
-    tx: &mpsc::Sender<ResultLine>,
+    tx: &writer::Sink,
 ) -> Option<String> {
     let job = &ctx.job;
     let builder = BodyBuilder::new(&job.request);
@@ -268,7 +283,7 @@ async fn dispatch_rows(
             let tx = tx.clone();
             tracker.spawn(async move {
                 if let Some(line) = work(ctx, item, permit, reservation).await {
-                    let _ = tx.send(line).await;
+                    tx.send(line).await;
                 }
             });
         }
@@ -300,7 +315,7 @@ async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation
 /// for each one found (the latest line wins). The others keep their price-table cost. Every
 /// pending look-up is tried together (within the look-up budget) at 0, 1 and 3 s, so the sweep
 /// takes seconds however many there are.
-async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
+async fn sweep_deferred(ctx: &Ctx, tx: &writer::Sink) {
     let mut pending = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
     // A server found to have no usable /generation has nothing to sweep.
     if pending.is_empty()
@@ -327,7 +342,7 @@ async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
             match g {
                 Ok(g) => {
                     if let Some(line) = with_generation(d, g) {
-                        let _ = tx.send(line).await;
+                        tx.send(line).await;
                     }
                 }
                 Err(_) => missing.push(d),
