@@ -2,6 +2,7 @@
 //! `results.csv` (input order), `summary.json` and the summary table.
 
 pub mod csv;
+pub mod finalize;
 pub mod key;
 pub mod line;
 mod lines;

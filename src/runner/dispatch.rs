@@ -17,8 +17,9 @@ use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, 
 use crate::budget::Budget;
 use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
+use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
 use crate::output::results::key_hash;
-use crate::output::summary::{SummaryMeta, write_summary_json};
+use crate::output::summary::SummaryMeta;
 use crate::output::{CostSource, ResultLine};
 use crate::progress::Progress;
 use crate::request::BodyBuilder;
@@ -88,10 +89,7 @@ pub(crate) async fn execute(
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
-    let (written, journal_failure) = match writer::finish(tx, writer).await {
-        Ok(n) => (n, None),
-        Err(why) => (0, Some(why)),
-    };
+    let (written, journal_failure) = writer::finish(tx, writer).await;
     display_done.cancel();
     let _ = display.await;
 
@@ -116,6 +114,10 @@ pub(crate) async fn execute(
         };
     }
     if let Some(e) = reader_error {
+        // What was recorded still gets its end files.
+        if let Err(f) = finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
+            tracing::warn!("{f}");
+        }
         return Err(RunError::Config(format!(
             "{e} (the input changed during the run?)"
         )));
@@ -372,7 +374,7 @@ fn with_generation(d: super::Deferred, g: crate::api::Generation) -> Option<Resu
     Some(line)
 }
 
-/// Compacts results.jsonl, writes results.csv and summary.json.
+/// The end of the run: compaction, the summary and every exporter ([`OutputDir::finalize`]).
 fn finish(
     scan: &crate::scan::ScanReport,
     models: &[String],
@@ -381,30 +383,13 @@ fn finish(
     wall: std::time::Instant,
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
-    let dir = &job.output_dir;
-    let results = dir.join("results.jsonl");
-    let io = |what: &str, e: std::io::Error| RunError::Other(anyhow::anyhow!("{what}: {e}"));
-    let t = std::time::Instant::now();
-    let compacted =
-        crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
-    tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let rows = RowReader::open(&job.input, job.id_column.as_deref())
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?
-        .filter_map(Result::ok)
-        .take(job.limit_rows.map_or(usize::MAX, |n| n as usize));
-    let csv_models: Vec<String> = models.to_vec();
-    crate::output::csv::write_results_csv_indexed(
-        &results,
-        &compacted.index,
-        rows,
-        &scan.columns,
-        &csv_models,
-        &dir.join("results.csv"),
-    )
-    .map_err(|e| io("writing results.csv", e))?;
-    tracing::debug!("wrote results.csv in {:?}", t.elapsed());
-    let t = std::time::Instant::now();
+    let csv = ResultsCsv {
+        input: job.input.clone(),
+        id_column: job.id_column.clone(),
+        limit_rows: job.limit_rows,
+        columns: scan.columns.clone(),
+        models: models.to_vec(),
+    };
     let meta = SummaryMeta {
         job: job.name.clone(),
         total_pairs: Some(super::job_pairs(job, scan.rows, models)),
@@ -413,11 +398,7 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
     };
-    drop(compacted);
-    let summary = crate::output::summary::summarize_compacted(&results, &meta)
-        .map_err(|e| io("reading results.jsonl", e))?;
-    write_summary_json(&summary, &dir.join("summary.json"))
-        .map_err(|e| io("writing summary.json", e))?;
-    tracing::debug!("wrote summary.json in {:?}", t.elapsed());
-    Ok(summary)
+    OutputDir::new(&job.output_dir)
+        .finalize(&meta, &[&csv, &SummaryJson])
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
 }

@@ -100,8 +100,8 @@ pub(crate) fn spawn(
 }
 
 /// Waits for the writer (`sink` is dropped first, so it ends once every other clone is gone).
-/// `Ok(lines written)`, or `Err(why and how many answers could not be recorded)`.
-pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> Result<u64, String> {
+/// The lines written, and on a failure why and how many answers could not be recorded.
+pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> (u64, Option<String>) {
     let Sink { tx, health } = sink;
     drop(tx);
     if let Err(e) = task.await {
@@ -115,16 +115,14 @@ pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> Result<u64, Stri
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    match failure {
-        None => Ok(written),
-        Some(why) => {
-            let lost = health.accepted.load(Relaxed) + health.refused.load(Relaxed) - written;
-            Err(format!(
-                "{why}; {lost} finished answer{} (paid or maybe paid) could not be recorded in results.jsonl and will be sent again on resume",
-                if lost == 1 { "" } else { "s" }
-            ))
-        }
-    }
+    let failure = failure.map(|why| {
+        let lost = health.accepted.load(Relaxed) + health.refused.load(Relaxed) - written;
+        format!(
+            "{why}; {lost} finished answer{} (paid or maybe paid) could not be recorded in results.jsonl and will be sent again on resume",
+            if lost == 1 { "" } else { "s" }
+        )
+    });
+    (written, failure)
 }
 
 async fn write_lines(
@@ -223,7 +221,7 @@ mod tests {
         for id in ["1", "2", "3"] {
             sink.send(line(id)).await;
         }
-        let err = finish(sink, task).await.unwrap_err();
+        let err = finish(sink, task).await.1.unwrap();
         assert!(err.contains("cannot write results.jsonl"), "{err}");
         assert!(err.contains("3 finished answers"), "{err}");
         assert_eq!(calls.lock().unwrap().len(), 1, "stopped once");
@@ -241,7 +239,7 @@ mod tests {
         }
         sink.send(line("1")).await;
         sink.send(line("2")).await;
-        let err = finish(sink, task).await.unwrap_err();
+        let err = finish(sink, task).await.1.unwrap();
         assert!(err.contains("stopped unexpectedly"), "{err}");
         assert!(err.contains("2 finished answers"), "{err}");
         assert_eq!(calls.lock().unwrap().len(), 1);
@@ -256,7 +254,7 @@ mod tests {
         let (sink, task) = spawn(journal, Progress::new(2), on_failure);
         sink.send(line("1")).await;
         sink.send(line("2")).await;
-        assert_eq!(finish(sink, task).await, Ok(2));
+        assert_eq!(finish(sink, task).await, (2, None));
         assert!(calls.lock().unwrap().is_empty());
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
