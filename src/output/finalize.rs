@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Summary;
-use super::results::{CompactStats, compact};
+use super::compact::{CompactStats, compact};
 use super::summary::{SummaryMeta, summarize_compacted, write_summary_json};
 use crate::input::RowReader;
 
