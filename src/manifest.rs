@@ -146,7 +146,18 @@ impl DirLock {
         };
         let dir_fd = File::open(dir)
             .map_err(|e| format!("cannot open output dir {}: {e}", dir.display()))?;
-        dir_fd.try_lock_exclusive().map_err(|_| held())?;
+        let contended =
+            |e: &std::io::Error| e.raw_os_error() == fs2::lock_contended_error().raw_os_error();
+        match dir_fd.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if contended(&e) => return Err(held()),
+            // A file system that cannot lock a directory (some network mounts): the lock file
+            // alone guards the dir, as in earlier versions.
+            Err(e) => tracing::warn!(
+                "cannot lock {} itself ({e}); relying on {LOCK} alone",
+                dir.display()
+            ),
+        }
         let path = dir.join(LOCK);
         let file = crate::fsutil::open_regular(
             &path,
