@@ -189,6 +189,13 @@ pub fn report_run(
             eprintln!("error: {msg}");
             Ok(Exit::Usage)
         }
+        Err(RunError::Stopped(msg)) => {
+            eprintln!("error: {msg}");
+            eprintln!(
+                "orbatch: run the same command again to resume once the output dir can be written"
+            );
+            Ok(Exit::Stopped)
+        }
         Err(RunError::Other(e)) => {
             eprintln!("error: {e:#}");
             Ok(Exit::RowsFailed)

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
@@ -126,31 +126,56 @@ pub fn fingerprint(path: &Path) -> std::io::Result<String> {
 }
 
 /// An exclusive advisory lock on an output dir, released on drop (and by the OS on `kill -9`).
+///
+/// The lock is taken on the directory itself (its own file descriptor, which cannot be deleted
+/// from under a run the way a file can) and, for older orbatch versions, on `.orbatch.lock`.
 pub struct DirLock {
+    _dir: File,
     _file: File,
-    _path: PathBuf,
 }
 
 impl DirLock {
-    /// Takes the lock, or says another run holds it.
+    /// Takes the lock, or says another run holds it. Then removes the temp files a killed run
+    /// left (their process is gone, and no other run can be writing them now).
     pub fn acquire(dir: &Path) -> Result<DirLock, String> {
-        let path = dir.join(LOCK);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot create lock file {}: {e}", path.display()))?;
-        file.try_lock_exclusive().map_err(|_| {
+        let held = || {
             format!(
-                "another orbatch run is using {} (lock {} is held); wait for it to finish or use another --output-dir",
-                dir.display(),
-                path.display()
+                "another orbatch run is using {} (it holds the directory's lock); wait for it to finish or use another --output-dir",
+                dir.display()
             )
-        })?;
+        };
+        let dir_fd = File::open(dir)
+            .map_err(|e| format!("cannot open output dir {}: {e}", dir.display()))?;
+        let contended =
+            |e: &std::io::Error| e.raw_os_error() == fs2::lock_contended_error().raw_os_error();
+        match dir_fd.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if contended(&e) => return Err(held()),
+            // A file system that cannot lock a directory (some network mounts): the lock file
+            // alone guards the dir, as in earlier versions.
+            Err(e) => tracing::warn!(
+                "cannot lock {} itself ({e}); relying on {LOCK} alone",
+                dir.display()
+            ),
+        }
+        let path = dir.join(LOCK);
+        let file = crate::fsutil::open_regular(
+            &path,
+            File::options().create(true).truncate(false).write(true),
+        )
+        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+        file.try_lock_exclusive().map_err(|_| held())?;
+        match crate::fsutil::remove_stale_temps(dir) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::info!("removed {} (left by a run that was killed)", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot clean temp files in {}: {e}", dir.display()),
+        }
         Ok(DirLock {
+            _dir: dir_fd,
             _file: file,
-            _path: path,
         })
     }
 }
@@ -187,5 +212,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _a = DirLock::acquire(dir.path()).unwrap();
         assert!(DirLock::acquire(dir.path()).is_err());
+    }
+
+    #[test]
+    fn deleting_the_lock_file_does_not_release_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = DirLock::acquire(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join(LOCK)).unwrap();
+        let err = DirLock::acquire(dir.path()).err().unwrap();
+        assert!(err.contains("another orbatch run"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_lock_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK)).unwrap();
+        let err = DirLock::acquire(dir.path()).err().unwrap();
+        assert!(err.contains("symbolic link") && err.contains(LOCK), "{err}");
+    }
+
+    #[test]
+    fn taking_the_lock_removes_temps_of_dead_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".results.jsonl.tmp-999999999");
+        std::fs::write(&stale, b"half a compaction").unwrap();
+        let _a = DirLock::acquire(dir.path()).unwrap();
+        assert!(!stale.exists());
     }
 }

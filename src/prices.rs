@@ -186,9 +186,7 @@ impl PriceTable {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, serde_json::to_vec(self)?)?;
-            std::fs::rename(&tmp, &path)
+            crate::fsutil::write_atomic(&path, &serde_json::to_vec(self)?)
         };
         if let Err(e) = write() {
             tracing::debug!("could not cache prices at {}: {e}", path.display());

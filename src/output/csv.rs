@@ -12,8 +12,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::Status;
-use super::lines::{LineReaderAt, LineScanner, replace_file};
-use super::results::key_hash;
+use super::key::key_hash;
+use super::lines::{LineReaderAt, LineScanner};
+use crate::fsutil::replace_file;
 use crate::input::Row;
 
 /// The result columns that follow the input's columns.
@@ -122,7 +123,7 @@ fn index_offsets(results: &Path) -> io::Result<Vec<(u64, u64)>> {
     };
     let mut scanner = LineScanner::new(file);
     while let Some(info) = scanner.next_line()? {
-        if let Ok(key) = scanner.key() {
+        if let Ok(key) = scanner.readable_key() {
             index.push((key, info.offset));
         }
     }

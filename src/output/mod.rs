@@ -1,7 +1,11 @@
 //! The output files of a run: `results.jsonl` (the journal, one line per finished (row, model)),
 //! `results.csv` (input order), `summary.json` and the summary table.
 
+mod compact;
 pub mod csv;
+pub mod finalize;
+pub mod key;
+pub mod line;
 mod lines;
 pub mod results;
 pub mod summary;

@@ -18,24 +18,15 @@ use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 
-use super::lines::{LineReaderAt, LineScanner, parse_line, prefix, replace_file};
+pub use super::compact::{CompactStats, compact};
+pub use super::key::key_hash;
+use super::lines::{LineReaderAt, LineScanner, parse_line, prefix};
 use super::{ResultLine, Status};
+use crate::fsutil::open_regular;
+use std::os::unix::fs::MetadataExt;
 
 /// How many bad lines are kept (with their error) in [`Recovered`] and [`ReadStats`].
 const MAX_BAD_EXAMPLES: usize = 20;
-
-/// Stable 64-bit hash of a resume key: the first 8 bytes (little-endian) of
-/// `blake3(id || 0x00 || model)`.
-pub fn key_hash(id: &str, model: &str) -> u64 {
-    let mut h = blake3::Hasher::new();
-    h.update(id.as_bytes());
-    h.update(&[0]);
-    h.update(model.as_bytes());
-    let bytes = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&bytes.as_bytes()[..8]);
-    u64::from_le_bytes(first)
-}
 
 /// What a failed key had already cost; carried into its next line when it is re-sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +112,12 @@ impl Recovered {
 pub struct Journal {
     file: File,
     buf: Vec<u8>,
+    /// The path it was opened at: checked before each write to still be this file.
+    path: PathBuf,
+    /// (device, inode) of the open file.
+    ident: (u64, u64),
+    /// Bytes of complete lines in the file: a failed write is cut back to it.
+    len: u64,
 }
 
 impl Journal {
@@ -129,12 +126,14 @@ impl Journal {
     /// and reported in [`Recovered::torn`]; if that line parses as a whole result line, only
     /// its `'\n'` was lost and it is completed and kept instead. Every complete line is kept.
     pub fn open(path: &Path) -> io::Result<(Journal, Recovered)> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_regular(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )?;
         let mut rec = Recovered::default();
         let mut latest: HashMap<u64, u64> = HashMap::new();
         let mut reread: Option<LineReaderAt> = None;
@@ -181,36 +180,71 @@ impl Journal {
             file.set_len(offset)?;
         }
         drop(file);
-        let mut file = OpenOptions::new().append(true).open(path)?;
+        let mut file = open_regular(path, OpenOptions::new().append(true))?;
         if rec.torn.as_ref().is_some_and(|t| t.kept) {
             file.write_all(b"\n")?;
         }
-        Ok((
-            Journal {
-                file,
-                buf: Vec::with_capacity(4096),
-            },
-            rec,
-        ))
+        Ok((Journal::on_file(file, path)?, rec))
+    }
+
+    fn on_file(file: File, path: &Path) -> io::Result<Journal> {
+        let meta = file.metadata()?;
+        Ok(Journal {
+            file,
+            buf: Vec::with_capacity(4096),
+            path: path.to_path_buf(),
+            ident: (meta.dev(), meta.ino()),
+            len: meta.len(),
+        })
+    }
+
+    /// A journal appending to a device (`/dev/full` in tests: every write fails).
+    #[cfg(test)]
+    pub(crate) fn on_device(path: &Path) -> io::Result<Journal> {
+        Journal::on_file(OpenOptions::new().append(true).open(path)?, path)
     }
 
     /// Appends one line: serialized into a reused buffer, one `write_all` per line (no fsync;
     /// the page cache survives `kill -9`). The line is complete when this returns.
     pub fn append(&mut self, line: &ResultLine) -> io::Result<()> {
-        self.buf.clear();
-        serde_json::to_writer(&mut self.buf, line)?;
-        self.buf.push(b'\n');
-        self.file.write_all(&self.buf)
+        self.append_all(std::slice::from_ref(line))
     }
 
-    /// Appends several lines in one write (each complete when this returns).
+    /// Appends several lines in one write (each complete when this returns). Fails when the
+    /// path no longer is the file opened (removed or replaced during the run); a write that
+    /// fails part way is cut back, so the file never keeps half a line.
     pub fn append_all(&mut self, lines: &[ResultLine]) -> io::Result<()> {
         self.buf.clear();
         for line in lines {
             serde_json::to_writer(&mut self.buf, line)?;
             self.buf.push(b'\n');
         }
-        self.file.write_all(&self.buf)
+        self.check_path()?;
+        match self.file.write_all(&self.buf) {
+            Ok(()) => {
+                self.len += self.buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks that the journal's path still leads to the open file.
+    fn check_path(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.ident => Ok(()),
+            Ok(_) => Err(io::Error::other(format!(
+                "{} was replaced during the run",
+                self.path.display()
+            ))),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("{} was removed during the run ({e})", self.path.display()),
+            )),
+        }
     }
 
     /// Flushes the file to disk (fsync): at the end of a run and on stop.
@@ -254,93 +288,6 @@ fn previous_cost(
     }))
 }
 
-/// What [`compact`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompactStats {
-    /// Lines kept: the latest line of every key.
-    pub kept: u64,
-    /// Superseded lines dropped.
-    pub dropped: u64,
-    /// Lines that are not valid result lines: kept as they are (never destroy what cannot be
-    /// read), not counted in `kept`.
-    pub bad_kept: u64,
-    /// A torn, unreadable last line that was dropped (0 or 1).
-    pub torn_dropped: u64,
-    /// (key hash, byte offset) of every kept line in the compacted file, sorted by key: the
-    /// index `results.csv` looks lines up in (16 bytes a key).
-    pub index: Vec<(u64, u64)>,
-}
-
-/// Rewrites `path` to one line per (id, model): the latest line wins, in the order of each
-/// key's latest line (completion order). Bad lines are kept in place. Two sequential passes
-/// (pass 1: key hash -> offset of its latest line; pass 2: copy the kept offsets) into a temp
-/// file in the same directory, then rename. Call it with no [`Journal`] open on the file.
-pub fn compact(path: &Path) -> io::Result<CompactStats> {
-    let mut stats = CompactStats::default();
-    // (key hash, offset) of every readable line: 16 bytes a line, sorted once.
-    let mut lines: Vec<(u64, u64)> = Vec::new();
-    let mut keep: Vec<u64> = Vec::new();
-    let mut all_complete = true;
-    let mut scanner = LineScanner::new(File::open(path)?);
-    while let Some(info) = scanner.next_line()? {
-        all_complete &= info.complete;
-        match scanner.key() {
-            Ok(key) => lines.push((key, info.offset)),
-            Err(_) if info.complete => {
-                stats.bad_kept += 1;
-                keep.push(info.offset);
-            }
-            Err(_) => stats.torn_dropped += 1,
-        }
-    }
-    drop(scanner);
-    lines.sort_unstable();
-    // The latest line of a key is the last of its run in (key, offset) order.
-    let total = lines.len() as u64;
-    lines.dedup_by(|later, earlier| {
-        if later.0 == earlier.0 {
-            *earlier = *later;
-            true
-        } else {
-            false
-        }
-    });
-    stats.kept = lines.len() as u64;
-    stats.dropped = total - stats.kept;
-    if stats.dropped == 0 && stats.torn_dropped == 0 && all_complete {
-        // Already one line per key: nothing to rewrite, and the offsets stand.
-        stats.index = lines;
-        return Ok(stats);
-    }
-    keep.extend(lines.iter().map(|&(_, offset)| offset));
-    keep.sort_unstable();
-    // Old offset -> new offset of each kept line, in old-offset order.
-    let mut moved: Vec<(u64, u64)> = Vec::with_capacity(keep.len());
-    let mut scanner = LineScanner::new(File::open(path)?);
-    replace_file(path, |w| {
-        let mut next = keep.iter().copied().peekable();
-        let mut written = 0u64;
-        while let Some(info) = scanner.next_line()? {
-            if next.peek() == Some(&info.offset) {
-                next.next();
-                moved.push((info.offset, written));
-                w.write_all(scanner.bytes())?;
-                w.write_all(b"\n")?;
-                written += scanner.bytes().len() as u64 + 1;
-            }
-        }
-        Ok(())
-    })?;
-    stats.index = lines
-        .into_iter()
-        .filter_map(|(key, old)| {
-            let i = moved.binary_search_by_key(&old, |m| m.0).ok()?;
-            Some((key, moved[i].1))
-        })
-        .collect();
-    Ok(stats)
-}
-
 /// What [`for_each_latest`] read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadStats {
@@ -370,7 +317,7 @@ pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::
         while let Some(info) = scanner.next_line()? {
             seq += 1;
             stats.lines += 1;
-            match scanner.key() {
+            match scanner.readable_key() {
                 Ok(key) => {
                     if latest.insert(key, seq).is_some() {
                         stats.superseded += 1;
@@ -406,19 +353,4 @@ pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::
         }
     }
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_hash_is_stable_and_separates_fields() {
-        assert_eq!(key_hash("1", "m"), key_hash("1", "m"));
-        assert_ne!(key_hash("ab", "c"), key_hash("a", "bc"));
-        assert_eq!(key_hash("17", "openai/gpt-4o-mini"), PINNED);
-    }
-
-    /// Pinned so that a change of the hash (which would break resume) fails a test.
-    const PINNED: u64 = 16542609426403077585;
 }

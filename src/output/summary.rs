@@ -10,12 +10,12 @@ use rust_decimal::Decimal;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::lines::replace_file;
 use super::results::for_each_latest;
 use super::{
     CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency, RequestCounts, ResultLine,
     RowCounts, Status, Summary, TokenCounts, truncate_chars,
 };
+use crate::fsutil::replace_file;
 
 /// Distinct (kind, message) pairs counted for `top_errors`; later new messages are not counted.
 const MAX_DISTINCT_MESSAGES: usize = 1000;

@@ -17,8 +17,9 @@ use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, 
 use crate::budget::Budget;
 use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
+use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
 use crate::output::results::key_hash;
-use crate::output::summary::{SummaryMeta, write_summary_json};
+use crate::output::summary::SummaryMeta;
 use crate::output::{CostSource, ResultLine};
 use crate::progress::Progress;
 use crate::request::BodyBuilder;
@@ -60,8 +61,12 @@ pub(crate) async fn execute(
         lookup_scale: opts.lookup_backoff_scale,
     });
     let progress = Progress::new(pending);
-    let (tx, rx) = mpsc::channel::<ResultLine>(writer::CHANNEL);
-    let writer = writer::spawn(p.journal, rx, progress.clone());
+    let (tx, writer) = {
+        let ctx = ctx.clone();
+        writer::spawn(p.journal, progress.clone(), move |why| {
+            ctx.request_stop(StopReason::JournalFailed(why))
+        })
+    };
     let display_done = tokio_util::sync::CancellationToken::new();
     let display = tokio::spawn(
         progress
@@ -84,11 +89,7 @@ pub(crate) async fn execute(
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
-    drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| anyhow::anyhow!("the writer task failed: {e}"))?
-        .map_err(|e| anyhow::anyhow!("cannot write results.jsonl: {e}"))?;
+    let (written, journal_failure) = writer::finish(tx, writer).await;
     display_done.cancel();
     let _ = display.await;
 
@@ -100,7 +101,23 @@ pub(crate) async fn execute(
     if stop.is_none() && control.stop.is_cancelled() {
         stop = Some(StopReason::Interrupted);
     }
+    if let Some(why) = journal_failure {
+        // The end files are written from what the journal holds, when it still can be read.
+        return match finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
+            Ok(summary) => Ok(RunReport {
+                summary,
+                stop: Some(StopReason::JournalFailed(why)),
+                output_dir: job.output_dir.clone(),
+                sent_this_run: written,
+            }),
+            Err(e) => Err(RunError::Stopped(format!("{why}\n(and {e})"))),
+        };
+    }
     if let Some(e) = reader_error {
+        // What was recorded still gets its end files.
+        if let Err(f) = finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
+            tracing::warn!("{f}");
+        }
         return Err(RunError::Config(format!(
             "{e} (the input changed during the run?)"
         )));
@@ -180,7 +197,7 @@ async fn dispatch_rows(
     opts: &RunOptions,
     control: &Control,
     tracker: &TaskTracker,
-    tx: &mpsc::Sender<ResultLine>,
+    tx: &writer::Sink,
 ) -> Option<String> {
     let job = &ctx.job;
     let builder = BodyBuilder::new(&job.request);
@@ -268,7 +285,7 @@ async fn dispatch_rows(
             let tx = tx.clone();
             tracker.spawn(async move {
                 if let Some(line) = work(ctx, item, permit, reservation).await {
-                    let _ = tx.send(line).await;
+                    tx.send(line).await;
                 }
             });
         }
@@ -300,7 +317,7 @@ async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation
 /// for each one found (the latest line wins). The others keep their price-table cost. Every
 /// pending look-up is tried together (within the look-up budget) at 0, 1 and 3 s, so the sweep
 /// takes seconds however many there are.
-async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
+async fn sweep_deferred(ctx: &Ctx, tx: &writer::Sink) {
     let mut pending = std::mem::take(&mut *ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()));
     // A server found to have no usable /generation has nothing to sweep.
     if pending.is_empty()
@@ -327,7 +344,7 @@ async fn sweep_deferred(ctx: &Ctx, tx: &mpsc::Sender<ResultLine>) {
             match g {
                 Ok(g) => {
                     if let Some(line) = with_generation(d, g) {
-                        let _ = tx.send(line).await;
+                        tx.send(line).await;
                     }
                 }
                 Err(_) => missing.push(d),
@@ -357,7 +374,7 @@ fn with_generation(d: super::Deferred, g: crate::api::Generation) -> Option<Resu
     Some(line)
 }
 
-/// Compacts results.jsonl, writes results.csv and summary.json.
+/// The end of the run: compaction, the summary and every exporter ([`OutputDir::finalize`]).
 fn finish(
     scan: &crate::scan::ScanReport,
     models: &[String],
@@ -366,30 +383,13 @@ fn finish(
     wall: std::time::Instant,
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
-    let dir = &job.output_dir;
-    let results = dir.join("results.jsonl");
-    let io = |what: &str, e: std::io::Error| RunError::Other(anyhow::anyhow!("{what}: {e}"));
-    let t = std::time::Instant::now();
-    let compacted =
-        crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
-    tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let rows = RowReader::open(&job.input, job.id_column.as_deref())
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?
-        .filter_map(Result::ok)
-        .take(job.limit_rows.map_or(usize::MAX, |n| n as usize));
-    let csv_models: Vec<String> = models.to_vec();
-    crate::output::csv::write_results_csv_indexed(
-        &results,
-        &compacted.index,
-        rows,
-        &scan.columns,
-        &csv_models,
-        &dir.join("results.csv"),
-    )
-    .map_err(|e| io("writing results.csv", e))?;
-    tracing::debug!("wrote results.csv in {:?}", t.elapsed());
-    let t = std::time::Instant::now();
+    let csv = ResultsCsv {
+        input: job.input.clone(),
+        id_column: job.id_column.clone(),
+        limit_rows: job.limit_rows,
+        columns: scan.columns.clone(),
+        models: models.to_vec(),
+    };
     let meta = SummaryMeta {
         job: job.name.clone(),
         total_pairs: Some(super::job_pairs(job, scan.rows, models)),
@@ -398,11 +398,7 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
     };
-    drop(compacted);
-    let summary = crate::output::summary::summarize_compacted(&results, &meta)
-        .map_err(|e| io("reading results.jsonl", e))?;
-    write_summary_json(&summary, &dir.join("summary.json"))
-        .map_err(|e| io("writing summary.json", e))?;
-    tracing::debug!("wrote summary.json in {:?}", t.elapsed());
-    Ok(summary)
+    OutputDir::new(&job.output_dir)
+        .finalize(&meta, &[&csv, &SummaryJson])
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
 }

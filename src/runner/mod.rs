@@ -95,6 +95,9 @@ pub enum StopReason {
     CreditsExhausted(String),
     /// The key was refused.
     AuthRefused(String),
+    /// results.jsonl could not be written (or its writer died): why, and how many answers
+    /// could not be recorded.
+    JournalFailed(String),
 }
 
 impl std::fmt::Display for StopReason {
@@ -107,6 +110,7 @@ impl std::fmt::Display for StopReason {
             ),
             StopReason::CreditsExhausted(m) => write!(f, "credits exhausted (HTTP 402): {m}"),
             StopReason::AuthRefused(m) => write!(f, "authentication refused: {m}"),
+            StopReason::JournalFailed(m) => write!(f, "{m}"),
         }
     }
 }
@@ -151,6 +155,10 @@ pub enum RunError {
     /// A configuration problem: nothing was sent (exit 2).
     #[error("{0}")]
     Config(String),
+    /// Stopped with no summary (results.jsonl could not be written, then not read back):
+    /// resumable (exit 3).
+    #[error("{0}")]
+    Stopped(String),
     /// An I/O or other failure (exit 1).
     #[error(transparent)]
     Other(#[from] anyhow::Error),

@@ -151,8 +151,11 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         Err(e) => return Err(config(format!("cannot write the manifest: {e}"))),
     }
     let results = job.output_dir.join("results.jsonl");
-    let (journal, recovered) = Journal::open(&results)
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{}: {e}", results.display())))?;
+    let (journal, recovered) = Journal::open(&results).map_err(|e| match e.kind() {
+        // A symlink or a non-file at the journal's path: refused before anything is sent.
+        std::io::ErrorKind::InvalidInput => config(e.to_string()),
+        _ => RunError::Other(anyhow::anyhow!("{}: {e}", results.display())),
+    })?;
     report_recovery(&results, &recovered);
     tracing::debug!("manifest and journal recovery in {:?}", t.elapsed());
 

@@ -17,8 +17,9 @@ use super::lookup;
 use crate::budget::Reservation;
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
+use crate::output::line::LineBuilder;
 use crate::output::results::Prior;
-use crate::output::{CostSource, ErrorKind, RawJson, ResultLine, RowError, Status};
+use crate::output::{CostSource, ErrorKind, RawJson, ResultLine};
 use crate::retry::{Verdict, backoff};
 
 /// What the dispatcher hands a worker.
@@ -34,8 +35,8 @@ pub(crate) struct WorkItem {
     pub tokens: u64,
 }
 
-/// The tally of a pair's attempts, carried over from earlier runs.
-struct Tally {
+/// The counters of a pair's attempts, carried over from earlier runs.
+struct Attempts {
     attempts: u32,
     unknown: u32,
     /// The worst cases of the `unknown` attempts.
@@ -44,7 +45,7 @@ struct Tally {
     known_cost: Option<Decimal>,
 }
 
-impl Tally {
+impl Attempts {
     /// Adds an attempt's charge; `None` (unknown) counts at its `worst` case.
     fn add_charge(&mut self, charge: Option<Decimal>, worst: Decimal) {
         match charge {
@@ -74,7 +75,7 @@ pub(crate) async fn work(
     first: Reservation,
 ) -> Option<ResultLine> {
     let mut started = None;
-    let mut tally = Tally {
+    let mut tally = Attempts {
         attempts: item.prior.as_ref().map_or(0, |p| p.attempts),
         unknown: item.prior.as_ref().map_or(0, |p| p.unknown_cost_attempts),
         unknown_max: item
@@ -95,7 +96,7 @@ pub(crate) async fn work(
             Some(line)
         }
         End::Failed(f) => {
-            fail(&mut line, &tally, &f);
+            fail(&mut line, &f);
             Some(line)
         }
         End::Stopped(f) => {
@@ -119,7 +120,7 @@ pub(crate) async fn work(
                 ambiguous: false,
                 partial: None,
             });
-            fail(&mut line, &tally, &f);
+            fail(&mut line, &f);
             line.resumable = true;
             if let Some(e) = line.error.as_mut() {
                 e.message
@@ -133,7 +134,7 @@ pub(crate) async fn work(
 async fn attempts(
     ctx: &Ctx,
     item: &WorkItem,
-    tally: &mut Tally,
+    tally: &mut Attempts,
     first: Reservation,
     started: &mut Option<Instant>,
 ) -> End {
@@ -226,48 +227,21 @@ async fn attempts(
     }
 }
 
-fn new_line(item: &WorkItem, tally: &Tally, started: Instant) -> ResultLine {
-    ResultLine {
-        id: item.id.clone(),
-        model: item.model.clone(),
-        status: Status::Ok,
-        output: None,
-        response_model: None,
-        finish_reason: None,
-        generation_id: None,
-        provider: None,
-        prompt_tokens: None,
-        completion_tokens: None,
-        reasoning_tokens: None,
-        cached_tokens: None,
-        cost_usd: tally.known_cost,
-        cost_source: None,
-        table_cost_usd: None,
-        cost_mismatch: false,
-        latency_ms: started.elapsed().as_millis() as u64,
-        attempts: tally.attempts,
-        unknown_cost_attempts: tally.unknown,
-        unknown_cost_max_usd: (!tally.unknown_max.is_zero()).then_some(tally.unknown_max),
-        rate_limited_attempts: tally.rate_limited,
-        error: None,
-        vars: item.vars.clone(),
-        finished_at: None,
-        resumable: false,
-    }
+fn new_line(item: &WorkItem, tally: &Attempts, started: Instant) -> ResultLine {
+    LineBuilder::new(item.id.clone(), item.model.clone())
+        .vars(item.vars.clone())
+        .counts(
+            tally.known_cost,
+            tally.attempts,
+            (tally.unknown, tally.unknown_max),
+            tally.rate_limited,
+        )
+        .latency_ms(started.elapsed().as_millis() as u64)
+        .build()
 }
 
-fn fail(line: &mut ResultLine, tally: &Tally, f: &Failure) {
-    line.status = Status::Error;
-    line.error = Some(RowError {
-        kind: f.kind,
-        status: f.status,
-        message: f.message.clone(),
-    });
-    line.cost_usd = tally.known_cost;
-    line.attempts = tally.attempts;
-    line.unknown_cost_attempts = tally.unknown;
-    line.unknown_cost_max_usd = (!tally.unknown_max.is_zero()).then_some(tally.unknown_max);
-    line.rate_limited_attempts = tally.rate_limited;
+fn fail(line: &mut ResultLine, f: &Failure) {
+    LineBuilder::mark_error(line, f.kind, f.status, f.message.clone());
     if let Some(p) = &f.partial {
         fill_completion(line, p);
     }
@@ -291,7 +265,7 @@ fn fill_completion(line: &mut ResultLine, c: &Completion) {
 async fn settle_answer(
     ctx: &Ctx,
     item: &WorkItem,
-    tally: &mut Tally,
+    tally: &mut Attempts,
     line: &mut ResultLine,
     c: Completion,
     reservation: Reservation,

@@ -2,8 +2,16 @@
 //! line as soon as it arrives (the lines that arrived together in one write, each complete),
 //! and feeds the progress counters. It runs as a task on the runtime: a page-cache write is
 //! cheaper than waking another thread for every line.
+//!
+//! **A journal that cannot be written stops the run.** On the first failed write (disk full,
+//! the file made immutable, the output dir removed) or a dead writer, the run stops
+//! dispatching; the writer keeps the lines it could not write and tries them again with
+//! back-off until the last worker is done. [`finish`] names how many answers could not be
+//! recorded (a resume sends them again).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -16,41 +24,239 @@ use crate::progress::Progress;
 pub(crate) const CHANNEL: usize = 1024;
 /// Lines written in one `write`, at most.
 const BATCH: usize = 64;
+/// Waits between the tries of lines that could not be written (the last one repeats while
+/// workers are still sending; after the last line arrived, each is tried once more).
+const RETRY: [Duration; 6] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+];
 
-/// Starts the writer; it ends when every sender is dropped, after an fsync, and returns the
-/// number of lines written.
+/// What the writer and the senders know about the journal's health.
+struct Health {
+    /// Lines the writer accepted from the channel.
+    accepted: AtomicU64,
+    /// Lines written.
+    written: AtomicU64,
+    /// Lines a worker could not hand over (the writer was gone).
+    refused: AtomicU64,
+    /// The first failure.
+    failure: Mutex<Option<String>>,
+    /// Called once, on the first failure: stops dispatching.
+    on_failure: Box<dyn Fn(String) + Send + Sync>,
+}
+
+impl Health {
+    fn fail(&self, why: String) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            tracing::error!("{why}; stopping: no new requests");
+            *f = Some(why.clone());
+            drop(f);
+            (self.on_failure)(why);
+        }
+    }
+}
+
+/// The workers' end of the writer: hands lines over, and stops the run when it cannot.
+#[derive(Clone)]
+pub(crate) struct Sink {
+    tx: mpsc::Sender<ResultLine>,
+    health: Arc<Health>,
+}
+
+impl Sink {
+    /// Hands `line` to the writer; a writer that is gone stops the run and counts the line
+    /// as not recorded.
+    pub(crate) async fn send(&self, line: ResultLine) {
+        if self.tx.send(line).await.is_err() {
+            self.health.refused.fetch_add(1, Relaxed);
+            self.health
+                .fail("the results.jsonl writer stopped unexpectedly".to_string());
+        }
+    }
+}
+
+/// Starts the writer. `on_failure` is called once, with the reason, on the first write error
+/// or when the writer is found dead. Close every [`Sink`] clone, then call [`finish`].
 pub(crate) fn spawn(
+    journal: Journal,
+    progress: Arc<Progress>,
+    on_failure: impl Fn(String) + Send + Sync + 'static,
+) -> (Sink, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    let health = Arc::new(Health {
+        accepted: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        failure: Mutex::new(None),
+        on_failure: Box::new(on_failure),
+    });
+    let task = tokio::spawn(write_lines(journal, rx, progress, health.clone()));
+    (Sink { tx, health }, task)
+}
+
+/// Waits for the writer (`sink` is dropped first, so it ends once every other clone is gone).
+/// The lines written, and on a failure why and how many answers could not be recorded.
+pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> (u64, Option<String>) {
+    let Sink { tx, health } = sink;
+    drop(tx);
+    if let Err(e) = task.await {
+        health.fail(format!(
+            "the results.jsonl writer stopped unexpectedly ({e})"
+        ));
+    }
+    let written = health.written.load(Relaxed);
+    let failure = health
+        .failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let failure = failure.map(|why| {
+        let lost = health.accepted.load(Relaxed) + health.refused.load(Relaxed) - written;
+        format!(
+            "{why}; {lost} finished answer{} (paid or maybe paid) could not be recorded in results.jsonl and will be sent again on resume",
+            if lost == 1 { "" } else { "s" }
+        )
+    });
+    (written, failure)
+}
+
+async fn write_lines(
     mut journal: Journal,
     mut rx: mpsc::Receiver<ResultLine>,
     progress: Arc<Progress>,
-) -> JoinHandle<std::io::Result<u64>> {
-    tokio::spawn(async move {
-        let mut written = 0u64;
-        let mut failure: Option<std::io::Error> = None;
-        let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            if failure.is_none() {
-                let now = crate::output::summary::now_rfc3339();
-                for line in batch.iter_mut() {
-                    line.finished_at.get_or_insert_with(|| now.clone());
+    health: Arc<Health>,
+) {
+    let mut pending: Vec<ResultLine> = Vec::with_capacity(BATCH);
+    let mut tries = 0usize;
+    let mut open = true;
+    while open || !pending.is_empty() {
+        let wait = RETRY[tries.min(RETRY.len() - 1)];
+        if open {
+            let before = pending.len();
+            let got = if pending.is_empty() {
+                rx.recv_many(&mut pending, BATCH).await
+            } else {
+                // Degraded: new lines join the pending ones; try them again after `wait`.
+                tokio::select! {
+                    n = rx.recv_many(&mut pending, BATCH) => n,
+                    _ = tokio::time::sleep(wait) => usize::MAX,
                 }
-                match journal.append_all(&batch) {
-                    Ok(()) => {
-                        written += batch.len() as u64;
-                        batch.iter().for_each(|l| progress.record(l));
-                    }
-                    Err(e) => {
-                        tracing::error!("cannot write results.jsonl: {e}");
-                        failure = Some(e);
-                    }
+            };
+            if got == 0 {
+                open = false;
+                if pending.is_empty() {
+                    break;
+                }
+            } else if got != usize::MAX {
+                stamp(&mut pending[before..]);
+                health.accepted.fetch_add(got as u64, Relaxed);
+                if before > 0 {
+                    continue;
                 }
             }
-            batch.clear();
+        } else {
+            if tries >= RETRY.len() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
         }
-        journal.sync()?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(written),
+        match journal.append_all(&pending) {
+            Ok(()) => {
+                health.written.fetch_add(pending.len() as u64, Relaxed);
+                pending.iter().for_each(|l| progress.record(l));
+                pending.clear();
+                tries = 0;
+            }
+            Err(e) => {
+                health.fail(format!("cannot write results.jsonl: {e}"));
+                tries += 1;
+            }
         }
-    })
+    }
+    if let Err(e) = journal.sync() {
+        health.fail(format!("cannot flush results.jsonl to disk: {e}"));
+    }
+}
+
+/// Sets `finished_at` of the lines that have none.
+fn stamp(lines: &mut [ResultLine]) {
+    let now = crate::output::summary::now_rfc3339();
+    for line in lines {
+        line.finished_at.get_or_insert_with(|| now.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::line::LineBuilder;
+
+    fn line(id: &str) -> ResultLine {
+        LineBuilder::new(id, "m").ok("answer").build()
+    }
+
+    fn stopped() -> (
+        Arc<Mutex<Vec<String>>>,
+        impl Fn(String) + Send + Sync + 'static,
+    ) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c = calls.clone();
+        (calls, move |why| c.lock().unwrap().push(why))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_disk_stops_the_run_and_names_the_lost_answers() {
+        // /dev/full: every write fails with ENOSPC, like a full disk.
+        let Ok(journal) = Journal::on_device(std::path::Path::new("/dev/full")) else {
+            eprintln!("skipped: this OS has no /dev/full");
+            return;
+        };
+        let (calls, on_failure) = stopped();
+        let (sink, task) = spawn(journal, Progress::new(3), on_failure);
+        for id in ["1", "2", "3"] {
+            sink.send(line(id)).await;
+        }
+        let err = finish(sink, task).await.1.unwrap();
+        assert!(err.contains("cannot write results.jsonl"), "{err}");
+        assert!(err.contains("3 finished answers"), "{err}");
+        assert_eq!(calls.lock().unwrap().len(), 1, "stopped once");
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
+        let (calls, on_failure) = stopped();
+        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        task.abort();
+        while !task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        sink.send(line("1")).await;
+        sink.send(line("2")).await;
+        let err = finish(sink, task).await.1.unwrap();
+        assert!(err.contains("stopped unexpectedly"), "{err}");
+        assert!(err.contains("2 finished answers"), "{err}");
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn lines_are_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let (journal, _) = Journal::open(&path).unwrap();
+        let (calls, on_failure) = stopped();
+        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        sink.send(line("1")).await;
+        sink.send(line("2")).await;
+        assert_eq!(finish(sink, task).await, (2, None));
+        assert!(calls.lock().unwrap().is_empty());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+    }
 }

@@ -178,3 +178,69 @@ fn for_each_latest_merges_shards_later_file_wins() {
     assert_eq!(stats.bad_lines, 1);
     assert!(stats.bad_examples[0].starts_with(&format!("{}:3: ", s1.display())));
 }
+
+#[test]
+fn compaction_and_recovery_agree_on_a_later_unreadable_line_of_a_key() {
+    // A paid `ok` line, then a line of the same key that has a key but does not parse as a
+    // result line (recovery skips it): compaction must keep the paid line, like recovery.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let paid = jsonl(&[ok("1", "m", Some("0.5")), ok("2", "m", Some("0.25"))]);
+    let unreadable = r#"{"id":"1","model":"m","status":"maybe","cost_usd":"x"}"#;
+    fs::write(&p, format!("{paid}{unreadable}\n")).unwrap();
+    let (_, before) = Journal::open(&p).unwrap();
+    assert!(before.done.contains(&key_hash("1", "m")));
+    assert_eq!(before.spent, dec("0.75"));
+
+    let stats = compact(&p).unwrap();
+    assert_eq!((stats.kept, stats.dropped, stats.bad_kept), (2, 0, 1));
+    let (_, after) = Journal::open(&p).unwrap();
+    assert!(
+        after.done.contains(&key_hash("1", "m")),
+        "the paid line is kept"
+    );
+    assert_eq!(after.spent, dec("0.75"), "no money lost");
+    assert!(
+        fs::read_to_string(&p).unwrap().contains(unreadable),
+        "the bad line is kept"
+    );
+
+    let mut seen = Vec::new();
+    let read =
+        for_each_latest(std::slice::from_ref(&p), |l| seen.push((l.id, l.cost_usd))).unwrap();
+    assert_eq!(read.bad_lines, 1);
+    assert_eq!(
+        seen,
+        vec![
+            ("1".to_string(), Some(dec("0.5"))),
+            ("2".to_string(), Some(dec("0.25")))
+        ]
+    );
+}
+
+#[test]
+fn a_symlinked_journal_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious.txt");
+    fs::write(&target, "line one\nhalf a line").unwrap();
+    let p = dir.path().join("results.jsonl");
+    std::os::unix::fs::symlink(&target, &p).unwrap();
+    let err = Journal::open(&p).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("results.jsonl"), "{err}");
+    assert_eq!(
+        fs::read_to_string(&target).unwrap(),
+        "line one\nhalf a line"
+    );
+}
+
+#[test]
+fn a_journal_removed_during_the_run_fails_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let (mut j, _) = Journal::open(&p).unwrap();
+    j.append(&ok("1", "m", None)).unwrap();
+    fs::remove_file(&p).unwrap();
+    let err = j.append(&ok("2", "m", None)).unwrap_err();
+    assert!(err.to_string().contains("removed during the run"), "{err}");
+}

@@ -1,0 +1,205 @@
+//! The end of a run, with one owner: [`OutputDir::finalize`] compacts `results.jsonl`, builds
+//! the summary from it, then runs every [`Exporter`] (results.csv, summary.json, ...), each
+//! one even when another failed. A new output is a new `Exporter`, not a new step in the
+//! runner.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::Summary;
+use super::compact::{CompactStats, compact};
+use super::summary::{SummaryMeta, summarize_compacted, write_summary_json};
+use crate::input::RowReader;
+
+/// The name of the journal in an output dir.
+pub const RESULTS: &str = "results.jsonl";
+
+/// What an exporter reads: the compacted journal, its key index and the summary.
+pub struct RunEnd<'a> {
+    /// The output dir.
+    pub dir: &'a Path,
+    /// `results.jsonl`, compacted (one line per key).
+    pub results: &'a Path,
+    /// (key hash, byte offset of the key's line in `results`), sorted by key.
+    pub index: &'a [(u64, u64)],
+    /// The run's summary.
+    pub summary: &'a Summary,
+}
+
+/// One end-of-run output file.
+pub trait Exporter {
+    /// The file it writes (for error messages).
+    fn file_name(&self) -> &str;
+    /// Writes the file into `end.dir`.
+    fn export(&self, end: &RunEnd<'_>) -> io::Result<()>;
+}
+
+/// `summary.json`.
+pub struct SummaryJson;
+
+impl Exporter for SummaryJson {
+    fn file_name(&self) -> &str {
+        "summary.json"
+    }
+
+    fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
+        write_summary_json(end.summary, &end.dir.join(self.file_name()))
+    }
+}
+
+/// `results.csv`: the input rows in order, re-read from the input file, x the models.
+pub struct ResultsCsv {
+    /// The input file.
+    pub input: PathBuf,
+    /// The id column, if the job names one.
+    pub id_column: Option<String>,
+    /// Only the first N rows (`--limit-rows`).
+    pub limit_rows: Option<u64>,
+    /// The input's columns (the CSV header, or the JSONL union of keys).
+    pub columns: Vec<String>,
+    /// The job's models, in order.
+    pub models: Vec<String>,
+}
+
+impl Exporter for ResultsCsv {
+    fn file_name(&self) -> &str {
+        "results.csv"
+    }
+
+    fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
+        let rows = RowReader::open(&self.input, self.id_column.as_deref())
+            .map_err(|e| io::Error::other(e.to_string()))?
+            .filter_map(Result::ok)
+            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize));
+        super::csv::write_results_csv_indexed(
+            end.results,
+            end.index,
+            rows,
+            &self.columns,
+            &self.models,
+            &end.dir.join(self.file_name()),
+        )
+        .map(|_| ())
+    }
+}
+
+/// Why the end of a run could not write everything.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    /// The journal could not be compacted or read: nothing was exported.
+    #[error("{what} results.jsonl: {error}")]
+    Journal {
+        /// "compacting" or "reading".
+        what: &'static str,
+        /// The cause.
+        error: io::Error,
+    },
+    /// Some exporters failed (the others ran): the summary stands.
+    #[error("{}", .failed.join("; "))]
+    Exporters {
+        /// The summary built from the journal.
+        summary: Box<Summary>,
+        /// `writing FILE: error`, one per failed exporter.
+        failed: Vec<String>,
+    },
+}
+
+/// An output dir at the end of a run.
+pub struct OutputDir {
+    dir: PathBuf,
+}
+
+impl OutputDir {
+    /// The output dir at `dir`.
+    pub fn new(dir: &Path) -> Self {
+        OutputDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Compacts the journal, summarizes it and runs every exporter in order (all of them,
+    /// whatever fails). Call it with no journal writer open.
+    pub fn finalize(
+        &self,
+        meta: &SummaryMeta,
+        exporters: &[&dyn Exporter],
+    ) -> Result<Summary, FinalizeError> {
+        let results = self.dir.join(RESULTS);
+        let journal = |what| move |error| FinalizeError::Journal { what, error };
+        let t = std::time::Instant::now();
+        let CompactStats { index, .. } = compact(&results).map_err(journal("compacting"))?;
+        tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
+        let summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        let end = RunEnd {
+            dir: &self.dir,
+            results: &results,
+            index: &index,
+            summary: &summary,
+        };
+        let mut failed = Vec::new();
+        for e in exporters {
+            let t = std::time::Instant::now();
+            match e.export(&end) {
+                Ok(()) => tracing::debug!("wrote {} in {:?}", e.file_name(), t.elapsed()),
+                Err(err) => failed.push(format!("writing {}: {err}", e.file_name())),
+            }
+        }
+        drop(index);
+        if failed.is_empty() {
+            Ok(summary)
+        } else {
+            Err(FinalizeError::Exporters {
+                summary: Box::new(summary),
+                failed,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::line::LineBuilder;
+    use std::cell::RefCell;
+
+    struct Failing;
+    impl Exporter for Failing {
+        fn file_name(&self) -> &str {
+            "broken.out"
+        }
+        fn export(&self, _: &RunEnd<'_>) -> io::Result<()> {
+            Err(io::Error::other("boom"))
+        }
+    }
+
+    struct Seen(RefCell<Option<u64>>);
+    impl Exporter for Seen {
+        fn file_name(&self) -> &str {
+            "seen.out"
+        }
+        fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
+            *self.0.borrow_mut() = Some(end.summary.rows.ok);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_exporter_runs_even_after_one_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = LineBuilder::new("1", "m").ok("a").build();
+        let text = serde_json::to_string(&line).unwrap() + "\n";
+        std::fs::write(dir.path().join(RESULTS), text.repeat(2)).unwrap();
+        let seen = Seen(RefCell::new(None));
+        let out = OutputDir::new(dir.path());
+        let err = out
+            .finalize(&SummaryMeta::default(), &[&Failing, &SummaryJson, &seen])
+            .unwrap_err();
+        let FinalizeError::Exporters { summary, failed } = err else {
+            panic!("the journal was readable");
+        };
+        assert_eq!(failed, vec!["writing broken.out: boom".to_string()]);
+        assert_eq!(summary.rows.ok, 1, "compacted to one line per key");
+        assert_eq!(*seen.0.borrow(), Some(1));
+        assert!(dir.path().join("summary.json").exists());
+    }
+}
