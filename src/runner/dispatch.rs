@@ -100,10 +100,10 @@ pub(crate) async fn execute(
     if stop.is_none() && control.stop.is_cancelled() {
         stop = Some(StopReason::Interrupted);
     }
-    if let Some(e) = reader_error {
-        return Err(RunError::Config(format!(
-            "{e} (the input changed during the run?)"
-        )));
+    if let Some(e) = reader_error
+        && !matches!(stop, Some(StopReason::AuthRefused(_)))
+    {
+        stop = Some(StopReason::InputChanged(e));
     }
     let summary = finish(
         &p.scan,
@@ -227,8 +227,8 @@ async fn dispatch_rows(
                     Ok(m) => messages = Some(m),
                     Err(e) => {
                         // Validated before the run; only a changed file gets here.
-                        ctx.request_stop(StopReason::Interrupted);
-                        tracing::error!("{}:{}: {e}", job.input.display(), row.line);
+                        let at = format!("{}:{}: {e}", job.input.display(), row.line);
+                        ctx.request_stop(StopReason::InputChanged(at));
                         break 'rows;
                     }
                 }
