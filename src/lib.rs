@@ -32,6 +32,8 @@ pub mod tokens;
 
 pub mod cli;
 pub mod commands;
-pub use commands::Exit;
 pub mod estimate;
 pub mod signals;
+
+/// The process exit codes; their table is in [`commands::exit`].
+pub use commands::Exit;

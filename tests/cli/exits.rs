@@ -179,3 +179,42 @@ fn a_pilot_whose_input_breaks_after_it_spent_exits_3_not_2() {
     stop_by_changing_a_line(&wd, &mock, &args, "{\"id\"", "[\"id\"");
     assert!(!mock.requests().is_empty());
 }
+
+#[test]
+fn a_pilot_exits_as_run_does_4_for_a_refused_key_1_for_failed_rows() {
+    let wd = Workdir::new();
+    let good = "sk-or-v1-good";
+    let mock = Mock::start(MockConfig {
+        keys: vec![good.into()],
+        ..Default::default()
+    });
+    wd.create("in.csv", &rows_csv(4));
+    let args = job_args("estimate", "in.csv", &mock, &["--pilot", "2"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = wd.command(&args).assert().code(4);
+    let (stdout, stderr) = out(&a);
+    assert!(
+        stdout.is_empty(),
+        "no estimate from a refused pilot: {stdout}"
+    );
+    assert!(stderr.contains("authentication refused"), "{stderr}");
+
+    let bad = "nobody/no-such-model";
+    let args = job_args(
+        "estimate",
+        "in.csv",
+        &mock,
+        &["--pilot", "2", "--model", bad],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = wd
+        .command(&args)
+        .env("OPENROUTER_API_KEY", good)
+        .assert()
+        .code(1);
+    assert!(out(&a).0.contains(bad), "the estimate is printed");
+    // The summary of those results says the same.
+    wd.command(&["summary", "out/in/results.jsonl"])
+        .assert()
+        .code(1);
+}
