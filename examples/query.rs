@@ -59,8 +59,8 @@ async fn query(args: Args) -> anyhow::Result<()> {
             .filter(|k| !k.trim().is_empty())
             .ok_or_else(|| anyhow::anyhow!("set OPENROUTER_API_KEY (or use --mock)"))?;
         let url = std::env::var("OPENROUTER_BASE_URL")
-            .unwrap_or_else(|_| orbatch::job::DEFAULT_BASE_URL.to_string());
-        orbatch::job::check_base_url(&url)?;
+            .unwrap_or_else(|_| orbatch::endpoint::DEFAULT_BASE_URL.to_string());
+        orbatch::endpoint::check_base_url(&url)?;
         (url, SecretString::from(key))
     };
     let client = Client::new(&base_url, Some(&key), Duration::from_secs(120), 1)?;

@@ -1,4 +1,5 @@
-//! The command line (clap derive). `main.rs` parses it and calls [`crate::commands::dispatch`].
+//! The command line (clap derive): every command and flag. `main.rs` parses it; `commands/`
+//! carries each command out.
 
 use std::path::PathBuf;
 

@@ -10,9 +10,6 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The default OpenRouter API base.
-pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
-
 /// A job-file or override error (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -265,11 +262,8 @@ impl Job {
                 "budget_usd must not be negative, got {b}"
             )));
         }
-        let base_url = o
-            .base_url
-            .or(env_base_url)
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        check_base_url(&base_url)?;
+        let base_url =
+            crate::endpoint::base_url(o.base_url, env_base_url).map_err(|e| JobError(e.0))?;
         Ok(Job {
             name,
             input,
@@ -279,7 +273,7 @@ impl Job {
             limits,
             cost: jf.cost.source.unwrap_or_default(),
             limit_rows: o.limit,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
         })
     }
 }
@@ -317,36 +311,6 @@ fn key_line(text: &str) -> Option<usize> {
                 || matches!(key, "api_key" | "key" | "openrouter_api_key" | "apikey")
         })
         .map(|i| i + 1)
-}
-
-/// A plain `http://` base URL is refused unless it points at a loopback address.
-pub fn check_base_url(url: &str) -> Result<(), JobError> {
-    let lower = url.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix("http://") {
-        let host_port = rest.split('/').next().unwrap_or("");
-        let host = if let Some(h) = host_port.strip_prefix('[') {
-            h.split(']').next().unwrap_or("")
-        } else {
-            host_port.split(':').next().unwrap_or("")
-        };
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false);
-        if !loopback {
-            return Err(JobError(format!(
-                "refusing plain http:// base URL {url}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)"
-            )));
-        }
-        Ok(())
-    } else if lower.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(JobError(format!(
-            "base URL must start with https:// (or http:// for loopback): {url}"
-        )))
-    }
 }
 
 #[cfg(test)]
@@ -392,16 +356,6 @@ mod tests {
         assert_eq!(job.limits.budget_usd, Some(Decimal::new(525, 2)));
         assert_eq!(job.request.max_tokens, Some(5));
         assert_eq!(job.output_dir, Path::new("out/d"));
-        assert_eq!(job.base_url, DEFAULT_BASE_URL);
-    }
-
-    #[test]
-    fn plain_http_only_on_loopback() {
-        assert!(check_base_url("http://127.0.0.1:8080/api/v1").is_ok());
-        assert!(check_base_url("http://localhost/api/v1").is_ok());
-        assert!(check_base_url("http://[::1]:9/api").is_ok());
-        assert!(check_base_url("https://openrouter.ai/api/v1").is_ok());
-        assert!(check_base_url("http://10.0.0.1/api/v1").is_err());
-        assert!(check_base_url("http://example.com/api/v1").is_err());
+        assert_eq!(job.base_url, crate::endpoint::DEFAULT_BASE_URL);
     }
 }

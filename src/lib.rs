@@ -12,6 +12,7 @@
 pub mod api;
 pub mod budget;
 pub mod client;
+pub mod endpoint;
 pub mod fsutil;
 pub mod input;
 pub mod job;
@@ -29,21 +30,10 @@ pub mod scan;
 pub mod template;
 pub mod tokens;
 
-/// Process exit codes (DESIGN.md §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Every row ok.
-    Ok = 0,
-    /// The run finished but some rows failed.
-    RowsFailed = 1,
-    /// Usage, config or input error (nothing was sent).
-    Usage = 2,
-    /// Stopped early and resumable (budget, credits, interrupted).
-    Stopped = 3,
-    /// Authentication refused.
-    Auth = 4,
-}
 pub mod cli;
 pub mod commands;
 pub mod estimate;
 pub mod signals;
+
+/// The process exit codes; their table is in [`commands::exit`].
+pub use commands::Exit;

@@ -16,7 +16,6 @@ use rust_decimal::Decimal;
 use super::count::{Counter, Tally, for_each_row};
 use super::model::estimate_rest;
 use super::report::Credit;
-use crate::Exit;
 use crate::client::Client;
 use crate::job::Job;
 use crate::money::usd;
@@ -39,6 +38,15 @@ pub struct Pending {
     pub spent: Decimal,
 }
 
+/// The pre-flight's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send.
+    Go,
+    /// Refused, and said why on stderr: nothing was sent.
+    Refused,
+}
+
 /// What the caller already fetched this command (`GET /key` and `/models` once per command).
 pub struct Known {
     /// The key's credit.
@@ -47,17 +55,17 @@ pub struct Known {
     pub prices: Arc<PriceTable>,
 }
 
-/// The pre-flight check (see the module docs). `Some(Exit::Usage)`: refused, nothing sent.
+/// The pre-flight check (see the module docs).
 /// `what` names the sender in messages ("this run", "the pilot").
 pub async fn check(
     job: &Job,
     opts: &RunOptions,
     what: &str,
     known: Option<Known>,
-) -> anyhow::Result<Option<Exit>> {
+) -> anyhow::Result<Verdict> {
     if job.input == Path::new("-") {
         tracing::info!("pre-flight skipped: the input is stdin");
-        return Ok(None);
+        return Ok(Verdict::Go);
     }
     let client = match &opts.client {
         Some(c) => c.clone(),
@@ -77,7 +85,7 @@ pub async fn check(
     };
     let left = credit.remaining();
     if job.limits.budget_usd.is_none() && left.is_none() {
-        return Ok(None);
+        return Ok(Verdict::Go);
     }
     let prices = match prices {
         Some(p) => p,
@@ -86,7 +94,7 @@ pub async fn check(
     let (job2, opts2) = (job.clone(), opts.clone());
     let pending = tokio::task::spawn_blocking(move || pending_high(&job2, &opts2, &prices)).await?;
     let Some(p) = pending else {
-        return Ok(None);
+        return Ok(Verdict::Go);
     };
     let mut reasons = Vec::new();
     if let Some(budget) = job.limits.budget_usd
@@ -118,7 +126,7 @@ pub async fn check(
         );
     }
     if reasons.is_empty() {
-        return Ok(None);
+        return Ok(Verdict::Go);
     }
     eprintln!(
         "orbatch: pre-flight: the {} requests {what} still has to send could cost up to {} (high estimate: every prompt at a byte count that cannot undercount, every reply at its max_tokens cap)",
@@ -132,12 +140,12 @@ pub async fn check(
         eprintln!(
             "orbatch: pre-flight: going on (--yes); the budget cap still stops the run before it is passed"
         );
-        return Ok(None);
+        return Ok(Verdict::Go);
     }
     eprintln!(
         "orbatch: nothing was sent. `orbatch estimate` gives the expected cost; lower max_tokens, raise the budget, or pass --yes to go on (the budget cap still holds during the run)"
     );
-    Ok(Some(Exit::Usage))
+    Ok(Verdict::Refused)
 }
 
 /// The requests still to send (resume, `--retry-failed`, `--fresh` and the pilot's row set

@@ -1,4 +1,4 @@
-//! The estimate as data: per model and in total, in the `--json` shape of DESIGN.md §8
+//! The estimate as data: per model and in total, in the shape `estimate --json` prints
 //! (field names are the contract; fields may be added, none renamed).
 
 use rust_decimal::Decimal;
@@ -192,7 +192,7 @@ pub struct Inputs<'a> {
     pub credit: Credit,
 }
 
-/// Builds the report.
+/// Builds the report (without its notes and warnings: `notes::annotate` adds them).
 pub fn build(inp: &Inputs) -> Report {
     let mut models = Vec::new();
     let (mut boot_idx, mut boot_models) = (Vec::new(), Vec::new());
@@ -252,7 +252,7 @@ pub fn build(inp: &Inputs) -> Report {
                 spent_usd: Usd(m.spent),
                 prompt_ratio: fit.map(|f| f.prompt_ratio),
                 completion_mean: fit.map(|f| f.completion_mean),
-                cost_factor: super::decimal_f64(m.cost_factor),
+                cost_factor: decimal_f64(m.cost_factor),
             }),
         });
     }
@@ -267,7 +267,7 @@ pub fn build(inp: &Inputs) -> Report {
             total.interval = interval(tot.0, tot.1, &total.cost_usd, p);
         }
     }
-    let mut report = Report {
+    Report {
         rows: inp.rows,
         requests: inp.tally.models.iter().map(|(_, c)| c.requests).sum(),
         models,
@@ -288,9 +288,13 @@ pub fn build(inp: &Inputs) -> Report {
         price_age_secs: (inp.prices.fetched_at > 0).then(|| inp.prices.age().as_secs()),
         warnings: Vec::new(),
         notes: Vec::new(),
-    };
-    super::notes::annotate(&mut report, inp);
-    report
+    }
+}
+
+/// A Decimal as f64 for display fields (0 when out of range).
+fn decimal_f64(d: Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64().unwrap_or(0.0)
 }
 
 fn interval(

@@ -113,14 +113,10 @@ pub(crate) async fn execute(
             Err(e) => Err(RunError::Stopped(format!("{why}\n(and {e})"))),
         };
     }
-    if let Some(e) = reader_error {
-        // What was recorded still gets its end files.
-        if let Err(f) = finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
-            tracing::warn!("{f}");
-        }
-        return Err(RunError::Config(format!(
-            "{e} (the input changed during the run?)"
-        )));
+    if let Some(e) = reader_error
+        && !matches!(stop, Some(StopReason::AuthRefused(_)))
+    {
+        stop = Some(StopReason::InputChanged(e));
     }
     let summary = finish(
         &p.scan,
@@ -244,8 +240,8 @@ async fn dispatch_rows(
                     Ok(m) => messages = Some(m),
                     Err(e) => {
                         // Validated before the run; only a changed file gets here.
-                        ctx.request_stop(StopReason::Interrupted);
-                        tracing::error!("{}:{}: {e}", job.input.display(), row.line);
+                        let at = format!("{}:{}: {e}", job.input.display(), row.line);
+                        ctx.request_stop(StopReason::InputChanged(at));
                         break 'rows;
                     }
                 }

@@ -98,6 +98,9 @@ pub enum StopReason {
     /// results.jsonl could not be written (or its writer died): why, and how many answers
     /// could not be recorded.
     JournalFailed(String),
+    /// The input no longer reads or renders as it did when it was validated (`FILE:LINE:
+    /// message`): it changed during the run.
+    InputChanged(String),
 }
 
 impl std::fmt::Display for StopReason {
@@ -111,6 +114,7 @@ impl std::fmt::Display for StopReason {
             StopReason::CreditsExhausted(m) => write!(f, "credits exhausted (HTTP 402): {m}"),
             StopReason::AuthRefused(m) => write!(f, "authentication refused: {m}"),
             StopReason::JournalFailed(m) => write!(f, "{m}"),
+            StopReason::InputChanged(m) => write!(f, "the input changed during the run: {m}"),
         }
     }
 }
@@ -128,23 +132,10 @@ pub struct RunReport {
     pub sent_this_run: u64,
 }
 
-impl RunReport {
-    /// The exit code per DESIGN.md §1 (precedence 4, 3, 1).
-    pub fn exit_code(&self) -> crate::Exit {
-        match &self.stop {
-            Some(StopReason::AuthRefused(_)) => crate::Exit::Auth,
-            Some(_) => crate::Exit::Stopped,
-            None if self.summary.rows.error > 0 => crate::Exit::RowsFailed,
-            None if self.summary.rows.not_sent > 0 => crate::Exit::Stopped,
-            None => crate::Exit::Ok,
-        }
-    }
-}
-
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Bad rows: nothing was sent (exit 2).
+    /// Bad rows: nothing was sent.
     #[error("{}", format_input_errors(.errors, *.count))]
     Input {
         /// The first errors.
@@ -152,16 +143,20 @@ pub enum RunError {
         /// How many in all.
         count: u64,
     },
-    /// A configuration problem: nothing was sent (exit 2).
+    /// A configuration problem: nothing was sent.
     #[error("{0}")]
     Config(String),
     /// Stopped with no summary (results.jsonl could not be written, then not read back):
     /// resumable (exit 3).
     #[error("{0}")]
     Stopped(String),
-    /// An I/O or other failure (exit 1).
+    /// An I/O or other failure before anything was sent.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+    /// A failure after requests may have been sent: the results so far are in the output
+    /// dir, and a re-run resumes.
+    #[error(transparent)]
+    AfterSend(anyhow::Error),
 }
 
 /// `FILE:LINE: message` lines, then how many more there were.
@@ -242,5 +237,19 @@ impl Ctx {
 /// sends every pending (row, model) pair and writes results, `results.csv` and `summary.json`.
 pub async fn run(job: &Job, opts: RunOptions, control: Control) -> Result<RunReport, RunError> {
     let prepared = prepare::prepare(job, &opts).await?;
-    dispatch::execute(prepared, opts, control).await
+    dispatch::execute(prepared, opts, control)
+        .await
+        .map_err(RunError::after_send)
+}
+
+impl RunError {
+    /// The error as one that came once requests may have been sent.
+    fn after_send(self) -> RunError {
+        match self {
+            RunError::Input { .. } => RunError::AfterSend(anyhow::anyhow!(self.to_string())),
+            RunError::Config(msg) => RunError::AfterSend(anyhow::anyhow!(msg)),
+            RunError::Other(e) | RunError::AfterSend(e) => RunError::AfterSend(e),
+            stopped @ RunError::Stopped(_) => stopped,
+        }
+    }
 }

@@ -120,7 +120,14 @@ impl Workdir {
     /// `orbatch ARGS` in the work dir, with the test key, a private price cache, and nothing
     /// inherited that could point it elsewhere.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("orbatch").unwrap();
+        let mut cmd = Command::from_std(self.std_command(args));
+        cmd.timeout(Duration::from_secs(150));
+        cmd
+    }
+
+    /// [`Workdir::command`] as a plain process, for a test that acts while it runs.
+    pub fn std_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orbatch"));
         cmd.current_dir(self.dir.path())
             .args(args)
             .env("OPENROUTER_API_KEY", KEY)
@@ -128,8 +135,7 @@ impl Workdir {
             .env("NO_COLOR", "1")
             .env_remove("OPENROUTER_BASE_URL")
             .env_remove("OPENROUTER_MANAGEMENT_KEY")
-            .env_remove("RUST_LOG")
-            .timeout(Duration::from_secs(150));
+            .env_remove("RUST_LOG");
         cmd
     }
 

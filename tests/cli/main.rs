@@ -11,6 +11,7 @@ mod summary_fields;
 
 mod contract;
 mod cost;
+mod exits;
 mod faults;
 mod input_errors;
 mod limits;

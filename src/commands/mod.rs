@@ -1,0 +1,35 @@
+//! What each command does, from parsed arguments to an exit code, one file per command. This
+//! is the only place that prints results (stdout) and picks exit codes ([`exit`]); progress,
+//! warnings and errors go to stderr.
+
+mod credits;
+mod error;
+mod estimate;
+pub mod exit;
+mod mock_server;
+mod models;
+mod print;
+mod resolve;
+mod run;
+mod summary;
+mod validate;
+
+pub use exit::{Exit, Outcome};
+
+use crate::cli::Command;
+use crate::runner::Control;
+use error::CommandError;
+
+/// Runs a parsed command line; says why it failed, if it did; returns the exit code.
+pub async fn dispatch(cmd: Command, control: Control) -> Exit {
+    let result = match cmd {
+        Command::Run(a) => run::run(a, control).await,
+        Command::Estimate(a) => estimate::estimate(a, control).await,
+        Command::Validate(a) => validate::validate(a).await,
+        Command::Summary(a) => summary::summary(a),
+        Command::Models(a) => models::models(a).await,
+        Command::Credits(a) => credits::credits(a).await,
+        Command::MockServer(a) => mock_server::mock_server(a.config).await,
+    };
+    result.unwrap_or_else(CommandError::report)
+}

@@ -1,0 +1,82 @@
+//! `orbatch run`: the pre-flight check, the run, then the summary on stdout and how it ended
+//! on stderr.
+
+use super::error::{AfterSend, CommandError};
+use super::exit::{Exit, Outcome};
+use super::print::{print_json, print_stdout};
+use super::resolve::{endpoint, resolve_job};
+use crate::cli::RunArgs;
+use crate::estimate::Verdict;
+use crate::runner::{Control, RunOptions, RunReport, StopReason};
+
+pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandError> {
+    let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
+    let job = resolve_job(&a.job, &endpoint)?;
+    endpoint.require_key()?;
+    let opts = RunOptions {
+        api_key: endpoint.key.clone(),
+        fresh: a.fresh,
+        retry_failed: a.retry_failed,
+        progress: !a.no_progress,
+        yes: a.yes,
+        rate_window: std::time::Duration::from_secs_f64(a.rate_window_secs.max(0.001)),
+        lookup_backoff_scale: a.lookup_backoff_scale.clamp(0.0, 1.0),
+        only_rows: None,
+        // One client for the pre-flight and the run (building one reads TLS roots).
+        client: Some(crate::client::Client::for_job(&job, endpoint.key.as_ref())?),
+    };
+    if crate::estimate::preflight(&job, &opts).await? == Verdict::Refused {
+        return Err(CommandError::Refused);
+    }
+    let report = crate::runner::run(&job, opts, control)
+        .await
+        .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    print_report(&report, a.job.json).after_send(&job.output_dir)
+}
+
+/// How a run ended, for the exit code: its stop, failed rows, pairs left unsent.
+pub(super) fn outcome(report: &RunReport) -> Outcome {
+    Outcome {
+        auth_refused: matches!(report.stop, Some(StopReason::AuthRefused(_))),
+        stopped: report.stop.is_some() || report.summary.rows.not_sent > 0,
+        rows_failed: report.summary.rows.error > 0,
+        ..Outcome::default()
+    }
+}
+
+/// What to do after a stop, or nothing when a re-run would not help (a refused key).
+pub(super) fn resume_hint(stop: &StopReason) -> Option<&'static str> {
+    match stop {
+        StopReason::AuthRefused(_) => None,
+        StopReason::InputChanged(_) => Some(
+            "put the input back as it was and run the same command again to resume (a changed input is refused; --fresh starts over)",
+        ),
+        StopReason::JournalFailed(_) => Some(
+            "free space or fix the output dir's permissions, then run the same command again to resume",
+        ),
+        _ => Some("run the same command again to resume; finished rows are not sent again"),
+    }
+}
+
+/// Prints a run's summary (table or JSON on stdout) and how it ended (stderr); gives its code.
+fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
+    if json {
+        print_json(&report.summary)?;
+    } else {
+        print_stdout(&crate::output::table::render_table(&report.summary));
+    }
+    if let Some(stop) = &report.stop {
+        eprintln!("orbatch: stopped early: {stop}");
+        if let Some(hint) = resume_hint(stop) {
+            eprintln!("orbatch: {hint}");
+        }
+    }
+    if report.summary.rows.error > 0 {
+        eprintln!(
+            "orbatch: {} rows failed (see results.jsonl); `--retry-failed` sends them again",
+            report.summary.rows.error
+        );
+    }
+    eprintln!("orbatch: results in {}", report.output_dir.display());
+    Ok(outcome(report).exit())
+}
