@@ -28,6 +28,7 @@ pub mod runner;
 pub mod scan;
 pub mod template;
 pub mod tokens;
+pub mod transport;
 
 /// Process exit codes (DESIGN.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
