@@ -183,6 +183,11 @@ impl Client {
             .map_err(|e: ReadError| CallError::Other(e.to_string()))?;
         if status == 200 {
             return serde_json::from_slice(&bytes)
+                .or_else(|e| {
+                    crate::api::lenient::nulls_for_non_finite(&bytes)
+                        .and_then(|fixed| serde_json::from_slice(&fixed).ok())
+                        .ok_or(e)
+                })
                 .map_err(|e| CallError::Other(format!("unexpected answer: {e}")));
         }
         let msg = serde_json::from_slice::<ErrorBody>(&bytes)

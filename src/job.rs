@@ -345,7 +345,9 @@ fn key_line(text: &str) -> Option<usize> {
 pub fn check_base_url(url: &str) -> Result<(), JobError> {
     let lower = url.to_ascii_lowercase();
     if let Some(rest) = lower.strip_prefix("http://") {
-        let host_port = rest.split('/').next().unwrap_or("");
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        // The host is after any `user:password@` (`http://localhost:x@evil.example` is not local).
+        let host_port = authority.rsplit('@').next().unwrap_or("");
         let host = if let Some(h) = host_port.strip_prefix('[') {
             h.split(']').next().unwrap_or("")
         } else {
@@ -358,7 +360,8 @@ pub fn check_base_url(url: &str) -> Result<(), JobError> {
                 .unwrap_or(false);
         if !loopback {
             return Err(JobError(format!(
-                "refusing plain http:// base URL {url}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)"
+                "refusing plain http:// base URL {}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)",
+                crate::client::without_userinfo(url)
             )));
         }
         Ok(())
@@ -366,7 +369,8 @@ pub fn check_base_url(url: &str) -> Result<(), JobError> {
         Ok(())
     } else {
         Err(JobError(format!(
-            "base URL must start with https:// (or http:// for loopback): {url}"
+            "base URL must start with https:// (or http:// for loopback): {}",
+            crate::client::without_userinfo(url)
         )))
     }
 }
@@ -415,6 +419,18 @@ mod tests {
         assert_eq!(job.request.max_tokens, Some(5));
         assert_eq!(job.output_dir, Path::new("out/d"));
         assert_eq!(job.base_url, DEFAULT_BASE_URL);
+    }
+
+    #[test]
+    fn userinfo_neither_fakes_loopback_nor_is_echoed() {
+        let err = check_base_url("http://localhost:s3cret@evil.example/api/v1")
+            .unwrap_err()
+            .0;
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("evil.example"), "{err}");
+        let err = check_base_url("ftp://u:s3cret@h/x").unwrap_err().0;
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(check_base_url("http://u:p@127.0.0.1:9/api/v1").is_ok());
     }
 
     #[test]

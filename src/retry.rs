@@ -256,6 +256,10 @@ mod tests {
             HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
         );
         assert_eq!(retry_hint(&h, None), Some(Duration::ZERO));
+        // An hour-long hint is capped (a hostile or broken server cannot park the run).
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3600"));
+        assert_eq!(retry_hint(&h, None), Some(MAX_RETRY_WAIT));
     }
 
     #[test]

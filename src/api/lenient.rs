@@ -88,6 +88,17 @@ mod tests {
     }
 
     #[test]
+    fn a_generation_record_with_a_negative_cost_is_unknown() {
+        let g: crate::api::GenerationResponse = serde_json::from_str(
+            r#"{"data":{"total_cost":-5,"native_tokens_prompt":-1,"provider_name":7}}"#,
+        )
+        .expect("lenient");
+        assert_eq!(g.data.total_cost, None);
+        assert_eq!(g.data.native_tokens_prompt, None);
+        assert_eq!(g.data.provider_name, None);
+    }
+
+    #[test]
     fn non_finite_tokens_outside_strings_only() {
         let fixed = nulls_for_non_finite(br#"{"a":NaN,"b":"NaN \" Infinity","c":-Infinity}"#);
         assert_eq!(
