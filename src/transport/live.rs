@@ -80,13 +80,19 @@ impl Live {
         };
         match parse_chat(status, &headers, &bytes) {
             Attempt::Failed(f) => self.failed(f),
-            answered => answered,
+            Attempt::Answered(mut c) => {
+                self.redactor.clean_completion(&mut c);
+                Attempt::Answered(c)
+            }
         }
     }
 
     /// A failure with its key redacted and its wait capped.
     fn failed(&self, mut f: Failure) -> Attempt {
         f.message = self.redactor.clean(f.message);
+        if let Some(p) = f.partial.as_mut() {
+            self.redactor.clean_completion(p);
+        }
         f.retry_after = f.retry_after.map(|d| d.min(self.caps.max_wait));
         Attempt::Failed(f)
     }

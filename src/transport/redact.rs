@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::Completion;
+
 /// What replaces a key in a message.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -38,6 +40,25 @@ impl Redactor {
         }
         text
     }
+
+    /// Cleans every text field of an answer a server sent (a hostile server can echo the key
+    /// in the content, the model or the provider as well as in an error message).
+    pub fn clean_completion(&self, c: &mut Completion) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        for field in [
+            &mut c.content,
+            &mut c.provider,
+            &mut c.response_model,
+            &mut c.generation_id,
+            &mut c.finish_reason,
+        ] {
+            if let Some(text) = field.take() {
+                *field = Some(self.clean(text));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -53,5 +74,13 @@ mod tests {
             "bad key: Bearer [REDACTED] ([REDACTED])"
         );
         assert_eq!(Redactor::default().clean("x".into()), "x");
+        let mut c = Completion {
+            content: Some("your key is sk-or-v1-abc".into()),
+            provider: Some("sk-or-v1-abc".into()),
+            ..Default::default()
+        };
+        r.clean_completion(&mut c);
+        assert_eq!(c.content.as_deref(), Some("your key is [REDACTED]"));
+        assert_eq!(c.provider.as_deref(), Some("[REDACTED]"));
     }
 }

@@ -197,15 +197,26 @@ async fn an_echoed_key_is_redacted_everywhere() {
     let s2 = Scratch::with_rows(1);
     let out2 = Orb::run_at(&s2, &srv2.url).output().await;
     out2.assert_code(4);
+    let echoed = format!(
+        r#"{{"id":"gen-e","choices":[{{"finish_reason":"stop","message":{{"role":"assistant","content":"your key: {KEY}"}}}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"cost":0.001}}}}"#
+    );
+    let srv3 = Hostile::start(move |_| {
+        ([("content-type", "application/json")], echoed.clone()).into_response()
+    })
+    .await;
+    let s3 = Scratch::with_rows(1);
+    let out3 = Orb::run_at(&s3, &srv3.url).output().await;
+    out3.assert_code(0);
     for (what, text) in [
         ("stdout", &out.stdout),
         ("stderr", &out.stderr),
         ("stderr (401)", &out2.stderr),
+        ("stdout (answer)", &out3.stdout),
     ] {
         assert!(!text.contains(KEY), "{what} shows the key:\n{text}");
     }
     assert!(out2.stderr.contains("[REDACTED]"), "{}", out2.stderr);
-    for dir in [&s, &s2] {
+    for dir in [&s, &s2, &s3] {
         assert_eq!(files_containing(dir.tmp.path(), KEY), Vec::<String>::new());
     }
     assert!(
