@@ -7,14 +7,18 @@ use serde_json::Value;
 
 pub mod lenient;
 
-/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`).
+/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`). The
+/// optional strings are lenient too: a number where a string belongs reads as absent.
 #[derive(Debug, Deserialize)]
 pub struct ChatResponse {
     /// The generation id (`gen-...`).
+    #[serde(default, deserialize_with = "lenient::object")]
     pub id: Option<String>,
     /// The model that answered.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub model: Option<String>,
     /// The provider that served it (not in the OpenAPI schema, sent by OpenRouter).
+    #[serde(default, deserialize_with = "lenient::object")]
     pub provider: Option<String>,
     /// The choices.
     #[serde(default)]
@@ -32,6 +36,7 @@ pub struct Choice {
     /// The assistant message.
     pub message: Option<Message>,
     /// `stop`, `length`, `error`, ... or null.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub finish_reason: Option<String>,
     /// A choice-level error (`finish_reason: "error"`).
     pub error: Option<ApiError>,

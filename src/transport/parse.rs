@@ -264,6 +264,15 @@ mod tests {
         assert_eq!((c.prompt_tokens, c.completion_tokens), (None, None));
         assert_eq!((c.cached_tokens, c.reasoning_tokens), (None, None));
         assert_eq!(c.cost, Some(Decimal::new(5, 1)));
+        let a = parse(
+            200,
+            r#"{"id":7,"model":[],"provider":{},"choices":[{"finish_reason":1,"message":{"content":"kept"}}]}"#,
+        );
+        let Attempt::Answered(c) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(c.content.as_deref(), Some("kept"));
+        assert_eq!((c.generation_id, c.provider), (None, None));
         for usage in ["\"garbage\"", "[1,2]", "42"] {
             let a = answer_with_usage(usage);
             assert!(
