@@ -5,19 +5,26 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`).
+pub mod lenient;
+
+/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`). The
+/// optional strings are lenient too: a number where a string belongs reads as absent.
 #[derive(Debug, Deserialize)]
 pub struct ChatResponse {
     /// The generation id (`gen-...`).
+    #[serde(default, deserialize_with = "lenient::object")]
     pub id: Option<String>,
     /// The model that answered.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub model: Option<String>,
     /// The provider that served it (not in the OpenAPI schema, sent by OpenRouter).
+    #[serde(default, deserialize_with = "lenient::object")]
     pub provider: Option<String>,
     /// The choices.
     #[serde(default)]
     pub choices: Vec<Choice>,
-    /// Tokens and cost.
+    /// Tokens and cost (parsed leniently: a malformed `usage` never throws the answer away).
+    #[serde(default, deserialize_with = "lenient::object")]
     pub usage: Option<Usage>,
     /// A top-level error (also inside an HTTP 200).
     pub error: Option<ApiError>,
@@ -29,6 +36,7 @@ pub struct Choice {
     /// The assistant message.
     pub message: Option<Message>,
     /// `stop`, `length`, `error`, ... or null.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub finish_reason: Option<String>,
     /// A choice-level error (`finish_reason: "error"`).
     pub error: Option<ApiError>,
@@ -58,19 +66,24 @@ impl Message {
     }
 }
 
-/// `usage`.
+/// `usage`. Every field is lenient: a value of the wrong type, a negative count or an
+/// unusable cost reads as absent (unknown), never as an error.
 #[derive(Debug, Deserialize)]
 pub struct Usage {
     /// Prompt tokens (native tokenizer; billing uses these).
+    #[serde(default, deserialize_with = "lenient::count")]
     pub prompt_tokens: Option<u64>,
     /// Completion tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub completion_tokens: Option<u64>,
     /// Cache details.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub prompt_tokens_details: Option<PromptDetails>,
     /// Reasoning details.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub completion_tokens_details: Option<CompletionDetails>,
-    /// USD charged.
-    #[serde(default, with = "crate::money::opt")]
+    /// USD charged: `None` when absent, negative, non-finite or not a number.
+    #[serde(default, deserialize_with = "lenient::cost")]
     pub cost: Option<Decimal>,
 }
 
@@ -78,6 +91,7 @@ pub struct Usage {
 #[derive(Debug, Deserialize)]
 pub struct PromptDetails {
     /// Prompt tokens read from a cache.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub cached_tokens: Option<u64>,
 }
 
@@ -85,6 +99,7 @@ pub struct PromptDetails {
 #[derive(Debug, Deserialize)]
 pub struct CompletionDetails {
     /// Reasoning tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub reasoning_tokens: Option<u64>,
 }
 
@@ -173,18 +188,23 @@ pub struct GenerationResponse {
 /// The generation record (the fields orbatch uses).
 #[derive(Debug, Deserialize)]
 pub struct Generation {
-    /// USD charged.
-    #[serde(default, with = "crate::money::opt")]
+    /// USD charged: `None` when absent, negative, non-finite or not a number.
+    #[serde(default, deserialize_with = "lenient::cost")]
     pub total_cost: Option<Decimal>,
     /// The provider that served it.
+    #[serde(default, deserialize_with = "lenient::object")]
     pub provider_name: Option<String>,
     /// Native prompt tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub native_tokens_prompt: Option<u64>,
     /// Native completion tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub native_tokens_completion: Option<u64>,
     /// Native reasoning tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub native_tokens_reasoning: Option<u64>,
     /// Native cached tokens.
+    #[serde(default, deserialize_with = "lenient::count")]
     pub native_tokens_cached: Option<u64>,
 }
 

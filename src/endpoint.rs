@@ -37,7 +37,9 @@ pub fn env_base_url() -> Option<String> {
 pub fn check_base_url(url: &str) -> Result<(), EndpointError> {
     let lower = url.to_ascii_lowercase();
     if let Some(rest) = lower.strip_prefix("http://") {
-        let host_port = rest.split('/').next().unwrap_or("");
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        // The host is after any `user:password@` (`http://localhost:x@evil.example` is not local).
+        let host_port = authority.rsplit('@').next().unwrap_or("");
         let host = if let Some(h) = host_port.strip_prefix('[') {
             h.split(']').next().unwrap_or("")
         } else {
@@ -50,7 +52,8 @@ pub fn check_base_url(url: &str) -> Result<(), EndpointError> {
                 .unwrap_or(false);
         if !loopback {
             return Err(EndpointError(format!(
-                "refusing plain http:// base URL {url}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)"
+                "refusing plain http:// base URL {}: the key would travel unencrypted; use https:// (http:// is allowed only for loopback addresses)",
+                crate::client::without_userinfo(url)
             )));
         }
         Ok(())
@@ -58,7 +61,8 @@ pub fn check_base_url(url: &str) -> Result<(), EndpointError> {
         Ok(())
     } else {
         Err(EndpointError(format!(
-            "base URL must start with https:// (or http:// for loopback): {url}"
+            "base URL must start with https:// (or http:// for loopback): {}",
+            crate::client::without_userinfo(url)
         )))
     }
 }
@@ -144,6 +148,18 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_neither_fakes_loopback_nor_is_echoed() {
+        let err = check_base_url("http://localhost:s3cret@evil.example/api/v1")
+            .unwrap_err()
+            .0;
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("evil.example"), "{err}");
+        let err = check_base_url("ftp://u:s3cret@h/x").unwrap_err().0;
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(check_base_url("http://u:p@127.0.0.1:9/api/v1").is_ok());
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

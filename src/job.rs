@@ -65,6 +65,8 @@ struct LimitsFile {
     timeout_secs: Option<f64>,
     budget_usd: Option<Decimal>,
     retry_ambiguous: Option<bool>,
+    max_response_bytes: Option<u64>,
+    max_retry_wait_secs: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +145,10 @@ pub struct Limits {
     pub budget_usd: Option<Decimal>,
     /// Re-send after an attempt that may have been billed.
     pub retry_ambiguous: bool,
+    /// The largest response body read (bigger: the attempt fails as `invalid_response`).
+    pub max_response_bytes: u64,
+    /// The longest wait before a retry, whatever the server's `Retry-After` says.
+    pub max_retry_wait: Duration,
 }
 
 /// A fully resolved job.
@@ -248,7 +254,23 @@ impl Job {
             timeout: Duration::from_secs_f64(timeout_secs),
             budget_usd: o.budget_usd.or(jf.limits.budget_usd),
             retry_ambiguous: jf.limits.retry_ambiguous.unwrap_or(true),
+            max_response_bytes: jf
+                .limits
+                .max_response_bytes
+                .unwrap_or(crate::transport::DEFAULT_MAX_RESPONSE_BYTES),
+            max_retry_wait: {
+                let s = jf.limits.max_retry_wait_secs.unwrap_or(300.0);
+                if !(s >= 0.0 && s.is_finite()) {
+                    return Err(JobError(format!(
+                        "max_retry_wait_secs must be a non-negative number of seconds, got {s}"
+                    )));
+                }
+                Duration::from_secs_f64(s.min(86_400.0))
+            },
         };
+        if limits.max_response_bytes == 0 {
+            return Err(JobError("max_response_bytes must be at least 1".into()));
+        }
         if limits.concurrency == 0 {
             return Err(JobError("concurrency must be at least 1".into()));
         }

@@ -9,9 +9,21 @@
 //!                                  results.jsonl / results.csv / summary.json <- writer
 //! ```
 
+/// `eprintln!` that never panics: a closed or broken stderr (`2>&1 | head -1`, a dead
+/// terminal) must not kill the run or swallow a Ctrl-C. Defined before every module, it shadows
+/// the standard macro throughout the crate; a failed write is dropped.
+#[macro_export]
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod api;
 pub mod budget;
 pub mod client;
+pub mod console;
 pub mod endpoint;
 pub mod fsutil;
 pub mod input;
@@ -29,6 +41,7 @@ pub mod runner;
 pub mod scan;
 pub mod template;
 pub mod tokens;
+pub mod transport;
 
 pub mod cli;
 pub mod commands;

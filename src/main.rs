@@ -4,16 +4,19 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use orbatch::cli::Cli;
+use orbatch::eprintln;
 use orbatch::runner::Control;
 
 fn main() -> std::process::ExitCode {
+    // Before anything holds the key: a crash must not dump it to a core file.
+    orbatch::console::disable_core_dumps();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(orbatch::console::QuietStderr)
         // Colour only on a terminal: logs redirected to a file or a CI log stay plain text.
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();

@@ -106,6 +106,9 @@ fn kind_of_type(etype: &str) -> Option<ErrorKind> {
     })
 }
 
+/// The longest wait a server's hint can ask for by default (`[limits] max_retry_wait_secs`).
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
+
 /// The server's own minimum wait: `retry-after-ms`, `Retry-After` (seconds or an HTTP date),
 /// `X-RateLimit-Reset` (epoch seconds or milliseconds), then the body's hint.
 pub fn retry_hint(headers: &HeaderMap, err: Option<&ApiError>) -> Option<Duration> {
@@ -137,7 +140,8 @@ pub fn retry_hint(headers: &HeaderMap, err: Option<&ApiError>) -> Option<Duratio
 }
 
 fn secs(s: f64) -> Option<Duration> {
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)))
+    (s.is_finite() && s >= 0.0)
+        .then(|| Duration::from_secs_f64(s.min(MAX_RETRY_WAIT.as_secs_f64())))
 }
 
 fn now_unix() -> f64 {
@@ -252,6 +256,10 @@ mod tests {
             HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
         );
         assert_eq!(retry_hint(&h, None), Some(Duration::ZERO));
+        // An hour-long hint is capped (a hostile or broken server cannot park the run).
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3600"));
+        assert_eq!(retry_hint(&h, None), Some(MAX_RETRY_WAIT));
     }
 
     #[test]

@@ -8,13 +8,14 @@ pub async fn handle_ctrl_c(control: Control) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
+    // Cancel first, then say so: the stop must not depend on stderr being writable.
+    control.stop.cancel();
     eprintln!(
         "orbatch: stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
     );
-    control.stop.cancel();
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
-    eprintln!("orbatch: aborting the requests in flight");
     control.abort.cancel();
+    eprintln!("orbatch: aborting the requests in flight");
 }

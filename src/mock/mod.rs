@@ -85,7 +85,7 @@ pub struct MockServer {
 impl MockServer {
     /// Binds `cfg.addr` (`127.0.0.1:0` = an ephemeral port) and starts serving.
     pub async fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind(cfg.addr).await?;
+        let listener = bind_loopback(cfg.addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(cfg, addr, CancellationToken::new()));
         let task = tokio::spawn(run(listener, shared.clone()));
@@ -141,7 +141,7 @@ pub async fn serve(
     cfg: MockConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(cfg.addr).await?;
+    let listener = bind_loopback(cfg.addr).await?;
     let addr = listener.local_addr()?;
     eprintln!("orbatch mock: listening on http://{addr}/api/v1");
     let token = CancellationToken::new();
@@ -153,6 +153,21 @@ pub async fn serve(
     let result = run(listener, shared).await;
     watcher.abort();
     result
+}
+
+/// Binds `addr` if it is a loopback address: the mock serves the prompts it received and
+/// accepts mock keys, so it never listens where another machine could reach it.
+async fn bind_loopback(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the mock server listens on loopback only (127.0.0.1 or ::1), not {}",
+                addr.ip()
+            ),
+        ));
+    }
+    TcpListener::bind(addr).await
 }
 
 /// Serves `listener` until the shared token is cancelled.

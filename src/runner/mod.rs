@@ -12,6 +12,8 @@
 
 mod dispatch;
 mod lookup;
+#[cfg(test)]
+mod loop_tests;
 mod prepare;
 mod worker;
 mod writer;

@@ -220,8 +220,11 @@ async fn attempts(
         }
         let wait = backoff(this_run - 1, f.retry_after);
         last = Some(f);
+        // A stopped run sends nothing new: the back-off ends at once and the pair stays
+        // unsent (a line only if this run's attempts may have cost something).
         tokio::select! {
             _ = ctx.abort.cancelled() => return End::Stopped(last),
+            _ = ctx.stop.cancelled() => return End::Stopped(last),
             _ = tokio::time::sleep(wait) => {}
         }
     }

@@ -8,6 +8,7 @@ mod budget;
 mod common;
 mod crash;
 mod failures;
+mod hostile;
 mod interrupt;
 mod lookups;
 mod output_dir;

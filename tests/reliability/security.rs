@@ -11,7 +11,7 @@ use crate::common::*;
 const SECRET: &str = "sk-or-v1-mock-Zq7SECRETx91-do-not-print";
 
 /// Every file under `dir` that contains `needle` (as bytes).
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return hits;
