@@ -5,6 +5,7 @@
 mod csv;
 mod jsonl;
 mod quotes;
+pub mod spool;
 
 use std::fmt;
 use std::io::Read;
