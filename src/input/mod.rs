@@ -121,10 +121,20 @@ impl RowReader {
     /// Opens `path` (format from its extension). `id_column` names the id column/field; when
     /// `None`, a column/field named `id` is used, else the row number.
     pub fn open(path: &Path, id_column: Option<&str>) -> Result<RowReader, InputError> {
+        RowReader::open_first_bytes(path, id_column, u64::MAX)
+    }
+
+    /// Opens `path` and reads only its first `bytes` bytes (the part the scan validated: rows
+    /// appended later are not read).
+    pub fn open_first_bytes(
+        path: &Path,
+        id_column: Option<&str>,
+        bytes: u64,
+    ) -> Result<RowReader, InputError> {
         let format = Format::from_path(path)?;
         let file = std::fs::File::open(path)
             .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
-        RowReader::from_reader(path, format, file, id_column)
+        RowReader::from_reader(path, format, file.take(bytes), id_column)
     }
 
     /// Reads rows of `format` from any byte stream (a tee that hashes what it reads, a spooled

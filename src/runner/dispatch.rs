@@ -70,16 +70,23 @@ pub(crate) async fn execute(
     );
 
     let tracker = TaskTracker::new();
+    // Only the bytes the scan validated are read: rows appended since were not checked.
+    let reader = spawn_reader(&job, p.scan.bytes);
     let reader_error = dispatch_rows(
         &ctx,
         &p.template,
         &p.recovered,
         &opts,
-        &control,
         &tracker,
         &tx,
+        reader,
     )
     .await;
+    if control.stop.is_cancelled() {
+        tracing::warn!(
+            "stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
+        );
+    }
     tracker.close();
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
@@ -132,20 +139,21 @@ fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
     super::job_pairs(&p.job, rows, &p.models).saturating_sub(finished)
 }
 
-/// Reads rows on a blocking thread into a bounded channel.
-fn spawn_reader(
-    path: std::path::PathBuf,
-    id_column: Option<String>,
-    limit: Option<u64>,
-) -> (
+/// The rows of the input, read by a thread into a bounded channel; the thread returns the
+/// error that stopped it, if any.
+type Reader = (
     mpsc::Receiver<Vec<Row>>,
     std::thread::JoinHandle<Option<String>>,
-) {
+);
+
+/// Reads the first `bytes` bytes of the job's input on a thread into a bounded channel.
+fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
+    let (path, id_column, limit) = (job.input.clone(), job.id_column.clone(), job.limit_rows);
     // Rows travel in chunks: one hand-over (and at most one thread wake-up) per chunk.
     const CHUNK: usize = 64;
     let (tx, rx) = mpsc::channel::<Vec<Row>>(16);
     let handle = std::thread::spawn(move || {
-        let reader = match RowReader::open(&path, id_column.as_deref()) {
+        let reader = match RowReader::open_first_bytes(&path, id_column.as_deref(), bytes) {
             Ok(r) => r,
             Err(e) => return Some(e.to_string()),
         };
@@ -178,13 +186,12 @@ async fn dispatch_rows(
     template: &crate::template::Template,
     recovered: &crate::output::results::Recovered,
     opts: &RunOptions,
-    control: &Control,
     tracker: &TaskTracker,
     tx: &mpsc::Sender<ResultLine>,
+    (mut rows, reader): Reader,
 ) -> Option<String> {
     let job = &ctx.job;
     let builder = BodyBuilder::new(&job.request);
-    let (mut rows, reader) = spawn_reader(job.input.clone(), job.id_column.clone(), job.limit_rows);
     // The tokenizer is built only when a TPM limit needs token estimates.
     let encoding = job.limits.tokens_per_minute.map(|_| {
         let model = job.request.models.first().map(String::as_str).unwrap_or("");
@@ -272,11 +279,6 @@ async fn dispatch_rows(
                 }
             });
         }
-    }
-    if control.stop.is_cancelled() {
-        tracing::warn!(
-            "stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
-        );
     }
     drop(rows);
     reader.join().unwrap_or(None)
@@ -374,7 +376,7 @@ fn finish(
         crate::output::results::compact(&results).map_err(|e| io("compacting results.jsonl", e))?;
     tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
     let t = std::time::Instant::now();
-    let rows = RowReader::open(&job.input, job.id_column.as_deref())
+    let rows = RowReader::open_first_bytes(&job.input, job.id_column.as_deref(), scan.bytes)
         .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?
         .filter_map(Result::ok)
         .take(job.limit_rows.map_or(usize::MAX, |n| n as usize));

@@ -135,8 +135,8 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         temperature: job.request.temperature,
         extra: job.request.extra.clone(),
         id_column: job.id_column.clone(),
-        input_fingerprint: crate::manifest::fingerprint(&job.input)
-            .map_err(|e| config(format!("{}: {e}", job.input.display())))?,
+        // Hashed once, by the scan.
+        input_fingerprint: scan.fingerprint.clone(),
     };
     match manifest.check_or_write(&job.output_dir) {
         Ok(Ok(())) => {}

@@ -8,6 +8,7 @@ mod budget;
 mod common;
 mod crash;
 mod failures;
+mod input_bounds;
 mod interrupt;
 mod lookups;
 mod rate_limits;
