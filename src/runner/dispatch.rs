@@ -107,19 +107,22 @@ pub(crate) async fn execute(
     if stop.is_none() && control.stop.is_cancelled() {
         stop = Some(StopReason::Interrupted);
     }
-    if let Some(e) = reader_error {
-        return Err(RunError::Config(format!(
-            "{e} (the input changed during the run?)"
-        )));
-    }
     let summary = finish(
         &p.scan,
         &p.models,
         &job,
         &p.started_at,
         wall,
-        stop.is_some(),
+        stop.is_some() || reader_error.is_some(),
     )?;
+    if let Some(e) = reader_error {
+        // Not an interruption, and not "nothing was sent": an internal error (exit 1), after
+        // the answers already paid for were recorded and the summary written.
+        return Err(RunError::Other(anyhow::anyhow!(
+            "{e}: the input changed during the run (it passed validation); \
+             dispatching stopped, {written} answers were recorded and summary.json written"
+        )));
+    }
     Ok(RunReport {
         summary,
         stop,
@@ -202,6 +205,7 @@ async fn dispatch_rows(
         .0
     });
     let mut chunk = Vec::new().into_iter();
+    let mut render_error = None;
     'rows: loop {
         let Some(row) = chunk.next() else {
             tokio::select! {
@@ -233,9 +237,9 @@ async fn dispatch_rows(
                 match template.messages(&row) {
                     Ok(m) => messages = Some(m),
                     Err(e) => {
-                        // Validated before the run; only a changed file gets here.
-                        ctx.request_stop(StopReason::Interrupted);
-                        tracing::error!("{}:{}: {e}", job.input.display(), row.line);
+                        // Validated before the run; only a file changed in place gets here.
+                        ctx.stop.cancel();
+                        render_error = Some(format!("{}:{}: {e}", job.input.display(), row.line));
                         break 'rows;
                     }
                 }
@@ -281,7 +285,8 @@ async fn dispatch_rows(
         }
     }
     drop(rows);
-    reader.join().unwrap_or(None)
+    let read_error = reader.join().unwrap_or(None);
+    render_error.or(read_error)
 }
 
 /// Reserves `worst`; when it does not fit while other attempts hold reservations, waits for

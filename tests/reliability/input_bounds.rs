@@ -32,3 +32,46 @@ async fn rows_appended_during_a_run_are_not_sent() {
     assert_all_ok_once(&s.lines(), 3000, &[MODEL]);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_row_that_fails_to_render_mid_run_is_an_error_not_an_interruption() {
+    // The input passes validation, then its last row is changed in place (same length) so
+    // that it no longer renders.
+    let srv = mock(MockConfig::default()).await;
+    let s = Scratch::new();
+    let rows: String = (1..=3000)
+        .map(|i| format!("{{\"id\":\"{i}\",\"text\":\"t{i}\"}}\n"))
+        .collect();
+    s.write("in.jsonl", rows.as_bytes());
+    let child = Orb::run(&s, &srv)
+        .args(["--input", "in.jsonl", "--concurrency", "2"])
+        .spawn();
+    until_requests(&srv, 1, Duration::from_secs(20)).await;
+    let changed = rows.replace(
+        "{\"id\":\"3000\",\"text\":\"t3000\"}",
+        "{\"id\":\"3000\",\"txet\":\"t3000\"}",
+    );
+    assert_eq!(changed.len(), rows.len());
+    let mut input = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.path("in.jsonl"))
+        .unwrap();
+    input.write_all(changed.as_bytes()).unwrap();
+    drop(input);
+    let out = wait(child, Duration::from_secs(60)).await;
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("in.jsonl:3000: template variable 'text' is missing"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("interrupted"), "{}", out.stderr);
+    assert_eq!(s.summary()["complete"], false);
+    assert_eq!(
+        s.lines().len(),
+        srv.requests().len(),
+        "every answer recorded"
+    );
+    srv.shutdown().await;
+}
