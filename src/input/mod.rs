@@ -72,6 +72,44 @@ pub struct Row {
     pub raw_numbers: Vec<(String, String)>,
 }
 
+impl Row {
+    /// About how many bytes of memory the row holds: its text plus a fixed overhead per value
+    /// (a row of a million short columns weighs far more than its text).
+    pub fn weight(&self) -> usize {
+        let body = match &self.body {
+            RowBody::Vars => 0,
+            RowBody::Messages(messages) => messages.iter().map(value_weight).sum(),
+            RowBody::Batch(body) => map_weight(body),
+        };
+        let numbers: usize = self
+            .raw_numbers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        self.id.len() + map_weight(&self.vars) + body + numbers
+    }
+}
+
+/// The weight of a JSON value (see [`Row::weight`]).
+fn value_weight(value: &Value) -> usize {
+    const VALUE: usize = 32;
+    VALUE
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(value_weight).sum(),
+            Value::Object(map) => map_weight(map),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+/// The weight of a JSON object: its keys, values and a map entry's overhead.
+fn map_weight(map: &Map<String, Value>) -> usize {
+    const ENTRY: usize = 48;
+    map.iter()
+        .map(|(k, v)| ENTRY + k.len() + value_weight(v))
+        .sum()
+}
+
 /// An input error, displayed as `FILE:LINE: message` (line 0 means the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {

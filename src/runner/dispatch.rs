@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use super::prepare::{Prepared, worst_case};
@@ -142,20 +142,35 @@ fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
     super::job_pairs(&p.job, rows, &p.models).saturating_sub(finished)
 }
 
-/// The rows of the input, read by a thread into a bounded channel; the thread returns the
-/// error that stopped it, if any.
-type Reader = (
-    mpsc::Receiver<Vec<Row>>,
-    std::thread::JoinHandle<Option<String>>,
-);
+/// The rows of the input, read by a thread into a bounded channel.
+struct Reader {
+    rows: mpsc::Receiver<Vec<ReadRow>>,
+    /// Returns the error that stopped the reader, if any.
+    thread: std::thread::JoinHandle<Option<String>>,
+    /// The bytes the reader may still read ahead; closed to release a waiting reader.
+    bytes_left: Arc<Semaphore>,
+}
+
+/// A row and its share of [`READ_AHEAD_BYTES`], held until its requests are answered and
+/// their lines handed to the writer.
+type ReadRow = (Row, OwnedSemaphorePermit);
+
+/// The weight ([`Row::weight`]) of the rows read but not yet answered, at most: the channel
+/// is bounded by bytes as well as by rows, so memory does not grow with the size of rows (a
+/// row heavier than this goes alone).
+const READ_AHEAD_BYTES: usize = 16 << 20;
 
 /// Reads the first `bytes` bytes of the job's input on a thread into a bounded channel.
 fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
     let (path, id_column, limit) = (job.input.clone(), job.id_column.clone(), job.limit_rows);
     // Rows travel in chunks: one hand-over (and at most one thread wake-up) per chunk.
     const CHUNK: usize = 64;
-    let (tx, rx) = mpsc::channel::<Vec<Row>>(16);
-    let handle = std::thread::spawn(move || {
+    let (tx, rx) = mpsc::channel::<Vec<ReadRow>>(16);
+    let bytes_left = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
+    let runtime = tokio::runtime::Handle::current();
+    let shared = bytes_left.clone();
+    let thread = std::thread::spawn(move || {
+        let bytes_left = shared;
         let reader = match RowReader::open_first_bytes(&path, id_column.as_deref(), bytes) {
             Ok(r) => r,
             Err(e) => return Some(e.to_string()),
@@ -165,10 +180,28 @@ fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
             if limit.is_some_and(|n| i as u64 >= n) {
                 break;
             }
-            match row {
-                Ok(row) => chunk.push(row),
+            let row = match row {
+                Ok(row) => row,
                 Err(e) => return Some(e.to_string()),
-            }
+            };
+            let weight = row.weight().clamp(1, READ_AHEAD_BYTES) as u32;
+            let share = match bytes_left.clone().try_acquire_many_owned(weight) {
+                Ok(share) => share,
+                Err(_) => {
+                    // Hand over the rows read so far, then wait for answered rows' bytes.
+                    if !chunk.is_empty() {
+                        let part = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        if tx.blocking_send(part).is_err() {
+                            return None;
+                        }
+                    }
+                    match runtime.block_on(bytes_left.clone().acquire_many_owned(weight)) {
+                        Ok(share) => share,
+                        Err(_) => return None,
+                    }
+                }
+            };
+            chunk.push((row, share));
             if chunk.len() == CHUNK {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 if tx.blocking_send(full).is_err() {
@@ -181,7 +214,11 @@ fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
         }
         None
     });
-    (rx, handle)
+    Reader {
+        rows: rx,
+        thread,
+        bytes_left,
+    }
 }
 
 async fn dispatch_rows(
@@ -191,8 +228,9 @@ async fn dispatch_rows(
     opts: &RunOptions,
     tracker: &TaskTracker,
     tx: &mpsc::Sender<ResultLine>,
-    (mut rows, reader): Reader,
+    reader: Reader,
 ) -> Option<String> {
+    let mut rows = reader.rows;
     let job = &ctx.job;
     let builder = BodyBuilder::new(&job.request);
     // The tokenizer is built only when a TPM limit needs token estimates.
@@ -207,7 +245,7 @@ async fn dispatch_rows(
     let mut chunk = Vec::new().into_iter();
     let mut render_error = None;
     'rows: loop {
-        let Some(row) = chunk.next() else {
+        let Some((row, share)) = chunk.next() else {
             tokio::select! {
                 biased;
                 _ = ctx.stop.cancelled() => break,
@@ -222,6 +260,7 @@ async fn dispatch_rows(
         {
             continue;
         }
+        let share = Arc::new(share);
         let mut messages: Option<Vec<serde_json::Value>> = None;
         let mut vars: Option<crate::output::RawJson> = None;
         for model in builder.models_for(&row) {
@@ -277,15 +316,19 @@ async fn dispatch_rows(
             };
             let ctx = ctx.clone();
             let tx = tx.clone();
+            let share = share.clone();
             tracker.spawn(async move {
                 if let Some(line) = work(ctx, item, permit, reservation).await {
                     let _ = tx.send(line).await;
                 }
+                drop(share);
             });
         }
     }
     drop(rows);
-    let read_error = reader.join().unwrap_or(None);
+    // A reader waiting for bytes held by requests in flight must not block the join.
+    reader.bytes_left.close();
+    let read_error = reader.thread.join().unwrap_or(None);
     render_error.or(read_error)
 }
 

@@ -75,3 +75,58 @@ async fn a_row_that_fails_to_render_mid_run_is_an_error_not_an_interruption() {
     );
     srv.shutdown().await;
 }
+
+/// The child's peak resident memory so far (VmHWM), in MB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kb.unwrap_or(0) / 1024
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_with_rows_of_a_megabyte() {
+    // 200 rows of 1 MB each and a mock that does not answer: the rows read ahead while the
+    // first request waits are bounded by bytes, not only by their number (about 1,000 rows).
+    let srv = mock(MockConfig {
+        latency_ms: 60_000,
+        ..Default::default()
+    })
+    .await;
+    let s = Scratch::new();
+    let cell = "x".repeat(1 << 20);
+    let mut text = String::from("id,text\n");
+    for i in 1..=200 {
+        text.push_str(&format!("{i},{cell}\n"));
+    }
+    s.write("in.csv", text.as_bytes());
+    drop(text);
+    let mut child = Orb::run(&s, &srv)
+        .args(["--concurrency", "1", "--prompt", "{{ text | length }}"])
+        .spawn();
+    until_requests(&srv, 1, Duration::from_secs(60)).await;
+    let pid = child.id().unwrap();
+    // Let the reader run ahead until its memory stops growing (or passes the bound).
+    let (mut peak, mut still) = (peak_rss_mb(pid), 0);
+    while still < 30 && peak < 200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = peak_rss_mb(pid);
+        still = if now > peak { 0 } else { still + 1 };
+        peak = now;
+    }
+    signal(pid, "INT");
+    let stderr = until_stderr(
+        &mut child,
+        orbatch::signals::STOPPING,
+        Duration::from_secs(20),
+    )
+    .await;
+    signal(pid, "INT");
+    wait(child, Duration::from_secs(20)).await.assert_code(3);
+    drop(stderr);
+    assert!(peak > 0, "VmHWM was read");
+    assert!(peak < 100, "peak RSS {peak} MB while the reader ran ahead");
+    srv.shutdown().await;
+}
