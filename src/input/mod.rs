@@ -213,3 +213,25 @@ impl Iterator for RowReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_of_many_short_columns_weighs_more_than_its_text() {
+        let text: String = (0..10_000).map(|i| format!("c{i},")).collect();
+        let vars: Map<String, Value> = (0..10_000)
+            .map(|i| (format!("c{i}"), Value::String(String::new())))
+            .collect();
+        let row = Row {
+            id: "1".into(),
+            line: 2,
+            index: 0,
+            vars,
+            body: RowBody::Vars,
+            raw_numbers: Vec::new(),
+        };
+        assert!(row.weight() > 10 * text.len(), "{}", row.weight());
+    }
+}
