@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
     };
     let code = runtime.block_on(async {
         let control = Control::default();
-        tokio::spawn(orbatch::signals::handle_ctrl_c(control.clone()));
+        tokio::spawn(orbatch::signals::handle_stop_signals(control.clone()));
         orbatch::commands::dispatch(cli.command, control).await
     });
     // Do not wait for tasks still blocked (a hung request after an abort).

@@ -5,7 +5,6 @@
 //! between resumes. Models are not in it either: adding a model sends only the new pairs.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use fs2::FileExt;
@@ -108,21 +107,6 @@ mod erased {
             }
         }
     }
-}
-
-/// blake3 of a whole file, hex.
-pub fn fingerprint(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().to_hex().to_string())
 }
 
 /// An exclusive advisory lock on an output dir, released on drop (and by the OS on `kill -9`).

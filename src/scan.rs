@@ -39,9 +39,12 @@ pub struct ScanReport {
     pub rows: u64,
     /// The input's columns: the CSV header, or the JSONL top-level keys in first-seen order.
     pub columns: Vec<String>,
-    /// blake3 (hex) of the file's bytes, hashed while reading: the whole file, or with `limit`
-    /// the part the reader had consumed when it stopped (it reads ahead in blocks).
+    /// blake3 (hex) of the whole file's bytes, hashed while reading (with `limit`, the rest
+    /// is hashed after the last row): the manifest's input fingerprint.
     pub fingerprint: String,
+    /// The file's length in bytes when it was scanned (the bytes hashed). The run reads only
+    /// these bytes: rows appended to the input after the scan were not validated.
+    pub bytes: u64,
     /// The first `max_errors` errors, in file order.
     pub errors: Vec<InputError>,
     /// All errors found.
@@ -67,13 +70,14 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
         .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
     let tee = HashingReader {
         file: Arc::new(file),
-        hasher: Arc::new(Mutex::new(blake3::Hasher::new())),
+        hashed: Arc::new(Mutex::new(Hashed::default())),
     };
     let rest = tee.clone();
     let mut report = ScanReport {
         rows: 0,
         columns: Vec::new(),
         fingerprint: String::new(),
+        bytes: 0,
         errors: Vec::new(),
         error_count: 0,
         batch_models: Vec::new(),
@@ -102,7 +106,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
         }
         Err(e) => report.push_error(e, opts.max_errors),
     }
-    report.fingerprint = rest.finish(opts.limit.is_none());
+    (report.fingerprint, report.bytes) = rest.finish();
     Ok(report)
 }
 
@@ -199,32 +203,38 @@ fn shorten(id: &str) -> String {
     }
 }
 
-/// Reads the file and hashes every byte it hands out. Clones share the file (and its position)
-/// and the hash.
+/// Reads the file and hashes and counts every byte it hands out. Clones share the file (and
+/// its position) and the hash.
 #[derive(Clone)]
 struct HashingReader {
     file: Arc<File>,
-    hasher: Arc<Mutex<blake3::Hasher>>,
+    hashed: Arc<Mutex<Hashed>>,
+}
+
+/// The hash and the length of the bytes read so far.
+#[derive(Default)]
+struct Hashed {
+    hasher: blake3::Hasher,
+    bytes: u64,
 }
 
 impl HashingReader {
-    /// The hex fingerprint; with `to_end`, the bytes the reader did not get to are hashed
-    /// first (a file-level error can stop the reader early), so it covers the whole file.
-    fn finish(mut self, to_end: bool) -> String {
-        if to_end {
-            // A read error here was already met by the reader, or leaves the hash partial.
-            let _ = io::copy(&mut self, &mut io::sink());
-        }
-        let hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
-        hasher.finalize().to_hex().to_string()
+    /// The hex fingerprint and the length of the whole file: the bytes the reader did not get
+    /// to (after `limit`, or a file-level error that stopped it early) are hashed first.
+    fn finish(mut self) -> (String, u64) {
+        // A read error here was already met by the reader, or leaves the hash partial.
+        let _ = io::copy(&mut self, &mut io::sink());
+        let hashed = self.hashed.lock().unwrap_or_else(PoisonError::into_inner);
+        (hashed.hasher.finalize().to_hex().to_string(), hashed.bytes)
     }
 }
 
 impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = (&*self.file).read(buf)?;
-        let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
-        hasher.update(&buf[..n]);
+        let mut hashed = self.hashed.lock().unwrap_or_else(PoisonError::into_inner);
+        hashed.hasher.update(&buf[..n]);
+        hashed.bytes += n as u64;
         Ok(n)
     }
 }
@@ -271,6 +281,32 @@ mod tests {
             .to_hex()
             .to_string();
         assert_eq!(r.fingerprint, expected);
+        assert_eq!(r.bytes, 26);
+    }
+
+    #[test]
+    fn with_a_limit_the_fingerprint_and_length_still_cover_the_whole_file() {
+        // The manifest's fingerprint is the scan's: one read of the input, not two.
+        let t = Template::new(None, Some("{{ text }}")).unwrap();
+        let text = format!("id,text\n{}", "1,a\n".repeat(100_000));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, &text).unwrap();
+        let opts = ScanOptions {
+            path: &path,
+            id_column: None,
+            template: &t,
+            need_batch_model: true,
+            limit: Some(1),
+            max_errors: 2,
+        };
+        let r = scan(&opts).unwrap();
+        assert_eq!(r.rows, 1);
+        assert_eq!(
+            r.fingerprint,
+            blake3::hash(text.as_bytes()).to_hex().to_string()
+        );
+        assert_eq!(r.bytes, text.len() as u64);
     }
 
     #[test]

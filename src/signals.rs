@@ -1,21 +1,85 @@
-//! Ctrl-C: the first stops dispatching (in-flight requests finish, results are flushed, the
-//! summary says `complete: false`); the second aborts the requests in flight.
+//! Stop signals: SIGINT (Ctrl-C), SIGTERM (`kill`, `timeout`, Kubernetes, Slurm) and SIGHUP (a
+//! closed terminal or ssh session). The first stops dispatching (in-flight requests finish,
+//! results are flushed, the summary says `complete: false`, exit 3); a second one, of any of
+//! the three, aborts the requests in flight.
+//!
+//! Each signal is listened to from the start with one stream, so a signal that arrives while
+//! the first one is being handled is never lost.
+
+use std::io::Write;
 
 use crate::runner::Control;
 
-/// Waits for Ctrl-C twice and cancels `control.stop`, then `control.abort`.
-pub async fn handle_ctrl_c(control: Control) {
-    if tokio::signal::ctrl_c().await.is_err() {
+/// The message printed when the first stop signal arrives (tests wait for it).
+pub const STOPPING: &str = "orbatch: stopping: no new requests; waiting for those in flight";
+
+/// Waits for two stop signals and cancels `control.stop`, then `control.abort`.
+pub async fn handle_stop_signals(control: Control) {
+    let Some(mut signals) = Signals::listen() else {
         return;
-    }
-    // Cancel first, then say so: the stop must not depend on stderr being writable.
+    };
+    let Some(name) = signals.next().await else {
+        return;
+    };
+    // Cancel first: a closed stderr must not keep the run going.
     control.stop.cancel();
-    eprintln!(
-        "orbatch: stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
-    );
-    if tokio::signal::ctrl_c().await.is_err() {
+    say(&format!(
+        "{STOPPING} ({name}; Ctrl-C or another signal to abort them)"
+    ));
+    let Some(name) = signals.next().await else {
         return;
-    }
+    };
     control.abort.cancel();
-    eprintln!("orbatch: aborting the requests in flight");
+    say(&format!(
+        "orbatch: aborting the requests in flight ({name})"
+    ));
+}
+
+/// Writes a line to stderr, ignoring a stderr that is gone.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The stop signals' streams.
+#[cfg(unix)]
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn listen() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+
+    /// The name of the next signal received; `None` when the streams closed.
+    async fn next(&mut self) -> Option<&'static str> {
+        tokio::select! {
+            s = self.int.recv() => s.map(|()| "SIGINT"),
+            s = self.term.recv() => s.map(|()| "SIGTERM"),
+            s = self.hup.recv() => s.map(|()| "SIGHUP"),
+        }
+    }
+}
+
+/// Elsewhere: Ctrl-C only.
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn listen() -> Option<Signals> {
+        Some(Signals)
+    }
+
+    async fn next(&mut self) -> Option<&'static str> {
+        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+    }
 }

@@ -17,6 +17,10 @@ const PROMPT: &str = "prompt";
 const RAW_NUMBERS: &str = "__orbatch_numbers_as_written";
 /// The detail of the error the formatter raises when a null value would be printed.
 const NULL_DETAIL: &str = "a null value cannot be rendered";
+/// The work one render may do (minijinja's fuel): about one unit per instruction and per 64
+/// bytes of data, so about 2 million steps or 128 MB. A template whose loops never end (or
+/// multiply) fails with an error instead of taking the machine's memory and time.
+pub const RENDER_FUEL: u64 = 2_000_000;
 
 /// The compiled `system` and `prompt` templates of a job.
 #[derive(Debug)]
@@ -38,6 +42,7 @@ impl Template {
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_debug(false);
         env.set_formatter(format_value);
+        env.set_fuel(Some(RENDER_FUEL));
         let globals: Vec<String> = env.globals().map(|(name, _)| name.to_owned()).collect();
         let mut compile =
             |name: &'static str, source: Option<&str>| -> Result<Vec<String>, String> {
@@ -167,8 +172,16 @@ fn prompt_var(vars: &Map<String, Value>) -> Result<String, String> {
     }
 }
 
-/// A rendering error in words: which variable is missing or null, when that is the cause.
+/// A rendering error in words: which variable is missing or null, or the work limit, when
+/// that is the cause.
 fn explain(name: &str, err: &Error, used: &[String], vars: &Map<String, Value>) -> String {
+    if err.kind() == ErrorKind::OutOfFuel {
+        return format!(
+            "{name} template: rendering this row passed the limit of {RENDER_FUEL} steps \
+             (about {} MB of output): a loop that multiplies, or a prompt far too large",
+            RENDER_FUEL * 64 / 1_000_000
+        );
+    }
     if err.kind() == ErrorKind::UndefinedError
         && let Some(missing) = used.iter().find(|v| !vars.contains_key(v.as_str()))
     {
@@ -371,6 +384,32 @@ mod tests {
         assert!(e.contains("prompt:2"), "{e}");
         let e = Template::new(Some("{% if %}"), None).unwrap_err();
         assert!(e.starts_with("system template: syntax error"), "{e}");
+    }
+
+    #[test]
+    fn nested_loops_stop_at_the_work_limit() {
+        let t = Template::new(
+            None,
+            Some("{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}{{ text }}{% endfor %}{% endfor %}{% endfor %}"),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let e = user(&t, json!({"text": "x"})).unwrap_err();
+        assert!(
+            e.starts_with("prompt template: rendering this row passed the limit"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        // A large but plain row is within the limit.
+        let t = Template::new(None, Some("{{ text }}")).unwrap();
+        let big = "y".repeat(32 << 20);
+        assert_eq!(
+            user(&t, json!({"text": big}))
+                .unwrap()
+                .as_str()
+                .map(str::len),
+            Some(32 << 20)
+        );
     }
 
     #[test]

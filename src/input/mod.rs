@@ -5,6 +5,7 @@
 mod csv;
 mod jsonl;
 mod quotes;
+pub mod spool;
 
 use std::fmt;
 use std::io::Read;
@@ -71,6 +72,44 @@ pub struct Row {
     pub raw_numbers: Vec<(String, String)>,
 }
 
+impl Row {
+    /// About how many bytes of memory the row holds: its text plus a fixed overhead per value
+    /// (a row of a million short columns weighs far more than its text).
+    pub fn weight(&self) -> usize {
+        let body = match &self.body {
+            RowBody::Vars => 0,
+            RowBody::Messages(messages) => messages.iter().map(value_weight).sum(),
+            RowBody::Batch(body) => map_weight(body),
+        };
+        let numbers: usize = self
+            .raw_numbers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        self.id.len() + map_weight(&self.vars) + body + numbers
+    }
+}
+
+/// The weight of a JSON value (see [`Row::weight`]).
+fn value_weight(value: &Value) -> usize {
+    const VALUE: usize = 32;
+    VALUE
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(value_weight).sum(),
+            Value::Object(map) => map_weight(map),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+/// The weight of a JSON object: its keys, values and a map entry's overhead.
+fn map_weight(map: &Map<String, Value>) -> usize {
+    const ENTRY: usize = 48;
+    map.iter()
+        .map(|(k, v)| ENTRY + k.len() + value_weight(v))
+        .sum()
+}
+
 /// An input error, displayed as `FILE:LINE: message` (line 0 means the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
@@ -120,10 +159,20 @@ impl RowReader {
     /// Opens `path` (format from its extension). `id_column` names the id column/field; when
     /// `None`, a column/field named `id` is used, else the row number.
     pub fn open(path: &Path, id_column: Option<&str>) -> Result<RowReader, InputError> {
+        RowReader::open_first_bytes(path, id_column, u64::MAX)
+    }
+
+    /// Opens `path` and reads only its first `bytes` bytes (the part the scan validated: rows
+    /// appended later are not read).
+    pub fn open_first_bytes(
+        path: &Path,
+        id_column: Option<&str>,
+        bytes: u64,
+    ) -> Result<RowReader, InputError> {
         let format = Format::from_path(path)?;
         let file = std::fs::File::open(path)
             .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
-        RowReader::from_reader(path, format, file, id_column)
+        RowReader::from_reader(path, format, file.take(bytes), id_column)
     }
 
     /// Reads rows of `format` from any byte stream (a tee that hashes what it reads, a spooled
@@ -162,5 +211,27 @@ impl Iterator for RowReader {
             Inner::Csv(r) => r.next(),
             Inner::Jsonl(r) => r.next(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_of_many_short_columns_weighs_more_than_its_text() {
+        let text: String = (0..10_000).map(|i| format!("c{i},")).collect();
+        let vars: Map<String, Value> = (0..10_000)
+            .map(|i| (format!("c{i}"), Value::String(String::new())))
+            .collect();
+        let row = Row {
+            id: "1".into(),
+            line: 2,
+            index: 0,
+            vars,
+            body: RowBody::Vars,
+            raw_numbers: Vec::new(),
+        };
+        assert!(row.weight() > 10 * text.len(), "{}", row.weight());
     }
 }

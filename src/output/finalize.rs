@@ -55,6 +55,9 @@ pub struct ResultsCsv {
     pub id_column: Option<String>,
     /// Only the first N rows (`--limit-rows`).
     pub limit_rows: Option<u64>,
+    /// The input's length when it was validated: only these bytes are read (rows appended
+    /// since were not sent).
+    pub bytes: u64,
     /// The input's columns (the CSV header, or the JSONL union of keys).
     pub columns: Vec<String>,
     /// The job's models, in order.
@@ -67,7 +70,7 @@ impl Exporter for ResultsCsv {
     }
 
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
-        let rows = RowReader::open(&self.input, self.id_column.as_deref())
+        let rows = RowReader::open_first_bytes(&self.input, self.id_column.as_deref(), self.bytes)
             .map_err(|e| io::Error::other(e.to_string()))?
             .filter_map(Result::ok)
             .take(self.limit_rows.map_or(usize::MAX, |n| n as usize));

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::prepare::{Prepared, worst_case};
+use super::reader::{Reader, spawn_reader};
 use super::worker::{WorkItem, work};
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
 use crate::budget::Budget;
-use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
 use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
 use crate::output::results::key_hash;
@@ -75,14 +75,16 @@ pub(crate) async fn execute(
     );
 
     let tracker = TaskTracker::new();
+    // Only the bytes the scan validated are read: rows appended since were not checked.
+    let reader = spawn_reader(&job, p.scan.bytes);
     let reader_error = dispatch_rows(
         &ctx,
         &p.template,
         &p.recovered,
         &opts,
-        &control,
         &tracker,
         &tx,
+        reader,
     )
     .await;
     tracker.close();
@@ -145,59 +147,18 @@ fn pending_pairs(p: &Prepared, opts: &RunOptions) -> u64 {
     super::job_pairs(&p.job, rows, &p.models).saturating_sub(finished)
 }
 
-/// Reads rows on a blocking thread into a bounded channel.
-fn spawn_reader(
-    path: std::path::PathBuf,
-    id_column: Option<String>,
-    limit: Option<u64>,
-) -> (
-    mpsc::Receiver<Vec<Row>>,
-    std::thread::JoinHandle<Option<String>>,
-) {
-    // Rows travel in chunks: one hand-over (and at most one thread wake-up) per chunk.
-    const CHUNK: usize = 64;
-    let (tx, rx) = mpsc::channel::<Vec<Row>>(16);
-    let handle = std::thread::spawn(move || {
-        let reader = match RowReader::open(&path, id_column.as_deref()) {
-            Ok(r) => r,
-            Err(e) => return Some(e.to_string()),
-        };
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for (i, row) in reader.enumerate() {
-            if limit.is_some_and(|n| i as u64 >= n) {
-                break;
-            }
-            match row {
-                Ok(row) => chunk.push(row),
-                Err(e) => return Some(e.to_string()),
-            }
-            if chunk.len() == CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                if tx.blocking_send(full).is_err() {
-                    return None;
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(chunk);
-        }
-        None
-    });
-    (rx, handle)
-}
-
 async fn dispatch_rows(
     ctx: &Arc<Ctx>,
     template: &crate::template::Template,
     recovered: &crate::output::results::Recovered,
     opts: &RunOptions,
-    control: &Control,
     tracker: &TaskTracker,
     tx: &writer::Sink,
+    reader: Reader,
 ) -> Option<String> {
+    let mut rows = reader.rows;
     let job = &ctx.job;
     let builder = BodyBuilder::new(&job.request);
-    let (mut rows, reader) = spawn_reader(job.input.clone(), job.id_column.clone(), job.limit_rows);
     // The tokenizer is built only when a TPM limit needs token estimates.
     let encoding = job.limits.tokens_per_minute.map(|_| {
         let model = job.request.models.first().map(String::as_str).unwrap_or("");
@@ -209,7 +170,7 @@ async fn dispatch_rows(
     });
     let mut chunk = Vec::new().into_iter();
     'rows: loop {
-        let Some(row) = chunk.next() else {
+        let Some((row, share)) = chunk.next() else {
             tokio::select! {
                 biased;
                 _ = ctx.stop.cancelled() => break,
@@ -224,6 +185,7 @@ async fn dispatch_rows(
         {
             continue;
         }
+        let share = Arc::new(share);
         let mut messages: Option<Vec<serde_json::Value>> = None;
         let mut vars: Option<crate::output::RawJson> = None;
         for model in builder.models_for(&row) {
@@ -279,20 +241,19 @@ async fn dispatch_rows(
             };
             let ctx = ctx.clone();
             let tx = tx.clone();
+            let share = share.clone();
             tracker.spawn(async move {
                 if let Some(line) = work(ctx, item, permit, reservation).await {
                     tx.send(line).await;
                 }
+                drop(share);
             });
         }
     }
-    if control.stop.is_cancelled() {
-        tracing::warn!(
-            "stopping: no new requests; waiting for those in flight (Ctrl-C again to abort them)"
-        );
-    }
     drop(rows);
-    reader.join().unwrap_or(None)
+    // A reader waiting for bytes held by requests in flight must not block the join.
+    reader.bytes_left.close();
+    reader.thread.join().unwrap_or(None)
 }
 
 /// Reserves `worst`; when it does not fit while other attempts hold reservations, waits for
@@ -383,6 +344,7 @@ fn finish(
         input: job.input.clone(),
         id_column: job.id_column.clone(),
         limit_rows: job.limit_rows,
+        bytes: scan.bytes,
         columns: scan.columns.clone(),
         models: models.to_vec(),
     };

@@ -6,7 +6,10 @@
 //!                     slot, limiter)        cost, look-ups)        progress)
 //! ```
 //!
-//! Every channel is bounded, so a slow API never makes memory grow. Only the writer touches
+//! Every channel is bounded, so a slow API never makes memory grow; the rows read ahead are
+//! bounded by bytes too (`reader.rs`: each row's share is held until its lines reach the
+//! writer), so large rows do not either. The reader reads only the bytes the scan validated.
+//! Only the writer touches
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
@@ -15,6 +18,7 @@ mod lookup;
 #[cfg(test)]
 mod loop_tests;
 mod prepare;
+mod reader;
 mod worker;
 mod writer;
 

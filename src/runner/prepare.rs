@@ -1,7 +1,6 @@
 //! Before the first request: spool stdin, validate the whole input, lock the output dir,
 //! check the manifest, recover earlier results, fetch prices, and check the budget can be kept.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -136,8 +135,8 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         temperature: job.request.temperature,
         extra: job.request.extra.clone(),
         id_column: job.id_column.clone(),
-        input_fingerprint: crate::manifest::fingerprint(&job.input)
-            .map_err(|e| config(format!("{}: {e}", job.input.display())))?,
+        // Hashed once, by the scan.
+        input_fingerprint: scan.fingerprint.clone(),
     };
     match manifest.check_or_write(&job.output_dir) {
         Ok(Ok(())) => {}
@@ -251,22 +250,10 @@ fn check_budget_is_enforceable(
     )))
 }
 
-/// Reads stdin into the output dir (`stdin.jsonl` or `stdin.csv`, by its first byte) so the
+/// Streams stdin into the output dir (`stdin.jsonl` or `stdin.csv`, by its first byte) so the
 /// run can scan it twice and a resume can fingerprint it.
 pub fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
-    let mut data = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut data)?;
-    let first = data
-        .iter()
-        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
-    let name = if first == Some(&b'{') {
-        "stdin.jsonl"
-    } else {
-        "stdin.csv"
-    };
-    let path = dir.join(name);
-    crate::fsutil::write_atomic(&path, &data)?;
-    Ok(path)
+    crate::input::spool::spool(std::io::stdin().lock(), dir)
 }
 
 /// The worst case of one attempt: an upper bound of the prompt tokens x prompt price + the

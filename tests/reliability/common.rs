@@ -309,3 +309,38 @@ pub async fn until_requests(srv: &MockServer, n: usize, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Reads the child's stderr until a line contains `needle` (at most `limit`); returns the
+/// stderr reader, to be read to its end with [`rest_of`] once the child has exited.
+pub async fn until_stderr(
+    child: &mut Child,
+    needle: &str,
+    limit: Duration,
+) -> tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>> {
+    use tokio::io::AsyncBufReadExt;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(limit, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "stderr never said {needle:?}");
+    lines
+}
+
+/// The rest of a stderr taken by [`until_stderr`].
+pub async fn rest_of(
+    mut lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) -> String {
+    let mut s = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
+}

@@ -1,6 +1,7 @@
-//! Guarantee 4: Ctrl-C. The first SIGINT stops dispatching, lets in-flight requests finish,
-//! writes `summary.json` with `complete: false` and exits 3; a re-run completes the rest. A
-//! second SIGINT aborts the requests in flight and exits 3 at once.
+//! Guarantee 4: Ctrl-C, SIGTERM and SIGHUP. The first stop signal stops dispatching, lets
+//! in-flight requests finish, writes `summary.json` with `complete: false` and exits 3; a re-run
+//! completes the rest. A second signal (of any of the three) aborts the requests in flight and
+//! exits 3 at once.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -9,8 +10,9 @@ use orbatch::mock::MockConfig;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn first_sigint_finishes_in_flight_then_exits_3_and_a_rerun_completes() {
+/// The first `sig` lets the requests in flight finish and records them; a re-run sends only
+/// the rest.
+async fn first_signal_finishes_in_flight_then_exits_3_and_a_rerun_completes(sig: &str) {
     let srv = mock(MockConfig {
         latency_ms: 400,
         ..Default::default()
@@ -19,7 +21,7 @@ async fn first_sigint_finishes_in_flight_then_exits_3_and_a_rerun_completes() {
     let s = Scratch::with_rows(30);
     let child = Orb::run(&s, &srv).args(["--concurrency", "4"]).spawn();
     until_requests(&srv, 4, Duration::from_secs(20)).await;
-    signal(child.id().unwrap(), "INT");
+    signal(child.id().unwrap(), sig);
     let out = wait(child, Duration::from_secs(20)).await;
     out.assert_code(3);
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
@@ -33,6 +35,11 @@ async fn first_sigint_finishes_in_flight_then_exits_3_and_a_rerun_completes() {
         answered, recorded,
         "in-flight rows finished and were written"
     );
+    let lines = s.lines();
+    assert!(
+        lines.iter().all(|l| l.unknown_cost_attempts == 0),
+        "{lines:?}"
+    );
 
     let n = srv.requests().len();
     Orb::run(&s, &srv)
@@ -44,6 +51,21 @@ async fn first_sigint_finishes_in_flight_then_exits_3_and_a_rerun_completes() {
     assert_all_ok_once(&s.lines(), 30, &[MODEL]);
     assert_eq!(s.summary()["complete"], true);
     srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn first_sigint_finishes_in_flight_then_exits_3_and_a_rerun_completes() {
+    first_signal_finishes_in_flight_then_exits_3_and_a_rerun_completes("INT").await;
+}
+
+#[tokio::test]
+async fn sigterm_is_a_first_ctrl_c_in_flight_answers_are_recorded() {
+    first_signal_finishes_in_flight_then_exits_3_and_a_rerun_completes("TERM").await;
+}
+
+#[tokio::test]
+async fn sighup_is_a_first_ctrl_c_in_flight_answers_are_recorded() {
+    first_signal_finishes_in_flight_then_exits_3_and_a_rerun_completes("HUP").await;
 }
 
 #[tokio::test]
@@ -80,21 +102,39 @@ async fn first_sigint_sends_nothing_new_even_when_pairs_wait_for_the_rate_limite
 
 #[tokio::test]
 async fn second_sigint_aborts_in_flight_and_exits_3_quickly() {
+    second_signal_aborts_in_flight_and_exits_3_quickly("INT", "INT").await;
+}
+
+#[tokio::test]
+async fn sigterm_then_sighup_aborts_in_flight_and_exits_3_quickly() {
+    second_signal_aborts_in_flight_and_exits_3_quickly("TERM", "HUP").await;
+}
+
+/// `first` stops dispatching; once orbatch has said so, `second` aborts what is in flight.
+async fn second_signal_aborts_in_flight_and_exits_3_quickly(first: &str, second: &str) {
     let srv = mock(MockConfig {
         latency_ms: 30_000,
         ..Default::default()
     })
     .await;
     let s = Scratch::with_rows(10);
-    let child = Orb::run(&s, &srv).args(["--concurrency", "4"]).spawn();
+    let mut child = Orb::run(&s, &srv).args(["--concurrency", "4"]).spawn();
     until_requests(&srv, 4, Duration::from_secs(20)).await;
     let pid = child.id().unwrap();
-    signal(pid, "INT");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(pid, first);
+    // The second signal goes once the first has been handled, not after a guessed delay.
+    let stderr = until_stderr(
+        &mut child,
+        orbatch::signals::STOPPING,
+        Duration::from_secs(20),
+    )
+    .await;
     let t = Instant::now();
-    signal(pid, "INT");
+    signal(pid, second);
     let out = wait(child, Duration::from_secs(20)).await;
+    let stderr = rest_of(stderr).await;
     out.assert_code(3);
+    assert!(stderr.contains("aborting"), "{stderr}");
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "the abort took {:?}",

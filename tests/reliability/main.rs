@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod failures;
 mod hostile;
+mod input_bounds;
 mod interrupt;
 mod lookups;
 mod output_dir;

@@ -154,3 +154,37 @@ async fn header_only_csv_is_an_empty_job() {
     assert_eq!(s.summary()["rows"]["total"], 0);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_template_whose_loops_never_end_is_refused_with_its_row() {
+    let srv = mock(MockConfig::default()).await;
+    let s = Scratch::with_rows(3);
+    let endless = "{% for a in range(100000) %}{% for b in range(100000) %}{{ text }}{% endfor %}{% endfor %}";
+    for command in ["validate", "run"] {
+        let out = Orb::new(&s)
+            .args([
+                command,
+                "--input",
+                "in.csv",
+                "--output-dir",
+                "out",
+                "--model",
+                MODEL,
+                "--prompt",
+                endless,
+                "--base-url",
+                &srv.base_url(),
+            ])
+            .output()
+            .await;
+        out.assert_code(2);
+        assert!(
+            out.stderr
+                .contains("in.csv:2: prompt template: rendering this row passed the limit"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(srv.requests().len(), 0);
+    srv.shutdown().await;
+}
