@@ -29,7 +29,7 @@ pub mod scan;
 pub mod template;
 pub mod tokens;
 
-/// Process exit codes (DESIGN.md §1).
+/// Process exit codes (docs/contract.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Every row ok.

@@ -1,4 +1,4 @@
-//! The estimate as data: per model and in total, in the `--json` shape of DESIGN.md §8
+//! The estimate as data: per model and in total, in the `--json` shape of docs/contract.md §8
 //! (field names are the contract; fields may be added, none renamed).
 
 use rust_decimal::Decimal;

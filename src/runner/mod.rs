@@ -125,7 +125,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The exit code per DESIGN.md §1 (precedence 4, 3, 1).
+    /// The exit code per docs/contract.md §1 (precedence 4, 3, 1).
     pub fn exit_code(&self) -> crate::Exit {
         match &self.stop {
             Some(StopReason::AuthRefused(_)) => crate::Exit::Auth,

@@ -1,6 +1,6 @@
 //! The `orbatch` binary as a user runs it, against the in-process mock over real 127.0.0.1
 //! sockets: end-to-end runs, faults, limits, costs, input errors, resume and the CLI contract
-//! (DESIGN.md §1-§7). One test binary; `common.rs` is the harness.
+//! (docs/contract.md §1-§7). One test binary; `common.rs` is the harness.
 //!
 //! Only `limits::rpm_real_minute_120` takes long (~65 s: a real 60-second RPM window);
 //! every other test takes a few seconds.
