@@ -13,4 +13,6 @@ mod lookups;
 mod rate_limits;
 mod resume;
 mod security;
+#[path = "../support/mod.rs"]
+mod support;
 mod validate;
