@@ -1,4 +1,4 @@
-//! Error classification and the back-off policy (DESIGN.md §7).
+//! Error classification and the back-off policy (docs/contract.md §7).
 //!
 //! Classification goes by HTTP status first, then `error.code` / `error.metadata.error_type`,
 //! so any OpenAI-compatible server is understood.

@@ -9,6 +9,11 @@
 mod account;
 #[path = "estimate/pilot.rs"]
 mod pilot;
+#[path = "support/mod.rs"]
+mod support;
+
+#[allow(unused_imports)]
+pub use support::{HAIKU as CLAUDE, KEY, MINI as GPT, Scratch, expect_code, output};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -18,64 +23,15 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-pub const KEY: &str = "sk-or-v1-mock-test";
 pub const SYSTEM: &str = "You label product reviews.";
 pub const PROMPT: &str = "Review: {{ text }}\nAnswer with one word: positive, negative or neutral.";
-pub const GPT: &str = "openai/gpt-4o-mini";
-pub const CLAUDE: &str = "anthropic/claude-3.5-haiku";
 
-/// A temp dir holding the input, the output dir and the price cache.
-pub struct Dir {
-    pub tmp: tempfile::TempDir,
-}
+/// The estimate tests' name for the shared harness's temp dir.
+pub type Dir = Scratch;
 
-impl Default for Dir {
-    fn default() -> Dir {
-        Dir {
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-}
-
-impl Dir {
-    pub fn new() -> Dir {
-        Dir::default()
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-    pub fn out(&self) -> PathBuf {
-        self.path("out")
-    }
-}
-
-/// `orbatch` with the mock key and an isolated price cache.
+/// `orbatch` in `dir` with the test environment (the mock key, an isolated price cache).
 pub fn orbatch(dir: &Dir) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("orbatch").unwrap();
-    c.env("ORBATCH_CACHE_DIR", dir.path("cache"))
-        .env("OPENROUTER_API_KEY", KEY)
-        .env_remove("OPENROUTER_BASE_URL")
-        .env_remove("OPENROUTER_MANAGEMENT_KEY")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-/// Runs a command off the async runtime (the mock serves meanwhile).
-pub async fn output(mut cmd: assert_cmd::Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-/// Fails with the command's stderr unless it exited with `code`.
-pub fn expect_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dir.command(&[])
 }
 
 const WORDS: [&str; 24] = [

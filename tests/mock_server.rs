@@ -1,5 +1,5 @@
 //! The mock OpenRouter server over real 127.0.0.1 sockets: the chat answer's shape
-//! (openrouter-api.md, Appendix A), exact costs, determinism, the request log, `serve`.
+//! (docs/openrouter-api.md, Appendix A), exact costs, determinism, the request log, `serve`.
 //! Other endpoints are in `mock_server/endpoints.rs`, faults and limits in
 //! `mock_server/faults.rs`, the SDK check in `mock_server/sdk.rs`.
 
@@ -9,6 +9,10 @@ mod endpoints;
 mod faults;
 #[path = "mock_server/sdk.rs"]
 mod sdk;
+#[path = "support/mod.rs"]
+mod support;
+
+pub use support::{KEY, mock as start};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,8 +21,6 @@ use orbatch::mock::{self, MockConfig, MockServer};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-pub const KEY: &str = "sk-or-v1-mock-test";
 
 /// A reqwest client (the ring provider installed first, as reqwest needs one).
 pub fn client() -> reqwest::Client {
@@ -29,10 +31,6 @@ pub fn client() -> reqwest::Client {
 pub fn client_with_timeout(t: Duration) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(t).build().unwrap()
-}
-
-pub async fn start(cfg: MockConfig) -> MockServer {
-    MockServer::start(cfg).await.unwrap()
 }
 
 pub fn msgs(text: &str) -> Value {

@@ -1,6 +1,6 @@
 //! Streaming JSONL reader: one JSON object per line.
 //!
-//! Shapes (DESIGN §3): `{"id", "prompt"}` and any other object are template variables;
+//! Shapes (docs/contract.md §3): `{"id", "prompt"}` and any other object are template variables;
 //! `{"id", "messages": [..]}` brings its own messages; an OpenAI Batch line
 //! (`{"custom_id", "method", "url", "body"}`) brings its whole request. A bad line is reported
 //! and reading goes on with the next one.

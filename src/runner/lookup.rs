@@ -21,7 +21,7 @@ pub(crate) enum Found {
 }
 
 /// The back-off of one look-up. `generation` mode waits about a minute for the record
-/// (DESIGN.md §6). In `auto` mode a look-up happens only when a response had no `usage.cost`,
+/// (docs/contract.md §6). In `auto` mode a look-up happens only when a response had no `usage.cost`,
 /// which is most often a server without `/generation` at all: a few seconds (enough for a
 /// record that lags a couple of seconds), then the end-of-run sweep.
 fn schedule(mode: CostMode) -> &'static [std::time::Duration] {

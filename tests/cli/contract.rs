@@ -1,4 +1,4 @@
-//! The CLI contract of DESIGN.md §1 and §4: commands, flags, exit codes, stdout vs stderr,
+//! The CLI contract of docs/contract.md §1 and §4: commands, flags, exit codes, stdout vs stderr,
 //! output file names and fields, and what reaches the server.
 
 use crate::summary_fields::SUMMARY_FIELDS;

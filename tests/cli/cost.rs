@@ -1,4 +1,4 @@
-//! Where each row's cost comes from (DESIGN.md §6): the response, `/generation` (with its
+//! Where each row's cost comes from (docs/contract.md §6): the response, `/generation` (with its
 //! record lag), the price table, or unknown; never a failure.
 
 use std::time::Instant;

@@ -71,7 +71,8 @@ fn stop_by_changing_a_line(
     let at = start + text[start..].find(from).unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = wd
-        .std_command(&args)
+        .std_command()
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

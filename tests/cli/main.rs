@@ -1,13 +1,15 @@
 //! The `orbatch` binary as a user runs it, against the in-process mock over real 127.0.0.1
 //! sockets: end-to-end runs, faults, limits, costs, input errors, resume and the CLI contract
-//! (DESIGN.md §1-§7). One test binary; `common.rs` is the harness.
+//! (docs/contract.md §1-§7). One test binary; the harness is `tests/support/` (`common.rs`
+//! keeps its old names).
 //!
 //! Only `limits::rpm_real_minute_120` takes long (~65 s: a real 60-second RPM window);
 //! every other test takes a few seconds.
 
 mod common;
-#[path = "../shared/summary_fields.rs"]
-mod summary_fields;
+#[path = "../support/mod.rs"]
+mod support;
+use support::summary_fields;
 
 mod contract;
 mod cost;

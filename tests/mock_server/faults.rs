@@ -149,7 +149,7 @@ async fn hang_times_out_the_client_and_does_not_block_shutdown() {
         .send()
         .await;
     assert!(res.unwrap_err().is_timeout());
-    // a second hung request stays open while the server shuts down
+    // a second request hangs, and is still hanging when the server shuts down
     let url = format!("{}/chat/completions", srv.base_url());
     let pending = tokio::spawn(async move {
         client()
@@ -159,18 +159,31 @@ async fn hang_times_out_the_client_and_does_not_block_shutdown() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(last(&srv).outcome, "hang");
+    let t = Instant::now();
+    while srv.requests().len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the second request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(srv.requests().iter().all(|r| r.outcome == "hang"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !pending.is_finished(),
+        "the hung request ended before the shutdown"
+    );
     let t = Instant::now();
     srv.shutdown().await;
     assert!(
         t.elapsed() < Duration::from_secs(2),
-        "shutdown waited {:?}",
+        "shutdown waited {:?} for a hung request",
         t.elapsed()
     );
-    let done = tokio::time::timeout(Duration::from_secs(3), pending)
+    // the hung request ends with the shutdown (its connection dropped), not after --hang-secs
+    let done = tokio::time::timeout(Duration::from_secs(2), pending)
         .await
-        .unwrap()
+        .expect("the hung request outlived the shutdown")
         .unwrap();
     assert!(done.is_err() || done.unwrap().bytes().await.is_err());
 }

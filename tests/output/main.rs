@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use orbatch::input::{Row, RowBody};
 use orbatch::output::csv::write_results_csv;
@@ -13,10 +12,6 @@ use orbatch::output::table::render_table_plain;
 use orbatch::output::{ErrorKind, ResultLine, RowError, Status};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
 
 fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
     ResultLine {
@@ -80,5 +75,6 @@ fn files_in(dir: &Path) -> Vec<String> {
 mod csv_file;
 mod journal;
 mod summary;
-#[path = "../shared/summary_fields.rs"]
-mod summary_fields;
+#[path = "../support/mod.rs"]
+mod support;
+use support::{dec, summary_fields};

@@ -1,4 +1,4 @@
-//! Issue 8's output-dir guarantees: a journal that cannot be written stops the run (exit 3,
+//! The output-dir guarantees: a journal that cannot be written stops the run (exit 3,
 //! naming the answers it could not record), the lock cannot be deleted from under a run, a
 //! symlinked journal is refused, and temp files of a killed end phase are removed.
 

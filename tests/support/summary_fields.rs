@@ -1,4 +1,4 @@
-//! The field paths of `summary.json` that DESIGN.md §4 fixes (JSON pointers), shared by the
+//! The field paths of `summary.json` that docs/contract.md §4 fixes (JSON pointers), shared by the
 //! test binaries that check them.
 
 /// Every contract field of `summary.json`.
