@@ -2,6 +2,7 @@
 //! `results.csv` (input order), `summary.json` and the summary table.
 
 pub mod csv;
+pub mod inflight;
 mod lines;
 pub mod results;
 pub mod summary;

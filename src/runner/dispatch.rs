@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::prepare::{Prepared, worst_case};
-use super::worker::{WorkItem, work};
+use super::prepare::Prepared;
+use super::worker::{WorkItem, crashed_line, work};
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
-use crate::budget::Budget;
+use crate::budget::{Budget, Reservation};
 use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
-use crate::output::results::key_hash;
+use crate::output::inflight::{self, Inflight};
+use crate::output::results::{Prior, Recovered, key_hash};
 use crate::output::summary::{SummaryMeta, write_summary_json};
 use crate::output::{CostSource, ResultLine};
 use crate::progress::Progress;
@@ -25,12 +27,13 @@ use crate::request::BodyBuilder;
 use crate::tokens::Encoding;
 
 pub(crate) async fn execute(
-    p: Prepared,
+    mut p: Prepared,
     opts: RunOptions,
     control: Control,
 ) -> Result<RunReport, RunError> {
     let job = p.job.clone();
     let wall = std::time::Instant::now();
+    let inflight = start_inflight(&mut p, &opts)?;
     let pending = pending_pairs(&p, &opts);
     let ctx = Arc::new(Ctx {
         job: job.clone(),
@@ -46,6 +49,7 @@ pub(crate) async fn execute(
             job.limits.budget_usd,
             p.recovered.spent + p.recovered.unknown_max,
         ),
+        inflight,
         prices: p.prices.clone(),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
@@ -89,6 +93,10 @@ pub(crate) async fn execute(
         .await
         .map_err(|e| anyhow::anyhow!("the writer task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot write results.jsonl: {e}"))?;
+    // Every attempt is in results.jsonl now (written and synced): nothing is in flight.
+    if let Err(e) = ctx.inflight.clear() {
+        tracing::warn!("cannot empty {}: {e}", ctx.inflight.path().display());
+    }
     display_done.cancel();
     let _ = display.await;
 
@@ -119,6 +127,61 @@ pub(crate) async fn execute(
         output_dir: job.output_dir.clone(),
         sent_this_run: written,
     })
+}
+
+/// Reads the in-flight record an earlier run left (unless `--fresh`), turns the attempts that
+/// results.jsonl does not account for into result lines (unknown cost at their worst case, so
+/// the budget and the summary count them), then starts the record afresh.
+fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Inflight, RunError> {
+    let path = p.job.output_dir.join(inflight::FILE_NAME);
+    let io = |what: &str, e: std::io::Error| {
+        RunError::Other(anyhow::anyhow!("{what} {}: {e}", path.display()))
+    };
+    if !opts.fresh {
+        let r = &p.recovered;
+        let crashed = inflight::unsettled(&path, |id, model| {
+            let key = key_hash(id, model);
+            if r.done.contains(&key) {
+                u32::MAX
+            } else {
+                r.failed.get(&key).map_or(0, |f| f.attempts)
+            }
+        })
+        .map_err(|e| io("cannot read", e))?;
+        if !crashed.is_empty() {
+            let lines = absorb_crashed(&mut p.recovered, &crashed);
+            tracing::warn!(
+                "{} attempts were in flight when an earlier run ended abruptly: counted at their worst case",
+                crashed.iter().map(|c| c.attempts.len()).sum::<usize>()
+            );
+            p.journal
+                .append_all(&lines)
+                .and_then(|()| p.journal.sync())
+                .map_err(|e| RunError::Other(anyhow::anyhow!("cannot write results.jsonl: {e}")))?;
+        }
+    }
+    Inflight::create(&path).map_err(|e| io("cannot create", e))
+}
+
+/// The lines of the crash-time attempts, and what they add to the recovered spend.
+fn absorb_crashed(r: &mut Recovered, crashed: &[inflight::Crashed]) -> Vec<ResultLine> {
+    let mut lines = Vec::with_capacity(crashed.len());
+    for c in crashed {
+        let key = key_hash(&c.id, &c.model);
+        let prior = r.failed.get(&key);
+        let line = crashed_line(c, prior);
+        let before = prior.map_or((Decimal::ZERO, Decimal::ZERO), |p| {
+            (
+                p.cost_usd.unwrap_or_default(),
+                p.unknown_cost_max_usd.unwrap_or_default(),
+            )
+        });
+        r.spent += line.cost_usd.unwrap_or_default() - before.0;
+        r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - before.1;
+        r.failed.insert(key, Prior::of(&line));
+        lines.push(line);
+    }
+    lines
 }
 
 /// Pairs this run will send: rows x models, less those already finished.
@@ -235,8 +298,17 @@ async fn dispatch_rows(
             }
             let msgs = messages.as_deref().unwrap_or(&[]);
             let cap = crate::request::completion_cap(&row, &job.request);
-            let worst = worst_case(job, &ctx.prices, model, msgs, cap);
-            let Some(reservation) = reserve(ctx, worst).await else {
+            // Computed without a budget too: an ambiguous attempt records its worst case, which
+            // a later run with a budget counts.
+            let worst = crate::prices::worst_case(&ctx.prices, model, msgs, cap).unwrap_or(
+                // Unreachable with a budget (an unpriced model is refused); refuse, not guess.
+                if job.limits.budget_usd.is_some() {
+                    Decimal::MAX
+                } else {
+                    Decimal::ZERO
+                },
+            );
+            let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
                 }
@@ -282,17 +354,25 @@ async fn dispatch_rows(
     reader.join().unwrap_or(None)
 }
 
-/// Reserves `worst`; when it does not fit while other attempts hold reservations, waits for
-/// them to settle (they usually cost less than their worst case) before giving up.
-async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation> {
-    loop {
-        if let Some(r) = ctx.budget.try_reserve(worst) {
-            return Some(r);
-        }
-        if ctx.budget.reserved().is_zero() || ctx.stop.is_cancelled() {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Reserves `worst` for `model`; when it does not fit while other attempts hold reservations,
+/// waits for them to settle (they usually cost less than their worst case) before giving up.
+/// Each settle wakes it (no polling); `None` when nothing is in flight and it still does not
+/// fit, or when the run stops.
+async fn reserve(
+    budget: &Budget,
+    stop: &CancellationToken,
+    model: &str,
+    worst: Decimal,
+) -> Option<Reservation> {
+    let fits = budget.wait_until(|| match budget.try_reserve(model, worst) {
+        Some(r) => Some(Some(r)),
+        None if budget.in_flight() == 0 => Some(None),
+        None => None,
+    });
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        r = fits => r,
     }
 }
 
@@ -405,4 +485,47 @@ fn finish(
         .map_err(|e| io("writing summary.json", e))?;
     tracing::debug!("wrote summary.json in {:?}", t.elapsed());
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_waiting_near_the_cap_is_woken_by_a_settle() {
+        let budget = Budget::new(Some(Decimal::from(10)), Decimal::ZERO);
+        let stop = CancellationToken::new();
+        let held = budget.try_reserve("m", Decimal::from(8)).unwrap();
+        budget.learn("m", None, None);
+        let waiter = {
+            let (b, s) = (budget.clone(), stop.clone());
+            tokio::spawn(async move { reserve(&b, &s, "m", Decimal::from(5)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let t = tokio::time::Instant::now();
+        budget.settle(held, Some(Decimal::ONE));
+        let got = waiter.await.unwrap();
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "woken by the settle, not a timer"
+        );
+        let Some(got) = got else {
+            panic!("the reservation fits after the settle")
+        };
+        budget.settle(got, Some(Decimal::ONE));
+        // Nothing in flight and still no room: give up at once; a stop ends the wait.
+        assert!(
+            reserve(&budget, &stop, "m", Decimal::from(100))
+                .await
+                .is_none()
+        );
+        stop.cancel();
+        assert!(
+            reserve(&budget, &stop, "m", Decimal::from(1))
+                .await
+                .is_none()
+        );
+    }
 }

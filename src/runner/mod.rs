@@ -176,6 +176,8 @@ pub(crate) struct Ctx {
     pub client: Client,
     pub limiter: Limiter,
     pub budget: Budget,
+    /// The in-flight record (money sent but not in results.jsonl yet).
+    pub inflight: crate::output::inflight::Inflight,
     pub prices: PriceTable,
     pub stop: CancellationToken,
     pub abort: CancellationToken,

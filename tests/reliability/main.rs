@@ -10,6 +10,7 @@ mod crash;
 mod failures;
 mod interrupt;
 mod lookups;
+mod money_in_flight;
 mod rate_limits;
 mod resume;
 mod security;
