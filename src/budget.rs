@@ -150,12 +150,23 @@ impl Budget {
     /// fits. With a cap, a model whose first answer has not settled yet has one attempt in
     /// flight at most.
     pub fn try_reserve(&self, model: &str, worst: Decimal) -> Option<Reservation> {
+        self.reserve(model, worst, true)
+    }
+
+    /// [`Budget::try_reserve`] for the retry of an attempt that already went out: the cap
+    /// holds, but not the one-at-a-time rule of an uncalibrated model (the retry must not
+    /// stop the run because the next row's first attempt is in flight).
+    pub fn try_reserve_retry(&self, model: &str, worst: Decimal) -> Option<Reservation> {
+        self.reserve(model, worst, false)
+    }
+
+    fn reserve(&self, model: &str, worst: Decimal, gate: bool) -> Option<Reservation> {
         let mut s = self.inner.lock();
         if let Some(cap) = self.inner.cap {
             let reserved = s.reserved();
             let spent = s.spent;
             let m = s.models.entry(model.to_string()).or_default();
-            if !m.calibrated && m.count > 0 {
+            if gate && !m.calibrated && m.count > 0 {
                 return None;
             }
             if add(add(spent, reserved), mul(worst, m.ratio)) > cap {
@@ -305,6 +316,9 @@ mod tests {
         let b = Budget::new(Some(d("100")), Decimal::ZERO);
         let r = b.try_reserve("m", d("1")).unwrap();
         assert!(b.try_reserve("m", d("1")).is_none(), "one in flight");
+        // A retry (its first attempt failed unbilled) is not held back by the gate.
+        let retry = b.try_reserve_retry("m", d("1")).unwrap();
+        b.settle(retry, Some(Decimal::ZERO));
         // Another model is independent.
         let other = b.try_reserve("o", d("1")).unwrap();
         // The first answer costs 4x its table price.

@@ -148,7 +148,7 @@ async fn attempts(
     loop {
         let res = match reservation.take() {
             Some(r) => r,
-            None => match ctx.budget.try_reserve(&item.model, item.worst) {
+            None => match ctx.budget.try_reserve_retry(&item.model, item.worst) {
                 Some(r) => r,
                 None => {
                     ctx.request_stop(super::StopReason::BudgetReached);
