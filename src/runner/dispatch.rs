@@ -13,13 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::prepare::Prepared;
-use super::worker::{WorkItem, crashed_line, work};
+use super::worker::{WorkItem, work};
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
 use crate::budget::{Budget, Reservation};
 use crate::input::{Row, RowReader};
 use crate::limits::{LimitSpec, Limiter};
-use crate::output::inflight::{self, Inflight};
-use crate::output::results::{Prior, Recovered, key_hash};
+use crate::output::results::key_hash;
 use crate::output::summary::{SummaryMeta, write_summary_json};
 use crate::output::{CostSource, ResultLine};
 use crate::progress::Progress;
@@ -33,7 +32,7 @@ pub(crate) async fn execute(
 ) -> Result<RunReport, RunError> {
     let job = p.job.clone();
     let wall = std::time::Instant::now();
-    let inflight = start_inflight(&mut p, &opts)?;
+    let inflight = super::crashed::start_inflight(&mut p, &opts)?;
     let pending = pending_pairs(&p, &opts);
     let ctx = Arc::new(Ctx {
         job: job.clone(),
@@ -127,61 +126,6 @@ pub(crate) async fn execute(
         output_dir: job.output_dir.clone(),
         sent_this_run: written,
     })
-}
-
-/// Reads the in-flight record an earlier run left (unless `--fresh`), turns the attempts that
-/// results.jsonl does not account for into result lines (unknown cost at their worst case, so
-/// the budget and the summary count them), then starts the record afresh.
-fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Inflight, RunError> {
-    let path = p.job.output_dir.join(inflight::FILE_NAME);
-    let io = |what: &str, e: std::io::Error| {
-        RunError::Other(anyhow::anyhow!("{what} {}: {e}", path.display()))
-    };
-    if !opts.fresh {
-        let r = &p.recovered;
-        let crashed = inflight::unsettled(&path, |id, model| {
-            let key = key_hash(id, model);
-            if r.done.contains(&key) {
-                u32::MAX
-            } else {
-                r.failed.get(&key).map_or(0, |f| f.attempts)
-            }
-        })
-        .map_err(|e| io("cannot read", e))?;
-        if !crashed.is_empty() {
-            let lines = absorb_crashed(&mut p.recovered, &crashed);
-            tracing::warn!(
-                "{} attempts were in flight when an earlier run ended abruptly: counted at their worst case",
-                crashed.iter().map(|c| c.attempts.len()).sum::<usize>()
-            );
-            p.journal
-                .append_all(&lines)
-                .and_then(|()| p.journal.sync())
-                .map_err(|e| RunError::Other(anyhow::anyhow!("cannot write results.jsonl: {e}")))?;
-        }
-    }
-    Inflight::create(&path).map_err(|e| io("cannot create", e))
-}
-
-/// The lines of the crash-time attempts, and what they add to the recovered spend.
-fn absorb_crashed(r: &mut Recovered, crashed: &[inflight::Crashed]) -> Vec<ResultLine> {
-    let mut lines = Vec::with_capacity(crashed.len());
-    for c in crashed {
-        let key = key_hash(&c.id, &c.model);
-        let prior = r.failed.get(&key);
-        let line = crashed_line(c, prior);
-        let before = prior.map_or((Decimal::ZERO, Decimal::ZERO), |p| {
-            (
-                p.cost_usd.unwrap_or_default(),
-                p.unknown_cost_max_usd.unwrap_or_default(),
-            )
-        });
-        r.spent += line.cost_usd.unwrap_or_default() - before.0;
-        r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - before.1;
-        r.failed.insert(key, Prior::of(&line));
-        lines.push(line);
-    }
-    lines
 }
 
 /// Pairs this run will send: rows x models, less those already finished.

@@ -10,6 +10,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod crashed;
 mod dispatch;
 mod lookup;
 mod prepare;
