@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep_until};
 
 /// Margin added to the window for arrival jitter.
 pub const MARGIN: Duration = Duration::from_millis(50);
@@ -41,10 +41,24 @@ pub struct LimitSpec {
     pub window: Duration,
 }
 
+/// A concurrency slot; dropping it frees the slot and wakes the waiters.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.freed.notify_waiters();
+    }
+}
+
 /// The shared limiter of a run (share it with `Arc`).
 pub struct Limiter {
     spec: LimitSpec,
     slots: Arc<Semaphore>,
+    freed: Arc<Notify>,
     gate: tokio::sync::Mutex<Gate>,
     state: Mutex<Shared>,
 }
@@ -69,6 +83,7 @@ impl Limiter {
         Limiter {
             spec,
             slots: Arc::new(Semaphore::new(spec.concurrency.max(1))),
+            freed: Arc::new(Notify::new()),
             gate: tokio::sync::Mutex::new(Gate {
                 last_send: None,
                 tokens: VecDeque::new(),
@@ -85,26 +100,50 @@ impl Limiter {
     }
 
     /// Waits for a concurrency slot (the dispatcher holds it for the whole row). When repeated
-    /// 429s lowered the concurrency (no rate set), waits until in-flight work is below it.
-    pub async fn slot(&self) -> OwnedSemaphorePermit {
+    /// 429s lowered the concurrency (no rate set), waits until in-flight work is below it: woken
+    /// when a slot is freed or when the recovering factor lets one more in, never by polling.
+    pub async fn slot(&self) -> Slot {
         loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let permit = match self.slots.clone().acquire_owned().await {
                 Ok(p) => p,
                 // The semaphore is never closed; if it were, run unthrottled rather than hang.
-                Err(_) => return self.unlimited_permit(),
+                Err(_) => return self.wrap(self.unlimited_permit()),
             };
             if self.spec.rpm.is_some() {
-                return permit;
+                return self.wrap(permit);
             }
             let max = self.spec.concurrency.max(1);
             let in_flight = max - self.slots.available_permits();
             let target = ((max as f64 * self.factor()).ceil() as usize).max(1);
             if in_flight <= target {
-                return permit;
+                return self.wrap(permit);
             }
             drop(permit);
-            sleep(Duration::from_millis(20)).await;
+            let recovered = self.recovered_enough(in_flight, max);
+            tokio::select! {
+                _ = freed => {}
+                _ = sleep_until(recovered) => {}
+            }
         }
+    }
+
+    fn wrap(&self, permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            permit: Some(permit),
+            freed: self.freed.clone(),
+        }
+    }
+
+    /// When the recovering AIMD factor lets `in_flight` slots of `max` be held.
+    fn recovered_enough(&self, in_flight: usize, max: usize) -> Instant {
+        let s = self.lock();
+        // ceil(max x f) >= k  <=>  f > (k - 1) / max.
+        let need = (in_flight.saturating_sub(1)) as f64 / max as f64;
+        let secs = ((need - s.factor_base) / (1.0 - FLOOR)).max(0.0) * RECOVERY.as_secs_f64();
+        s.factor_at + Duration::from_secs_f64(secs.min(3600.0)) + Duration::from_millis(1)
     }
 
     fn unlimited_permit(&self) -> OwnedSemaphorePermit {
@@ -323,5 +362,50 @@ mod tests {
         assert!(lim.factor() >= FLOOR - 1e-9);
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(lim.factor(), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_waiter_is_woken_when_a_slot_frees_without_time_passing() {
+        let lim = Arc::new(Limiter::new(LimitSpec {
+            concurrency: 4,
+            rpm: None,
+            tpm: None,
+            window: Duration::from_secs(60),
+        }));
+        let held: Vec<Slot> = vec![lim.slot().await, lim.slot().await];
+        // 429s halve the concurrency twice: 4 -> 1 (recovery takes tens of seconds).
+        lim.on_rate_limited(Some(Duration::ZERO));
+        tokio::time::advance(DEBOUNCE).await;
+        lim.on_rate_limited(Some(Duration::ZERO));
+        let t = Instant::now();
+        let waiter = {
+            let lim = lim.clone();
+            tokio::spawn(async move { lim.slot().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(held);
+        let _s = waiter.await.unwrap();
+        assert_eq!(t.elapsed(), Duration::ZERO, "woken by the freed slots");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_waiter_is_woken_when_the_factor_recovers() {
+        let lim = Arc::new(Limiter::new(LimitSpec {
+            concurrency: 10,
+            rpm: None,
+            tpm: None,
+            window: Duration::from_secs(60),
+        }));
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            held.push(lim.slot().await);
+        }
+        lim.on_rate_limited(Some(Duration::ZERO)); // factor 0.5: 5 slots
+        let t = Instant::now();
+        let _sixth = lim.slot().await;
+        // 6 of 10 needs f > 0.5: just after the factor starts recovering, not 20 ms polls.
+        assert!(t.elapsed() <= Duration::from_millis(5), "{:?}", t.elapsed());
+        assert_eq!(held.len(), 5);
     }
 }

@@ -207,6 +207,21 @@ pub fn mismatch(reported: Decimal, table: Decimal) -> bool {
     (reported - table).abs() > tolerance
 }
 
+/// An attempt's worst-case charge at table prices: the prompt's token upper bound plus the
+/// completion cap (`cap`, else the model's), priced; `None` when the model has no price.
+pub fn worst_case(
+    prices: &PriceTable,
+    model: &str,
+    messages: &[serde_json::Value],
+    cap: Option<u64>,
+) -> Option<Decimal> {
+    let p = prices.get(model)?;
+    Some(p.cost(
+        prompt_tokens_upper_bound(messages),
+        p.completion_cap(cap).unwrap_or(0),
+    ))
+}
+
 /// A prompt-token count that cannot undercount: UTF-8 bytes of the messages' text (no
 /// tokenizer yields more tokens than bytes) plus a generous per-message overhead for role
 /// markers and chat templates.

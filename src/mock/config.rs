@@ -77,6 +77,9 @@ pub struct MockConfig {
     /// An accepted API key (repeatable); with none, any key starting "sk-or-v1-mock" works.
     #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
+    /// `/models` lists every price divided by N (the charges stay): a lying price list.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub listed_price_divisor: u32,
     /// Seeds the fault dice: same seed + same request sequence => same faults.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -109,6 +112,7 @@ impl Default for MockConfig {
             retry_after_secs: 1,
             unlisted_models: Vec::new(),
             keys: Vec::new(),
+            listed_price_divisor: 1,
             seed: 0,
             no_log: false,
         }

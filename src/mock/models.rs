@@ -265,19 +265,27 @@ fn hash_value(h: &mut blake3::Hasher, v: &Value) {
     };
 }
 
-/// The `GET /models` body: every Appendix A field, prices as decimal strings.
-pub(crate) fn models_body() -> Value {
-    let data: Vec<Value> = CATALOGUE.iter().map(model_json).collect();
+/// The `GET /models` body: every Appendix A field, prices as decimal strings, each divided by
+/// `divisor` (1: the prices charged; more: a lying price list).
+pub(crate) fn models_body(divisor: u32) -> Value {
+    let data: Vec<Value> = CATALOGUE
+        .iter()
+        .map(|m| model_json(m, Decimal::from(divisor.max(1))))
+        .collect();
     json!({"data": data, "total_count": CATALOGUE.len(), "links": {"next": null}})
 }
 
-fn model_json(m: &ModelInfo) -> Value {
+fn model_json(m: &ModelInfo, divisor: Decimal) -> Value {
     let inputs: &[&str] = if m.image_input {
         &["text", "image"]
     } else {
         &["text"]
     };
-    let [prompt, completion, request] = m.prices;
+    let listed = |p: &str| match Decimal::from_str(p) {
+        Ok(v) if divisor != Decimal::ONE => (v / divisor).normalize().to_string(),
+        _ => p.to_string(),
+    };
+    let [prompt, completion, request] = m.prices.map(listed);
     json!({
         "id": m.slug,
         "canonical_slug": m.slug,

@@ -155,7 +155,8 @@ impl Shared {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let nonce = blake3::hash(format!("{nanos}/{}/{addr}", std::process::id()).as_bytes());
-        let models_body = serde_json::to_vec(&models::models_body()).unwrap_or_default();
+        let models_body =
+            serde_json::to_vec(&models::models_body(cfg.listed_price_divisor)).unwrap_or_default();
         Shared {
             gen_prefix: format!("gen-{}-{}", unix_now(), &nonce.to_hex()[..10]),
             cfg,

@@ -4,6 +4,7 @@
 mod compact;
 pub mod csv;
 pub mod finalize;
+pub mod inflight;
 pub mod key;
 pub mod line;
 mod lines;

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::prepare::{Prepared, worst_case};
+use super::prepare::Prepared;
 use super::reader::{Reader, spawn_reader};
 use super::worker::{WorkItem, work};
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
-use crate::budget::Budget;
+use crate::budget::{Budget, Reservation};
 use crate::limits::{LimitSpec, Limiter};
 use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
 use crate::output::results::key_hash;
@@ -26,12 +27,13 @@ use crate::request::BodyBuilder;
 use crate::tokens::Encoding;
 
 pub(crate) async fn execute(
-    p: Prepared,
+    mut p: Prepared,
     opts: RunOptions,
     control: Control,
 ) -> Result<RunReport, RunError> {
     let job = p.job.clone();
     let wall = std::time::Instant::now();
+    let inflight = super::crashed::start_inflight(&mut p, &opts)?;
     let pending = pending_pairs(&p, &opts);
     let ctx = Arc::new(Ctx {
         job: job.clone(),
@@ -47,6 +49,7 @@ pub(crate) async fn execute(
             job.limits.budget_usd,
             p.recovered.spent + p.recovered.unknown_max,
         ),
+        inflight,
         prices: p.prices.clone(),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
@@ -92,6 +95,13 @@ pub(crate) async fn execute(
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
     let (written, journal_failure) = writer::finish(tx, writer).await;
+    // Every attempt is in results.jsonl now: nothing is in flight. After a journal failure
+    // the record stays, so the next run counts the attempts it could not record.
+    if journal_failure.is_none()
+        && let Err(e) = ctx.inflight.clear()
+    {
+        tracing::warn!("cannot empty {}: {e}", ctx.inflight.path().display());
+    }
     display_done.cancel();
     let _ = display.await;
 
@@ -210,8 +220,17 @@ async fn dispatch_rows(
             }
             let msgs = messages.as_deref().unwrap_or(&[]);
             let cap = crate::request::completion_cap(&row, &job.request);
-            let worst = worst_case(job, &ctx.prices, model, msgs, cap);
-            let Some(reservation) = reserve(ctx, worst).await else {
+            // Computed without a budget too: an ambiguous attempt records its worst case, which
+            // a later run with a budget counts.
+            let worst = crate::prices::worst_case(&ctx.prices, model, msgs, cap).unwrap_or(
+                // Unreachable with a budget (an unpriced model is refused); refuse, not guess.
+                if job.limits.budget_usd.is_some() {
+                    Decimal::MAX
+                } else {
+                    Decimal::ZERO
+                },
+            );
+            let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
                 }
@@ -256,17 +275,25 @@ async fn dispatch_rows(
     reader.thread.join().unwrap_or(None)
 }
 
-/// Reserves `worst`; when it does not fit while other attempts hold reservations, waits for
-/// them to settle (they usually cost less than their worst case) before giving up.
-async fn reserve(ctx: &Ctx, worst: Decimal) -> Option<crate::budget::Reservation> {
-    loop {
-        if let Some(r) = ctx.budget.try_reserve(worst) {
-            return Some(r);
-        }
-        if ctx.budget.reserved().is_zero() || ctx.stop.is_cancelled() {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Reserves `worst` for `model`; when it does not fit while other attempts hold reservations,
+/// waits for them to settle (they usually cost less than their worst case) before giving up.
+/// Each settle wakes it (no polling); `None` when nothing is in flight and it still does not
+/// fit, or when the run stops.
+async fn reserve(
+    budget: &Budget,
+    stop: &CancellationToken,
+    model: &str,
+    worst: Decimal,
+) -> Option<Reservation> {
+    let fits = budget.wait_until(|| match budget.try_reserve(model, worst) {
+        Some(r) => Some(Some(r)),
+        None if budget.in_flight() == 0 => Some(None),
+        None => None,
+    });
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        r = fits => r,
     }
 }
 
@@ -359,4 +386,47 @@ fn finish(
     OutputDir::new(&job.output_dir)
         .finalize(&meta, &[&csv, &SummaryJson])
         .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_waiting_near_the_cap_is_woken_by_a_settle() {
+        let budget = Budget::new(Some(Decimal::from(10)), Decimal::ZERO);
+        let stop = CancellationToken::new();
+        let held = budget.try_reserve("m", Decimal::from(8)).unwrap();
+        budget.learn("m", None, None);
+        let waiter = {
+            let (b, s) = (budget.clone(), stop.clone());
+            tokio::spawn(async move { reserve(&b, &s, "m", Decimal::from(5)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let t = tokio::time::Instant::now();
+        budget.settle(held, Some(Decimal::ONE));
+        let got = waiter.await.unwrap();
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "woken by the settle, not a timer"
+        );
+        let Some(got) = got else {
+            panic!("the reservation fits after the settle")
+        };
+        budget.settle(got, Some(Decimal::ONE));
+        // Nothing in flight and still no room: give up at once; a stop ends the wait.
+        assert!(
+            reserve(&budget, &stop, "m", Decimal::from(100))
+                .await
+                .is_none()
+        );
+        stop.cancel();
+        assert!(
+            reserve(&budget, &stop, "m", Decimal::from(1))
+                .await
+                .is_none()
+        );
+    }
 }

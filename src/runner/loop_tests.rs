@@ -103,6 +103,13 @@ async fn run_pair(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
+        inflight: crate::output::inflight::Inflight::create(
+            &tempfile::tempdir()
+                .expect("a temp dir")
+                .keep()
+                .join("inflight.jsonl"),
+        )
+        .expect("an in-flight record"),
     });
     let worst = Decimal::new(1, 2);
     let item = WorkItem {
@@ -114,11 +121,8 @@ async fn run_pair(
         worst,
         tokens: 10,
     };
-    let permit = Arc::new(Semaphore::new(1))
-        .acquire_owned()
-        .await
-        .expect("a permit");
-    let first = ctx.budget.try_reserve(worst).expect("fits");
+    let permit = ctx.limiter.slot().await;
+    let first = ctx.budget.try_reserve("m/x", worst).expect("fits");
     if let Some(after) = stop_after {
         let stop = ctx.stop.clone();
         tokio::spawn(async move {

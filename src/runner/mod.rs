@@ -13,6 +13,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod crashed;
 mod dispatch;
 mod lookup;
 #[cfg(test)]
@@ -185,6 +186,8 @@ pub(crate) struct Ctx {
     pub client: Client,
     pub limiter: Limiter,
     pub budget: Budget,
+    /// The in-flight record (money sent but not in results.jsonl yet).
+    pub inflight: crate::output::inflight::Inflight,
     pub prices: PriceTable,
     pub stop: CancellationToken,
     pub abort: CancellationToken,

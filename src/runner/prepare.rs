@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rust_decimal::Decimal;
-
 use super::{RunError, RunOptions};
 use crate::client::Client;
 use crate::job::Job;
@@ -254,27 +252,4 @@ fn check_budget_is_enforceable(
 /// run can scan it twice and a resume can fingerprint it.
 pub fn spool_stdin(dir: &Path) -> std::io::Result<PathBuf> {
     crate::input::spool::spool(std::io::stdin().lock(), dir)
-}
-
-/// The worst case of one attempt: an upper bound of the prompt tokens x prompt price + the
-/// completion cap (the request's own `cap`, else the model's) x completion price + the request
-/// fee. Zero when no budget is set.
-pub(crate) fn worst_case(
-    job: &Job,
-    prices: &PriceTable,
-    model: &str,
-    messages: &[serde_json::Value],
-    cap: Option<u64>,
-) -> Decimal {
-    if job.limits.budget_usd.is_none() {
-        return Decimal::ZERO;
-    }
-    match prices.get(model) {
-        Some(p) => p.cost(
-            crate::prices::prompt_tokens_upper_bound(messages),
-            p.completion_cap(cap).unwrap_or(0),
-        ),
-        // Unreachable after check_budget_is_enforceable; refuse rather than guess.
-        None => Decimal::MAX,
-    }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rust_decimal::Decimal;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::Ctx;
@@ -17,6 +16,7 @@ use super::lookup;
 use crate::budget::Reservation;
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
+use crate::output::inflight::Crashed;
 use crate::output::line::LineBuilder;
 use crate::output::results::Prior;
 use crate::output::{CostSource, ErrorKind, RawJson, ResultLine};
@@ -46,6 +46,19 @@ struct Attempts {
 }
 
 impl Attempts {
+    /// The counters of a key's earlier runs (zero for a new key).
+    fn carried(prior: Option<&Prior>) -> Attempts {
+        Attempts {
+            attempts: prior.map_or(0, |p| p.attempts),
+            unknown: prior.map_or(0, |p| p.unknown_cost_attempts),
+            unknown_max: prior
+                .and_then(|p| p.unknown_cost_max_usd)
+                .unwrap_or_default(),
+            rate_limited: prior.map_or(0, |p| p.rate_limited_attempts),
+            known_cost: prior.and_then(|p| p.cost_usd),
+        }
+    }
+
     /// Adds an attempt's charge; `None` (unknown) counts at its `worst` case.
     fn add_charge(&mut self, charge: Option<Decimal>, worst: Decimal) {
         match charge {
@@ -71,24 +84,15 @@ enum End {
 pub(crate) async fn work(
     ctx: Arc<Ctx>,
     item: WorkItem,
-    permit: OwnedSemaphorePermit,
+    permit: crate::limits::Slot,
     first: Reservation,
 ) -> Option<ResultLine> {
     let mut started = None;
-    let mut tally = Attempts {
-        attempts: item.prior.as_ref().map_or(0, |p| p.attempts),
-        unknown: item.prior.as_ref().map_or(0, |p| p.unknown_cost_attempts),
-        unknown_max: item
-            .prior
-            .as_ref()
-            .and_then(|p| p.unknown_cost_max_usd)
-            .unwrap_or_default(),
-        rate_limited: item.prior.as_ref().map_or(0, |p| p.rate_limited_attempts),
-        known_cost: item.prior.as_ref().and_then(|p| p.cost_usd),
-    };
+    let mut tally = Attempts::carried(item.prior.as_ref());
     let end = attempts(&ctx, &item, &mut tally, first, &mut started).await;
     drop(permit);
-    let mut line = new_line(&item, &tally, started.unwrap_or_else(Instant::now));
+    let started = started.unwrap_or_else(Instant::now);
+    let mut line = new_line(&item.id, &item.model, &item.vars, &tally, started);
     match end {
         End::NotSent => None,
         End::Answered(c, reservation) => {
@@ -145,7 +149,7 @@ async fn attempts(
     loop {
         let res = match reservation.take() {
             Some(r) => r,
-            None => match ctx.budget.try_reserve(item.worst) {
+            None => match ctx.budget.try_reserve_retry(&item.model, item.worst) {
                 Some(r) => r,
                 None => {
                     ctx.request_stop(super::StopReason::BudgetReached);
@@ -167,8 +171,28 @@ async fn attempts(
             }
             _ = ctx.limiter.admit(item.tokens) => {}
         }
+        // The record of money in flight is in the file before the request leaves.
+        let n = tally.attempts + 1;
+        if let Err(e) = ctx
+            .inflight
+            .sent(&item.id, &item.model, n, item.worst)
+            .await
+        {
+            ctx.budget.settle(res, Some(Decimal::ZERO));
+            let why = format!(
+                "cannot write {}: {e}; stopping (nothing more is sent)",
+                ctx.inflight.path().display()
+            );
+            tracing::error!("{why}");
+            ctx.request_stop(super::StopReason::JournalFailed(why));
+            return if this_run == 0 {
+                End::NotSent
+            } else {
+                End::Stopped(last)
+            };
+        }
         started.get_or_insert_with(Instant::now);
-        tally.attempts += 1;
+        tally.attempts = n;
         this_run += 1;
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
@@ -190,6 +214,15 @@ async fn attempts(
         } else {
             Some(Decimal::ZERO)
         });
+        if let Some(c) = charge {
+            if c > item.worst {
+                learned(ctx, item, c, item.worst);
+            }
+            // Without this the next run would count the attempt at its worst case.
+            if let Err(e) = ctx.inflight.charged(&item.id, &item.model, n, c) {
+                tracing::debug!("cannot record a settled attempt: {e}");
+            }
+        }
         ctx.budget.settle(res, charge);
         tally.add_charge(charge, item.worst);
         if f.kind == ErrorKind::RateLimited {
@@ -230,9 +263,40 @@ async fn attempts(
     }
 }
 
-fn new_line(item: &WorkItem, tally: &Attempts, started: Instant) -> ResultLine {
-    LineBuilder::new(item.id.clone(), item.model.clone())
-        .vars(item.vars.clone())
+/// The line of the attempts that a crash left in flight (found in the in-flight record and
+/// not in results.jsonl): they count as attempts of unknown cost at their worst case (or at
+/// their charge, when it was recorded), and a re-run sends the pair again.
+pub(crate) fn crashed_line(c: &Crashed, prior: Option<&Prior>) -> ResultLine {
+    let mut tally = Attempts::carried(prior);
+    for a in &c.attempts {
+        tally.attempts = tally.attempts.max(a.n);
+        tally.add_charge(a.charge, a.worst);
+    }
+    let mut line = new_line(&c.id, &c.model, &RawJson::default(), &tally, Instant::now());
+    let f = Failure {
+        kind: ErrorKind::Network,
+        verdict: Verdict::Fail,
+        status: None,
+        message: "in flight when an earlier run ended abruptly (it may have been billed); a re-run sends it again".into(),
+        retry_after: None,
+        ambiguous: true,
+        partial: None,
+    };
+    fail(&mut line, &f);
+    line.latency_ms = 0;
+    line.resumable = true;
+    line
+}
+
+fn new_line(
+    id: &str,
+    model: &str,
+    vars: &RawJson,
+    tally: &Attempts,
+    started: Instant,
+) -> ResultLine {
+    LineBuilder::new(id.to_string(), model.to_string())
+        .vars(vars.clone())
         .counts(
             tally.known_cost,
             tally.attempts,
@@ -302,7 +366,14 @@ async fn settle_answer(
             lookup::Found::Unsupported => {}
         }
     }
-    ctx.budget.settle(reservation, cost.map(|(v, _)| v));
+    let charge = cost.map(|(v, _)| v);
+    match charge {
+        Some(v) => learned(ctx, item, v, table.unwrap_or(item.worst)),
+        None => {
+            ctx.budget.learn(&item.model, None, None);
+        }
+    }
+    ctx.budget.settle(reservation, charge);
     match cost {
         Some((v, src)) => {
             tally.known_cost = Some(tally.known_cost.unwrap_or_default() + v);
@@ -321,6 +392,17 @@ async fn settle_answer(
     line.table_cost_usd = table;
     if deferred && let Some(gen_id) = c.generation_id {
         ctx.defer(line.clone(), gen_id, table);
+    }
+}
+
+/// Teaches the budget what an answer of `item.model` cost against what its prices said.
+fn learned(ctx: &Ctx, item: &WorkItem, charge: Decimal, expected: Decimal) {
+    if ctx.budget.learn(&item.model, Some(charge), Some(expected)) {
+        tracing::warn!(
+            model = %item.model,
+            "a charge of {charge} where the prices say {expected}: the prices understate the charge; every reservation of this model now counts {}x",
+            ctx.budget.ratio(&item.model).round_dp(3)
+        );
     }
 }
 

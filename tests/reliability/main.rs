@@ -12,6 +12,7 @@ mod hostile;
 mod input_bounds;
 mod interrupt;
 mod lookups;
+mod money_in_flight;
 mod output_dir;
 mod rate_limits;
 mod resume;

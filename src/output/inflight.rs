@@ -1,0 +1,311 @@
+//! The in-flight record, `inflight.jsonl` in the output dir: money that may be spent but is not
+//! in results.jsonl yet.
+//!
+//! Before each attempt is sent, a line `{"id","model","n","worst"}` is appended (`n` is the
+//! key's cumulative attempt number, `worst` its worst-case charge). A failed attempt whose
+//! charge is known appends `{"id","model","n","charge"}`. An attempt is settled once the key's
+//! latest line in results.jsonl counts `n` attempts or more (that line carries its cost); the
+//! rest are what a crash (kill -9, power loss of the process) left in flight.
+//!
+//! The threat is the death of the process, not of the machine: a `write(2)` into the page cache
+//! survives `kill -9`, so the record is written (not fsynced) before the request leaves. Writes
+//! are grouped: the records of the attempts admitted in the same turn of the runtime go out in
+//! one `write`. The next run turns the unsettled records into result lines (unknown cost at the
+//! worst case) before it sends anything, then starts the record afresh; a run that ends with
+//! every line written empties it too.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The record's file name in the output dir.
+pub const FILE_NAME: &str = "inflight.jsonl";
+
+/// One line of the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    id: String,
+    model: String,
+    n: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    worst: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    charge: Option<Decimal>,
+}
+
+/// An attempt found in the record that results.jsonl does not account for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsettled {
+    /// The attempt's cumulative number for its key.
+    pub n: u32,
+    /// Its worst-case charge.
+    pub worst: Decimal,
+    /// Its charge when it was known (a failed attempt); `None`: unknown, count `worst`.
+    pub charge: Option<Decimal>,
+}
+
+/// The attempts of one key that a crash left unsettled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crashed {
+    /// The row id.
+    pub id: String,
+    /// The model.
+    pub model: String,
+    /// The attempts, in order.
+    pub attempts: Vec<Unsettled>,
+}
+
+/// Reads the record at `path` (absent = empty) and returns, per key, the attempts numbered
+/// above `accounted(id, model)` (the attempts results.jsonl counts for that key). A torn or
+/// unreadable line is skipped: it was being written when the process died, before its request
+/// could be sent.
+pub fn unsettled(
+    path: &Path,
+    mut accounted: impl FnMut(&str, &str) -> u32,
+) -> io::Result<Vec<Crashed>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut keys: HashMap<(String, String), usize> = HashMap::new();
+    let mut out: Vec<Crashed> = Vec::new();
+    for line in io::BufReader::new(file).split(b'\n') {
+        let Ok(e) = serde_json::from_slice::<Entry>(&line?) else {
+            continue;
+        };
+        if e.n <= accounted(&e.id, &e.model) {
+            continue;
+        }
+        let slot = *keys
+            .entry((e.id.clone(), e.model.clone()))
+            .or_insert_with(|| {
+                out.push(Crashed {
+                    id: e.id.clone(),
+                    model: e.model.clone(),
+                    attempts: Vec::new(),
+                });
+                out.len() - 1
+            });
+        let attempts = &mut out[slot].attempts;
+        match attempts.iter_mut().find(|a| a.n == e.n) {
+            Some(a) => {
+                a.charge = e.charge.or(a.charge);
+                a.worst = a.worst.max(e.worst.unwrap_or_default());
+            }
+            None => attempts.push(Unsettled {
+                n: e.n,
+                worst: e.worst.unwrap_or_default(),
+                charge: e.charge,
+            }),
+        }
+    }
+    // A key whose attempts all cost nothing known has nothing to account.
+    out.retain(|c| {
+        c.attempts
+            .iter()
+            .any(|a| a.charge.is_none_or(|v| !v.is_zero()))
+    });
+    Ok(out)
+}
+
+/// The record a run appends to (share it; appends are grouped per turn of the runtime).
+pub struct Inflight {
+    path: PathBuf,
+    state: Mutex<Buffer>,
+}
+
+struct Buffer {
+    file: File,
+    bytes: Vec<u8>,
+    /// Records buffered so far, and written so far.
+    queued: u64,
+    written: u64,
+}
+
+impl Inflight {
+    /// Starts an empty record at `path` (an earlier one must have been read first).
+    pub fn create(path: &Path) -> io::Result<Inflight> {
+        // Never through a symlink, never into anything but a regular file.
+        let file = crate::fsutil::open_regular(
+            path,
+            OpenOptions::new().create(true).write(true).truncate(true),
+        )?;
+        drop(file);
+        let file = crate::fsutil::open_regular(path, OpenOptions::new().append(true))?;
+        Ok(Inflight {
+            path: path.to_path_buf(),
+            state: Mutex::new(Buffer {
+                file,
+                bytes: Vec::with_capacity(4096),
+                queued: 0,
+                written: 0,
+            }),
+        })
+    }
+
+    /// Records attempt `n` of (`id`, `model`), worst case `worst`, and returns once the record
+    /// is in the file (the page cache): call it right before the request is sent.
+    pub async fn sent(&self, id: &str, model: &str, n: u32, worst: Decimal) -> io::Result<()> {
+        let seq = self.queue(id, model, n, Some(worst), None)?;
+        // Let the other attempts admitted in this turn queue theirs: one write for all.
+        tokio::task::yield_now().await;
+        self.write_through(seq)
+    }
+
+    /// Records the known charge of attempt `n` (a failed attempt; an answer is settled by its
+    /// result line). Written with the next group, or at once when nothing else is pending.
+    pub fn charged(&self, id: &str, model: &str, n: u32, charge: Decimal) -> io::Result<()> {
+        let seq = self.queue(id, model, n, None, Some(charge))?;
+        self.write_through(seq)
+    }
+
+    /// Empties the record: every attempt in it is accounted for in results.jsonl.
+    pub fn clear(&self) -> io::Result<()> {
+        let mut b = self.lock();
+        b.bytes.clear();
+        b.written = b.queued;
+        b.file.set_len(0)
+    }
+
+    /// The record's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn queue(
+        &self,
+        id: &str,
+        model: &str,
+        n: u32,
+        worst: Option<Decimal>,
+        charge: Option<Decimal>,
+    ) -> io::Result<u64> {
+        let entry = Entry {
+            id: id.to_string(),
+            model: model.to_string(),
+            n,
+            worst,
+            charge,
+        };
+        let mut b = self.lock();
+        serde_json::to_writer(&mut b.bytes, &entry)?;
+        b.bytes.push(b'\n');
+        b.queued += 1;
+        Ok(b.queued)
+    }
+
+    fn write_through(&self, seq: u64) -> io::Result<()> {
+        let mut b = self.lock();
+        if b.written >= seq {
+            return Ok(());
+        }
+        let Buffer { file, bytes, .. } = &mut *b;
+        file.write_all(bytes)?;
+        bytes.clear();
+        b.written = b.queued;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn unsettled_attempts_are_those_the_journal_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let rec = Inflight::create(&path).unwrap();
+        rec.sent("a", "m", 1, d("0.5")).await.unwrap();
+        rec.sent("b", "m", 3, d("0.25")).await.unwrap();
+        rec.charged("b", "m", 3, d("0")).unwrap();
+        rec.sent("b", "m", 4, d("0.25")).await.unwrap();
+        rec.charged("b", "m", 4, d("0.01")).unwrap();
+        rec.sent("c", "m", 1, d("1")).await.unwrap();
+        rec.sent("z", "m", 1, d("1")).await.unwrap();
+        rec.charged("z", "m", 1, d("0")).unwrap();
+        // A torn last line (the process died while writing it).
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"id":"d","mo"#)
+            .unwrap();
+        // results.jsonl counts 1 attempt of "a" and 2 of "b".
+        let got = unsettled(&path, |id, _| match id {
+            "a" => 1,
+            "b" => 2,
+            _ => 0,
+        })
+        .unwrap();
+        let b = Unsettled {
+            n: 3,
+            worst: d("0.25"),
+            charge: Some(d("0")),
+        };
+        let b4 = Unsettled {
+            n: 4,
+            worst: d("0.25"),
+            charge: Some(d("0.01")),
+        };
+        let c = Unsettled {
+            n: 1,
+            worst: d("1"),
+            charge: None,
+        };
+        assert_eq!(
+            got,
+            vec![
+                Crashed {
+                    id: "b".into(),
+                    model: "m".into(),
+                    attempts: vec![b, b4]
+                },
+                Crashed {
+                    id: "c".into(),
+                    model: "m".into(),
+                    attempts: vec![c]
+                },
+            ]
+        );
+        rec.clear().unwrap();
+        assert!(unsettled(&path, |_, _| 0).unwrap().is_empty());
+        assert!(
+            unsettled(&dir.path().join("absent"), |_, _| 0)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn records_admitted_together_are_written_in_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let rec = std::sync::Arc::new(Inflight::create(&path).unwrap());
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let rec = rec.clone();
+                tokio::spawn(async move { rec.sent(&format!("r{i}"), "m", 1, d("1")).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(unsettled(&path, |_, _| 0).unwrap().len(), 50);
+        assert_eq!(rec.lock().written, 50);
+    }
+}
