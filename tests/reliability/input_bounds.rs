@@ -125,7 +125,8 @@ async fn memory_stays_bounded_with_rows_of_a_megabyte() {
     )
     .await;
     signal(pid, "INT");
-    wait(child, Duration::from_secs(20)).await.assert_code(3);
+    // The end phase writes a 200 MB results.csv: slow in a debug build on a loaded machine.
+    wait(child, Duration::from_secs(180)).await.assert_code(3);
     drop(stderr);
     assert!(peak > 0, "VmHWM was read");
     assert!(peak < 100, "peak RSS {peak} MB while the reader ran ahead");
