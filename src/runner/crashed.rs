@@ -5,7 +5,7 @@
 use rust_decimal::Decimal;
 
 use super::prepare::Prepared;
-use super::worker::crashed_line;
+use super::tally::crashed_line;
 use super::{RunError, RunOptions};
 use crate::output::ResultLine;
 use crate::output::inflight::{self, Inflight};

@@ -20,6 +20,7 @@ mod lookup;
 mod loop_tests;
 mod prepare;
 mod reader;
+mod tally;
 mod worker;
 mod writer;
 
@@ -194,7 +195,7 @@ pub(crate) struct Ctx {
     pub stop_reason: Mutex<Option<StopReason>>,
     pub lookups: Lookups,
     pub deferred: Mutex<Vec<Deferred>>,
-    /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
+    /// Multiplies [`lookup::LOOKUP_SCHEDULE`] (1; shorter only in tests).
     pub lookup_scale: f64,
 }
 
