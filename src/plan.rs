@@ -11,13 +11,16 @@
 //! of keys.
 
 use std::collections::HashSet;
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use crate::job::Job;
+use crate::output::Status;
 use crate::output::key::ResultKey;
-use crate::output::results::{Prior, Recovered};
+use crate::output::results::{Prior, Recovered, for_each_latest, key_hash};
 use crate::prices::PriceTable;
 use crate::scan::ScanReport;
 
@@ -53,6 +56,14 @@ impl<'a> Plan<'a> {
         } else {
             Plan::with_models(job.request.models.clone(), false)
         }
+    }
+
+    /// Every key of `job` is pending, before its input was scanned: when batch lines name
+    /// their own models, [`Plan::models`] is empty (only a scan lists them), the rest holds.
+    pub fn for_job(job: &Job) -> Plan<'a> {
+        let models = job.request.models.clone();
+        let per_row_model = models.is_empty();
+        Plan::with_models(models, per_row_model)
     }
 
     /// Every key is pending: every row x `models`, or (`per_row_model`: batch lines name
@@ -160,6 +171,32 @@ impl<'a> Plan<'a> {
     pub fn committed(&self) -> Decimal {
         self.spent() + self.carried_worst()
     }
+}
+
+/// What earlier runs recorded in the output dir `dir`, read without changing anything:
+/// results.jsonl's latest line per key, plus the attempts the in-flight record holds that
+/// results.jsonl does not account for (as `run` absorbs them before sending). Empty when
+/// there is no results.jsonl.
+pub fn recorded(dir: &Path) -> io::Result<Recovered> {
+    let mut r = Recovered::default();
+    let results = dir.join("results.jsonl");
+    if results.is_file() {
+        for_each_latest(&[results], |line| {
+            r.spent += line.cost_usd.unwrap_or_default();
+            r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
+            let key = key_hash(&line.id, &line.model);
+            match line.status {
+                Status::Ok => {
+                    r.done.insert(key);
+                }
+                Status::Error => {
+                    r.failed.insert(key, Prior::of(&line));
+                }
+            }
+        })?;
+    }
+    crate::runner::absorb_unsettled(&dir.join(crate::output::inflight::FILE_NAME), &mut r)?;
+    Ok(r)
 }
 
 /// An attempt's worst case for `model` with these rendered `messages` and completion `cap`:

@@ -20,21 +20,11 @@ pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Infl
         RunError::Other(anyhow::anyhow!("{what} {}: {e}", path.display()))
     };
     if !opts.fresh {
-        let r = &p.recovered;
-        let crashed = inflight::unsettled(&path, |id, model| {
-            let key = key_hash(id, model);
-            if r.done.contains(&key) {
-                u32::MAX
-            } else {
-                r.failed.get(&key).map_or(0, |f| f.attempts)
-            }
-        })
-        .map_err(|e| io("cannot read", e))?;
-        if !crashed.is_empty() {
-            let lines = absorb_crashed(&mut p.recovered, &crashed);
+        let lines = absorb_unsettled(&path, &mut p.recovered).map_err(|e| io("cannot read", e))?;
+        if !lines.is_empty() {
             tracing::warn!(
-                "{} attempts were in flight when an earlier run ended abruptly: counted at their worst case",
-                crashed.iter().map(|c| c.attempts.len()).sum::<usize>()
+                "{} pairs had attempts in flight when an earlier run ended abruptly: counted at their worst case",
+                lines.len()
             );
             p.journal
                 .append_all(&lines)
@@ -43,6 +33,24 @@ pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Infl
         }
     }
     Inflight::create(&path).map_err(|e| io("cannot create", e))
+}
+
+/// Reads the in-flight record at `path` (absent = empty) and adds the attempts results.jsonl
+/// does not account for to `r` (unknown cost at their worst case); returns their lines, for
+/// the journal. Writes nothing: `run`'s pre-flight counts them as the dispatcher will.
+pub(crate) fn absorb_unsettled(
+    path: &std::path::Path,
+    r: &mut Recovered,
+) -> std::io::Result<Vec<ResultLine>> {
+    let crashed = inflight::unsettled(path, |id, model| {
+        let key = key_hash(id, model);
+        if r.done.contains(&key) {
+            u32::MAX
+        } else {
+            r.failed.get(&key).map_or(0, |f| f.attempts)
+        }
+    })?;
+    Ok(absorb_crashed(r, &crashed))
 }
 
 /// The lines of the crash-time attempts, and what they add to the recovered spend.

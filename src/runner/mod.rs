@@ -20,6 +20,9 @@ mod lookup;
 mod loop_tests;
 mod prepare;
 mod reader;
+mod reserve;
+mod rows;
+mod sweep;
 mod tally;
 mod worker;
 mod writer;
@@ -41,7 +44,8 @@ use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
 use crate::prices::PriceTable;
 
-pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
+pub(crate) use crashed::absorb_unsettled;
+pub use prepare::{scan_job, spool_stdin};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]

@@ -33,7 +33,7 @@ fn the_preflight_counts_resumable_pairs_and_the_carried_worst_case() {
         .code(3);
     let lines = wd.results("out/p");
     let ok = lines.len() as u64;
-    assert!(ok >= 3 && ok < 10, "{ok} lines");
+    assert!((3..10).contains(&ok), "{ok} lines");
     // Three of them were then stopped mid-attempt by a later run: resumable, each with an
     // attempt of unknown charge of at most $0.5 (1.5 in all).
     let mut text = wd.read("out/p/results.jsonl");
