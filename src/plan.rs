@@ -48,6 +48,29 @@ pub struct PendingKey<'r> {
     pub prior: Option<Prior>,
 }
 
+impl PendingKey<'_> {
+    /// The worst case of the key's next attempt, once its `messages` are rendered: what the
+    /// budget reserves before sending it ([`worst_case`]).
+    pub fn worst(
+        &self,
+        prices: &PriceTable,
+        messages: &[serde_json::Value],
+        cap: Option<u64>,
+        budget_set: bool,
+    ) -> Decimal {
+        worst_case(prices, self.key.model, messages, cap, budget_set)
+    }
+
+    /// The worst case its earlier attempts of unknown charge carry (counted by
+    /// [`Plan::carried_worst`] for the whole dir).
+    pub fn carried_worst(&self) -> Decimal {
+        self.prior
+            .as_ref()
+            .and_then(|p| p.unknown_cost_max_usd)
+            .unwrap_or_default()
+    }
+}
+
 impl<'a> Plan<'a> {
     /// Every key of `job` (whose input `scan` validated) is pending.
     pub fn new(job: &Job, scan: &ScanReport) -> Plan<'a> {
@@ -248,6 +271,7 @@ mod tests {
         let stopped = plan.pending("3", "a").expect("a resumable key is pending");
         assert_eq!(stopped.prior, Some(prior(true)));
         assert_eq!(stopped.key.variant, None);
+        assert_eq!(stopped.carried_worst(), Decimal::ZERO);
         assert_eq!(plan.total(4), 8);
         assert_eq!(plan.pending_count(4), 6);
         assert_eq!(plan.committed(), Decimal::from(3));

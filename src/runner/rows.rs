@@ -72,13 +72,7 @@ pub(crate) async fn dispatch_rows(
             let cap = crate::request::completion_cap(&row, &job.request);
             // Computed without a budget too: an ambiguous attempt records its worst case, which
             // a later run with a budget counts.
-            let worst = crate::plan::worst_case(
-                &ctx.prices,
-                model,
-                msgs,
-                cap,
-                job.limits.budget_usd.is_some(),
-            );
+            let worst = pending.worst(&ctx.prices, msgs, cap, job.limits.budget_usd.is_some());
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
