@@ -167,7 +167,7 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     let recovered = if opts.fresh {
         Recovered::default()
     } else {
-        crate::plan::recorded(&job.output_dir).ok()?
+        crate::runner::recorded(&job.output_dir).ok()?
     };
     // The dispatcher's plan: the same finished keys, the same rows.
     let plan = Plan::for_job(job)

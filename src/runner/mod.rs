@@ -44,7 +44,7 @@ use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
 use crate::prices::PriceTable;
 
-pub(crate) use crashed::absorb_unsettled;
+pub use crashed::recorded;
 pub use prepare::{scan_job, spool_stdin};
 
 /// How `run` behaves beyond the job itself.
