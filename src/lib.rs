@@ -33,6 +33,7 @@ pub mod manifest;
 pub mod mock;
 pub mod money;
 pub mod output;
+pub mod plan;
 pub mod prices;
 pub mod progress;
 pub mod request;

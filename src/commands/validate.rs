@@ -31,8 +31,8 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
     let (report, _) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
-    let models = crate::runner::job_models(&job, &report);
-    let pairs = crate::runner::job_pairs(&job, report.rows, &models);
+    let plan = crate::plan::Plan::new(&job, &report);
+    let (models, pairs) = (plan.models(), plan.total(report.rows));
     if a.json {
         print_json(&serde_json::json!({
             "input": shown, "rows": report.rows, "models": models, "requests": pairs,

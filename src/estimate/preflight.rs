@@ -6,7 +6,6 @@
 //! (UTF-8 bytes plus overheads) and every reply at its cap, so `run` never builds the tiktoken
 //! tables for it. `GET /key` failing (a server without it) means "unknown", never an error.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +18,8 @@ use super::report::Credit;
 use crate::client::Client;
 use crate::job::Job;
 use crate::money::usd;
-use crate::output::Status;
-use crate::output::results::{for_each_latest, key_hash};
+use crate::output::results::Recovered;
+use crate::plan::Plan;
 use crate::prices::PriceTable;
 use crate::runner::RunOptions;
 use crate::template::Template;
@@ -36,6 +35,9 @@ pub struct Pending {
     pub unpriced: Vec<String>,
     /// What the output dir already spent (the budget covers it too).
     pub spent: Decimal,
+    /// The most its attempts of unknown charge may have cost on top of `spent` (the run's
+    /// budget starts from both).
+    pub carried: Decimal,
 }
 
 /// The pre-flight's answer.
@@ -98,13 +100,21 @@ pub async fn check(
     };
     let mut reasons = Vec::new();
     if let Some(budget) = job.limits.budget_usd
-        && p.spent + p.high > budget
+        && p.spent + p.carried + p.high > budget
     {
-        reasons.push(if p.spent.is_zero() {
+        let unknown = if p.carried.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " (and up to {} more for attempts of unknown charge)",
+                usd(p.carried)
+            )
+        };
+        reasons.push(if (p.spent + p.carried).is_zero() {
             format!("that is above budget_usd ({})", usd(budget))
         } else {
             format!(
-                "with {} already spent in {}, that passes budget_usd ({})",
+                "with {} already spent{unknown} in {}, that passes budget_usd ({})",
                 usd(p.spent),
                 job.output_dir.display(),
                 usd(budget)
@@ -154,30 +164,21 @@ pub async fn check(
 pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option<Pending> {
     let template =
         Template::new(job.request.system.as_deref(), job.request.prompt.as_deref()).ok()?;
-    let (mut done, mut failed, mut spent) = (HashSet::new(), HashSet::new(), Decimal::ZERO);
-    let results = job.output_dir.join("results.jsonl");
-    if !opts.fresh && results.is_file() {
-        for_each_latest(&[results], |line| {
-            spent += line.cost_usd.unwrap_or_default();
-            let key = key_hash(&line.id, &line.model);
-            match line.status {
-                Status::Ok => done.insert(key),
-                Status::Error => failed.insert(key),
-            };
-        })
-        .ok()?;
-    }
+    let recovered = if opts.fresh {
+        Recovered::default()
+    } else {
+        crate::runner::recorded(&job.output_dir).ok()?
+    };
+    // The dispatcher's plan: the same finished keys, the same rows.
+    let plan = Plan::for_job(job)
+        .resuming(&recovered, opts.retry_failed)
+        .only_rows(opts.only_rows.clone());
     let mut counter = Counter::new(job, &template, prices, false);
     let mut tally = Tally::default();
     for_each_row(job, |row| {
-        if opts
-            .only_rows
-            .as_ref()
-            .is_none_or(|only| only.contains(&row.index))
-        {
+        if plan.includes_row(row.index) {
             counter.row(&row, |model, c| {
-                let key = key_hash(&row.id, model);
-                if !done.contains(&key) && (opts.retry_failed || !failed.contains(&key)) {
+                if plan.pending(&row.id, model).is_some() {
                     tally.add(model, c);
                 }
             });
@@ -186,7 +187,8 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     })
     .ok()?;
     let mut p = Pending {
-        spent,
+        spent: plan.spent(),
+        carried: plan.carried_worst(),
         ..Default::default()
     };
     for (model, counts) in &tally.models {

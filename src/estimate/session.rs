@@ -91,7 +91,7 @@ impl Session {
                 .await
                 .map_err(|e| other(e.to_string()))??;
         let template = Arc::new(template);
-        let models = crate::runner::job_models(&job, &scan);
+        let models = crate::plan::Plan::new(&job, &scan).models().to_vec();
         let prices = Arc::new(prices_task.await.unwrap_or_default());
         let first = {
             let (j, t, p) = (job.clone(), template.clone(), prices.clone());

@@ -5,11 +5,11 @@
 use rust_decimal::Decimal;
 
 use super::prepare::Prepared;
-use super::worker::crashed_line;
+use super::tally::crashed_line;
 use super::{RunError, RunOptions};
-use crate::output::ResultLine;
 use crate::output::inflight::{self, Inflight};
-use crate::output::results::{Prior, Recovered, key_hash};
+use crate::output::results::{Prior, Recovered, for_each_latest, key_hash};
+use crate::output::{ResultLine, Status};
 
 /// Reads the in-flight record an earlier run left (unless `--fresh`), turns the attempts that
 /// results.jsonl does not account for into result lines (unknown cost at their worst case, so
@@ -20,21 +20,11 @@ pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Infl
         RunError::Other(anyhow::anyhow!("{what} {}: {e}", path.display()))
     };
     if !opts.fresh {
-        let r = &p.recovered;
-        let crashed = inflight::unsettled(&path, |id, model| {
-            let key = key_hash(id, model);
-            if r.done.contains(&key) {
-                u32::MAX
-            } else {
-                r.failed.get(&key).map_or(0, |f| f.attempts)
-            }
-        })
-        .map_err(|e| io("cannot read", e))?;
-        if !crashed.is_empty() {
-            let lines = absorb_crashed(&mut p.recovered, &crashed);
+        let lines = absorb_unsettled(&path, &mut p.recovered).map_err(|e| io("cannot read", e))?;
+        if !lines.is_empty() {
             tracing::warn!(
-                "{} attempts were in flight when an earlier run ended abruptly: counted at their worst case",
-                crashed.iter().map(|c| c.attempts.len()).sum::<usize>()
+                "{} pairs had attempts in flight when an earlier run ended abruptly: counted at their worst case",
+                lines.len()
             );
             p.journal
                 .append_all(&lines)
@@ -43,6 +33,50 @@ pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Infl
         }
     }
     Inflight::create(&path).map_err(|e| io("cannot create", e))
+}
+
+/// What earlier runs recorded in the output dir `dir`, read without changing anything:
+/// results.jsonl's latest line per key, plus the attempts the in-flight record holds that
+/// results.jsonl does not account for (as `run` absorbs them before sending). Empty when
+/// there is no results.jsonl.
+pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
+    let mut r = Recovered::default();
+    let results = dir.join("results.jsonl");
+    if results.is_file() {
+        for_each_latest(&[results], |line| {
+            r.spent += line.cost_usd.unwrap_or_default();
+            r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
+            let key = key_hash(&line.id, &line.model);
+            match line.status {
+                Status::Ok => {
+                    r.done.insert(key);
+                }
+                Status::Error => {
+                    r.failed.insert(key, Prior::of(&line));
+                }
+            }
+        })?;
+    }
+    absorb_unsettled(&dir.join(inflight::FILE_NAME), &mut r)?;
+    Ok(r)
+}
+
+/// Reads the in-flight record at `path` (absent = empty) and adds the attempts results.jsonl
+/// does not account for to `r` (unknown cost at their worst case); returns their lines, for
+/// the journal. Writes nothing: `run`'s pre-flight counts them as the dispatcher will.
+pub(crate) fn absorb_unsettled(
+    path: &std::path::Path,
+    r: &mut Recovered,
+) -> std::io::Result<Vec<ResultLine>> {
+    let crashed = inflight::unsettled(path, |id, model| {
+        let key = key_hash(id, model);
+        if r.done.contains(&key) {
+            u32::MAX
+        } else {
+            r.failed.get(&key).map_or(0, |f| f.attempts)
+        }
+    })?;
+    Ok(absorb_crashed(r, &crashed))
 }
 
 /// The lines of the crash-time attempts, and what they add to the recovered spend.
@@ -64,4 +98,51 @@ fn absorb_crashed(r: &mut Recovered, crashed: &[inflight::Crashed]) -> Vec<Resul
         lines.push(line);
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn recorded_reads_the_journal_and_the_in_flight_record_without_writing() {
+        use crate::output::inflight::{FILE_NAME, Inflight};
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let half = Decimal::new(5, 1);
+        let mut ok = LineBuilder::new("1", "m").build();
+        ok.cost_usd = Some(Decimal::ONE);
+        let mut stopped = LineBuilder::new("2", "m").build();
+        LineBuilder::mark_error(
+            &mut stopped,
+            crate::output::ErrorKind::Network,
+            None,
+            "x".into(),
+        );
+        stopped.resumable = true;
+        stopped.unknown_cost_max_usd = Some(half);
+        let text = [&ok, &stopped]
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap() + "\n")
+            .collect::<String>();
+        std::fs::write(dir.path().join("results.jsonl"), &text).unwrap();
+        // A crash left an attempt of row 3 in flight, at most $0.5.
+        Inflight::create(&dir.path().join(FILE_NAME))
+            .unwrap()
+            .sent("3", "m", 1, half)
+            .await
+            .unwrap();
+        let inflight = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+
+        let r = recorded(dir.path()).unwrap();
+        assert_eq!((r.spent, r.unknown_max), (Decimal::ONE, Decimal::ONE));
+        let plan = crate::plan::Plan::with_models(vec!["m".into()], false).resuming(&r, false);
+        assert!(plan.pending("1", "m").is_none());
+        assert!(plan.pending("2", "m").is_some() && plan.pending("3", "m").is_some());
+        assert_eq!(plan.committed(), Decimal::TWO);
+        // Nothing was written.
+        let journal = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+        assert_eq!(journal, text);
+        assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), inflight);
+    }
 }

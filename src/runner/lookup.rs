@@ -3,9 +3,9 @@
 //! and a server that has no such endpoint is detected and left alone (no retry storm).
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use super::Ctx;
-use super::worker::LOOKUP_SCHEDULE;
 use crate::api::Generation;
 use crate::client::CallError;
 use crate::job::CostMode;
@@ -24,7 +24,7 @@ pub(crate) enum Found {
 /// (docs/contract.md §6). In `auto` mode a look-up happens only when a response had no `usage.cost`,
 /// which is most often a server without `/generation` at all: a few seconds (enough for a
 /// record that lags a couple of seconds), then the end-of-run sweep.
-fn schedule(mode: CostMode) -> &'static [std::time::Duration] {
+fn schedule(mode: CostMode) -> &'static [Duration] {
     match mode {
         CostMode::Generation => &LOOKUP_SCHEDULE,
         _ => &LOOKUP_SCHEDULE[..AUTO_STEPS],
@@ -86,3 +86,14 @@ pub(crate) async fn once(ctx: &Ctx, id: &str) -> Result<Generation, CallError> {
     let _permit = ctx.lookups.slots.acquire().await;
     ctx.client.generation(id).await
 }
+
+/// How long a worker waits for a generation record, at most (then the end-of-run sweep).
+pub(crate) const LOOKUP_SCHEDULE: [Duration; 7] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];

@@ -20,6 +20,10 @@ mod lookup;
 mod loop_tests;
 mod prepare;
 mod reader;
+mod reserve;
+mod rows;
+mod sweep;
+mod tally;
 mod worker;
 mod writer;
 
@@ -40,7 +44,8 @@ use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
 use crate::prices::PriceTable;
 
-pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
+pub use crashed::recorded;
+pub use prepare::{scan_job, spool_stdin};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]
@@ -194,7 +199,7 @@ pub(crate) struct Ctx {
     pub stop_reason: Mutex<Option<StopReason>>,
     pub lookups: Lookups,
     pub deferred: Mutex<Vec<Deferred>>,
-    /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
+    /// Multiplies [`lookup::LOOKUP_SCHEDULE`] (1; shorter only in tests).
     pub lookup_scale: f64,
 }
 

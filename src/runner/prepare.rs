@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::job::Job;
 use crate::manifest::{DirLock, Manifest};
 use crate::output::results::{Journal, Recovered};
+use crate::plan::Plan;
 use crate::prices::PriceTable;
 use crate::scan::{ScanOptions, ScanReport, scan};
 use crate::template::Template;
@@ -18,7 +19,8 @@ pub(crate) struct Prepared {
     pub job: Job,
     pub template: Arc<Template>,
     pub scan: ScanReport,
-    pub models: Vec<String>,
+    /// Every key of the job (the dispatcher subtracts what earlier runs finished).
+    pub plan: Plan<'static>,
     pub journal: Journal,
     pub recovered: Recovered,
     pub prices: PriceTable,
@@ -57,25 +59,6 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
     Ok((report, template))
 }
 
-/// The models of a job: its own, or those its batch lines name.
-pub fn job_models(job: &Job, scan: &ScanReport) -> Vec<String> {
-    if job.request.models.is_empty() {
-        scan.batch_models.clone()
-    } else {
-        job.request.models.clone()
-    }
-}
-
-/// The (row, model) pairs of `rows` rows: every row x every job model, or one pair a row when
-/// batch lines name their own model.
-pub fn job_pairs(job: &Job, rows: u64, models: &[String]) -> u64 {
-    if job.request.models.is_empty() {
-        rows
-    } else {
-        rows * models.len() as u64
-    }
-}
-
 pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, RunError> {
     let mut job = job.clone();
     let config = |msg: String| RunError::Config(msg);
@@ -107,7 +90,8 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     let (scan, template) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
         .await
         .map_err(|e| RunError::Other(anyhow::anyhow!("input scan failed: {e}")))??;
-    let models = job_models(&job, &scan);
+    let plan = Plan::new(&job, &scan);
+    let models = plan.models();
     tracing::debug!("scanned {} rows in {:?}", scan.rows, t.elapsed());
     let t = std::time::Instant::now();
 
@@ -167,13 +151,13 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
             prices = fresh;
         }
     }
-    check_budget_is_enforceable(&job, &models, &prices)?;
+    check_budget_is_enforceable(&job, models, &prices)?;
     let started_at = crate::output::summary::now_rfc3339();
     Ok(Prepared {
         job,
         template: Arc::new(template),
         scan,
-        models,
+        plan,
         journal,
         recovered,
         prices,

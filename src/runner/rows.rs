@@ -1,0 +1,119 @@
+//! The row loop: reads rows (from the reader thread), asks the plan which of their keys are
+//! still to send, reserves each pair's worst case from the budget, waits for a concurrency
+//! slot and hands the pair to a worker task.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use tokio_util::task::TaskTracker;
+
+use super::reader::Reader;
+use super::reserve::reserve;
+use super::worker::{WorkItem, work};
+use super::{Ctx, StopReason, writer};
+use crate::plan::Plan;
+use crate::request::BodyBuilder;
+use crate::tokens::Encoding;
+
+/// Dispatches every pending pair of the rows `reader` reads; returns the reader's error (the
+/// input changed during the run), if any.
+pub(crate) async fn dispatch_rows(
+    ctx: &Arc<Ctx>,
+    template: &crate::template::Template,
+    plan: &Plan<'_>,
+    tracker: &TaskTracker,
+    tx: &writer::Sink,
+    reader: Reader,
+) -> Option<String> {
+    let mut rows = reader.rows;
+    let job = &ctx.job;
+    let builder = BodyBuilder::new(&job.request);
+    // The tokenizer is built only when a TPM limit needs token estimates.
+    let encoding = job.limits.tokens_per_minute.map(|_| {
+        let model = job.request.models.first().map(String::as_str).unwrap_or("");
+        Encoding::for_model(
+            model,
+            ctx.prices.get(model).and_then(|p| p.tokenizer.as_deref()),
+        )
+        .0
+    });
+    let mut chunk = Vec::new().into_iter();
+    'rows: loop {
+        let Some((row, share)) = chunk.next() else {
+            tokio::select! {
+                biased;
+                _ = ctx.stop.cancelled() => break,
+                r = rows.recv() => match r { Some(c) => chunk = c.into_iter(), None => break },
+            }
+            continue;
+        };
+        if !plan.includes_row(row.index) {
+            continue;
+        }
+        let share = Arc::new(share);
+        let mut messages: Option<Vec<serde_json::Value>> = None;
+        let mut vars: Option<crate::output::RawJson> = None;
+        for model in builder.models_for(&row) {
+            let Some(pending) = plan.pending(&row.id, model) else {
+                continue;
+            };
+            if messages.is_none() {
+                match template.messages(&row) {
+                    Ok(m) => messages = Some(m),
+                    Err(e) => {
+                        // Validated before the run; only a changed file gets here.
+                        let at = format!("{}:{}: {e}", job.input.display(), row.line);
+                        ctx.request_stop(StopReason::InputChanged(at));
+                        break 'rows;
+                    }
+                }
+            }
+            let msgs = messages.as_deref().unwrap_or(&[]);
+            let cap = crate::request::completion_cap(&row, &job.request);
+            // Computed without a budget too: an ambiguous attempt records its worst case, which
+            // a later run with a budget counts.
+            let worst = pending.worst(&ctx.prices, msgs, cap, job.limits.budget_usd.is_some());
+            let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
+                if !ctx.stop.is_cancelled() {
+                    ctx.request_stop(StopReason::BudgetReached);
+                }
+                break 'rows;
+            };
+            let permit = tokio::select! {
+                biased;
+                _ = ctx.stop.cancelled() => {
+                    ctx.budget.settle(reservation, Some(Decimal::ZERO));
+                    break 'rows;
+                }
+                p = ctx.limiter.slot() => p,
+            };
+            let tokens = encoding
+                .map(|e| e.count_messages(msgs) + job.request.max_tokens.unwrap_or(0))
+                .unwrap_or(0);
+            let item = WorkItem {
+                id: row.id.clone(),
+                model: model.to_string(),
+                body: builder.body(&row, model, msgs),
+                vars: vars
+                    .get_or_insert_with(|| crate::output::RawJson::of(&row.vars))
+                    .clone(),
+                prior: pending.prior,
+                worst,
+                tokens,
+            };
+            let ctx = ctx.clone();
+            let tx = tx.clone();
+            let share = share.clone();
+            tracker.spawn(async move {
+                if let Some(line) = work(ctx, item, permit, reservation).await {
+                    tx.send(line).await;
+                }
+                drop(share);
+            });
+        }
+    }
+    drop(rows);
+    // A reader waiting for bytes held by requests in flight must not block the join.
+    reader.bytes_left.close();
+    reader.thread.join().unwrap_or(None)
+}
