@@ -62,11 +62,15 @@ pub(crate) async fn execute(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
+        cache: opts
+            .cache
+            .as_ref()
+            .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
     });
     let progress = Progress::new(pending);
     let (tx, writer) = {
         let ctx = ctx.clone();
-        writer::spawn(p.journal, progress.clone(), move |why| {
+        writer::spawn(p.journal, progress.clone(), ctx.cache.clone(), move |why| {
             ctx.request_stop(StopReason::JournalFailed(why))
         })
     };
@@ -95,6 +99,11 @@ pub(crate) async fn execute(
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
     let (written, journal_failure) = writer::finish(tx, writer).await;
+    if let Some(cache) = &ctx.cache {
+        // The inserts of the lines written are done before the run ends.
+        let cache = cache.clone();
+        let _ = tokio::task::spawn_blocking(move || cache.close()).await;
+    }
     // Every attempt is in results.jsonl now: nothing is in flight. After a journal failure
     // the record stays, so the next run counts the attempts it could not record.
     if journal_failure.is_none()
@@ -230,6 +239,23 @@ async fn dispatch_rows(
                     Decimal::ZERO
                 },
             );
+            // A cache hit is answered here: no budget, no limiter, nothing sent.
+            let body = builder.body(&row, model, msgs);
+            let cache_key = ctx.cache.as_ref().map(|c| c.key(&body));
+            let row_vars = vars.get_or_insert_with(|| crate::output::RawJson::of(&row.vars));
+            if let Some(line) = super::cached::hit(
+                ctx,
+                cache_key,
+                &row.id,
+                model,
+                row_vars.clone(),
+                prior.as_ref(),
+            )
+            .await
+            {
+                tx.send(line).await;
+                continue;
+            }
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
@@ -250,13 +276,12 @@ async fn dispatch_rows(
             let item = WorkItem {
                 id: row.id.clone(),
                 model: model.to_string(),
-                body: builder.body(&row, model, msgs),
-                vars: vars
-                    .get_or_insert_with(|| crate::output::RawJson::of(&row.vars))
-                    .clone(),
+                body,
+                vars: row_vars.clone(),
                 prior,
                 worst,
                 tokens,
+                cache_key,
             };
             let ctx = ctx.clone();
             let tx = tx.clone();

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::output::ResultLine;
 use crate::output::results::Journal;
 use crate::progress::Progress;
+use crate::transport::cache::ResponseCache;
 
 /// Lines in flight between the workers and the writer, at most.
 pub(crate) const CHANNEL: usize = 1024;
@@ -85,6 +86,7 @@ impl Sink {
 pub(crate) fn spawn(
     journal: Journal,
     progress: Arc<Progress>,
+    cache: Option<Arc<ResponseCache>>,
     on_failure: impl Fn(String) + Send + Sync + 'static,
 ) -> (Sink, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
@@ -95,7 +97,7 @@ pub(crate) fn spawn(
         failure: Mutex::new(None),
         on_failure: Box::new(on_failure),
     });
-    let task = tokio::spawn(write_lines(journal, rx, progress, health.clone()));
+    let task = tokio::spawn(write_lines(journal, rx, progress, cache, health.clone()));
     (Sink { tx, health }, task)
 }
 
@@ -129,6 +131,7 @@ async fn write_lines(
     mut journal: Journal,
     mut rx: mpsc::Receiver<ResultLine>,
     progress: Arc<Progress>,
+    cache: Option<Arc<ResponseCache>>,
     health: Arc<Health>,
 ) {
     let mut pending: Vec<ResultLine> = Vec::with_capacity(BATCH);
@@ -169,6 +172,10 @@ async fn write_lines(
             Ok(()) => {
                 health.written.fetch_add(pending.len() as u64, Relaxed);
                 pending.iter().for_each(|l| progress.record(l));
+                // Only now, with their lines in results.jsonl, may the answers be hits.
+                if let Some(cache) = &cache {
+                    cache.put(super::cached::entries(&pending));
+                }
                 pending.clear();
                 tries = 0;
             }
@@ -217,7 +224,7 @@ mod tests {
             return;
         };
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(3), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(3), None, on_failure);
         for id in ["1", "2", "3"] {
             sink.send(line(id)).await;
         }
@@ -232,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
         task.abort();
         while !task.is_finished() {
             tokio::task::yield_now().await;
@@ -251,7 +258,7 @@ mod tests {
         let path = dir.path().join("results.jsonl");
         let (journal, _) = Journal::open(&path).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
         sink.send(line("1")).await;
         sink.send(line("2")).await;
         assert_eq!(finish(sink, task).await, (2, None));
