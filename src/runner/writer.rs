@@ -234,6 +234,44 @@ mod tests {
         assert_eq!(calls.lock().unwrap().len(), 1, "stopped once");
     }
 
+    /// Writes two paid answers through a writer on `journal` with a cache in `dir`; returns
+    /// how many entries the cache holds afterwards.
+    async fn cached_after_writing(journal: Journal, dir: &std::path::Path) -> u64 {
+        let cache = ResponseCache::open(dir, "e").unwrap();
+        let (_, on_failure) = stopped();
+        let (sink, task) = spawn(journal, Progress::new(2), Some(cache.clone()), on_failure);
+        for (i, id) in ["1", "2"].into_iter().enumerate() {
+            let mut l = line(id);
+            l.cost_usd = Some(rust_decimal::Decimal::ONE);
+            l.cost_source = Some(crate::output::CostSource::Response);
+            super::super::cached::ticket(&mut l, Some([i as u8; 32]), None);
+            sink.send(l).await;
+        }
+        finish(sink, task).await;
+        cache.close();
+        crate::transport::cache::Store::open(dir)
+            .unwrap()
+            .stats()
+            .unwrap()
+            .entries
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_enters_the_cache_only_once_its_line_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
+        assert_eq!(
+            cached_after_writing(journal, &dir.path().join("c1")).await,
+            2
+        );
+        // A journal that cannot be written: the paid answers must not become free hits.
+        let Ok(full) = Journal::on_device(std::path::Path::new("/dev/full")) else {
+            eprintln!("skipped: this OS has no /dev/full");
+            return;
+        };
+        assert_eq!(cached_after_writing(full, &dir.path().join("c2")).await, 0);
+    }
+
     #[tokio::test]
     async fn a_dead_writer_stops_the_run() {
         let dir = tempfile::tempdir().unwrap();
