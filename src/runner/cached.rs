@@ -24,7 +24,7 @@ pub(crate) async fn hit(
     prior: Option<&Prior>,
 ) -> Option<ResultLine> {
     let answer = ctx.cache.as_ref()?.get(key?).await?;
-    let output = answer.content.clone()?;
+    answer.content.as_ref()?;
     let mut line = LineBuilder::new(id, model)
         .vars(vars)
         .counts(
@@ -38,19 +38,11 @@ pub(crate) async fn hit(
             ),
             prior.map_or(0, |p| p.rate_limited_attempts),
         )
-        .ok(output)
         .build();
-    line.response_model = answer.response_model;
-    line.finish_reason = answer.finish_reason;
-    line.provider = answer.provider;
-    line.generation_id = answer.generation_id;
-    line.prompt_tokens = answer.prompt_tokens;
-    line.completion_tokens = answer.completion_tokens;
-    line.reasoning_tokens = answer.reasoning_tokens;
-    line.cached_tokens = answer.cached_tokens;
+    super::worker::fill_completion(&mut line, &answer);
     line.cost_source = Some(CostSource::Cache);
     line.cache_hit = true;
-    line.cached_cost_usd = Some(answer.cost_usd.unwrap_or_default());
+    line.cached_cost_usd = Some(answer.cost.unwrap_or_default());
     Some(line)
 }
 
@@ -90,7 +82,7 @@ pub(crate) fn entries(lines: &[ResultLine]) -> Vec<(Key, CachedAnswer)> {
                     completion_tokens: l.completion_tokens,
                     reasoning_tokens: l.reasoning_tokens,
                     cached_tokens: l.cached_tokens,
-                    cost_usd: t.cost,
+                    cost: t.cost,
                 },
             ))
         })
@@ -124,7 +116,7 @@ mod tests {
         let got = entries(&[ok, failed, cut, hit, no_ticket]);
         assert_eq!(got.len(), 1);
         // The answer's own charge: the key's earlier cost is not part of it.
-        assert_eq!(got[0].1.cost_usd, Some(Decimal::new(2, 3)));
+        assert_eq!(got[0].1.cost, Some(Decimal::new(2, 3)));
         assert_eq!(got[0].1.content.as_deref(), Some("yes"));
     }
 }

@@ -319,7 +319,8 @@ fn fail(line: &mut ResultLine, f: &Failure) {
     line.cost_source = line.cost_usd.map(|_| CostSource::Response);
 }
 
-fn fill_completion(line: &mut ResultLine, c: &Completion) {
+/// Copies an answer's reply, tokens and ids into `line`.
+pub(super) fn fill_completion(line: &mut ResultLine, c: &Completion) {
     line.output = c.content.clone();
     line.response_model = c.response_model.clone();
     line.finish_reason = c.finish_reason.clone();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 /// The cache file inside the cache dir.
@@ -94,31 +94,8 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// What the cache keeps of an ok answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct CachedAnswer {
-    /// `message.content`.
-    pub content: Option<String>,
-    /// The model that answered.
-    pub response_model: Option<String>,
-    /// The finish reason.
-    pub finish_reason: Option<String>,
-    /// The provider that served it.
-    pub provider: Option<String>,
-    /// The generation id of the paid answer.
-    pub generation_id: Option<String>,
-    /// Prompt tokens.
-    pub prompt_tokens: Option<u64>,
-    /// Completion tokens.
-    pub completion_tokens: Option<u64>,
-    /// Reasoning tokens.
-    pub reasoning_tokens: Option<u64>,
-    /// Cached prompt tokens.
-    pub cached_tokens: Option<u64>,
-    /// What the answer cost when it was paid (`None`: unknown).
-    #[serde(with = "crate::money::opt", default)]
-    pub cost_usd: Option<Decimal>,
-}
+/// What the cache keeps of an ok answer: the reply, with `cost` what it cost when it was paid.
+pub type CachedAnswer = super::Completion;
 
 /// The numbers of `orbatch cache stats`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -217,7 +194,7 @@ impl Store {
         while let Some(row) = rows.next()? {
             let text: String = row.get(0)?;
             if let Ok(a) = serde_json::from_str::<CachedAnswer>(&text) {
-                paid += a.cost_usd.unwrap_or_default();
+                paid += a.cost.unwrap_or_default();
             }
         }
         let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -400,7 +377,7 @@ mod tests {
         assert_eq!(s.get(&k).unwrap(), None);
         let a = CachedAnswer {
             content: Some("yes".into()),
-            cost_usd: Some(Decimal::new(12, 6)),
+            cost: Some(Decimal::new(12, 6)),
             ..CachedAnswer::default()
         };
         s.put(&[(k, a.clone())]).unwrap();
