@@ -49,6 +49,11 @@ pub enum Command {
     /// Show the key's usage, limit and remaining credit (GET /key).
     #[command(after_help = "Example:\n  orbatch credits --json")]
     Credits(CreditsArgs),
+    /// The response cache: what it holds, and emptying it (all, or entries older than N days).
+    #[command(
+        after_help = "Examples:\n  orbatch cache stats\n  orbatch cache prune --older-than 30\n  orbatch cache clear --cache-dir /tmp/orbatch-cache"
+    )]
+    Cache(CacheArgs),
     /// Serve the built-in mock OpenRouter on loopback, with fault injection.
     #[command(
         after_help = "Example:\n  orbatch mock-server --addr 127.0.0.1:8089 --rpm-limit 60 --error-rate 0.1"
@@ -168,6 +173,13 @@ pub struct RunArgs {
     /// remaining credit.
     #[arg(long)]
     pub yes: bool,
+    /// Neither look answers up in the response cache nor store them (`[cache] enabled`).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The response cache dir (`[cache] dir`; default $XDG_CACHE_HOME/orbatch, else
+    /// ~/.cache/orbatch).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// The rate-limit window in seconds (tests only).
     #[arg(long, hide = true, default_value_t = 60.0)]
     pub rate_window_secs: f64,
@@ -243,6 +255,35 @@ pub struct CreditsArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub query: QueryArgs,
+}
+
+/// `orbatch cache`.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache dir (default $XDG_CACHE_HOME/orbatch, else ~/.cache/orbatch).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What `orbatch cache` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CacheAction {
+    /// Entries, what they cost when paid, size on disk, oldest and newest.
+    Stats,
+    /// Delete every entry.
+    Clear,
+    /// Delete the entries stored more than DAYS days ago.
+    Prune {
+        /// Age in days (fractions allowed).
+        #[arg(long, value_name = "DAYS")]
+        older_than: f64,
+    },
 }
 
 /// `orbatch mock-server`.

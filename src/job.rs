@@ -41,6 +41,24 @@ struct JobFile {
     limits: LimitsFile,
     #[serde(default)]
     cost: CostFile,
+    #[serde(default)]
+    cache: CacheFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    enabled: Option<bool>,
+    dir: Option<PathBuf>,
+}
+
+/// The response cache's settings (`[cache]`; `--no-cache` and `--cache-dir` beat them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSpec {
+    /// Look answers up and store them (on by default).
+    pub enabled: bool,
+    /// The cache dir (`None`: the default, see [`crate::transport::cache::default_dir`]).
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +190,8 @@ pub struct Job {
     pub limit_rows: Option<u64>,
     /// The API base URL.
     pub base_url: String,
+    /// The response cache (`[cache]`).
+    pub cache: CacheSpec,
 }
 
 impl Job {
@@ -296,6 +316,13 @@ impl Job {
             cost: jf.cost.source.unwrap_or_default(),
             limit_rows: o.limit,
             base_url,
+            cache: CacheSpec {
+                enabled: jf.cache.enabled.unwrap_or(true),
+                dir: jf.cache.dir.map(|d| match d.is_relative() {
+                    true => base_dir.join(d),
+                    false => d,
+                }),
+            },
         })
     }
 }

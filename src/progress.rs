@@ -17,6 +17,8 @@ pub struct Progress {
     pub total: u64,
     done: AtomicU64,
     errors: AtomicU64,
+    /// Pairs answered from the response cache.
+    hits: AtomicU64,
     /// Micro-dollars spent this run (display only; money is exact elsewhere).
     spent_nano: AtomicU64,
     started: Instant,
@@ -29,6 +31,7 @@ impl Progress {
             total,
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
             spent_nano: AtomicU64::new(0),
             started: Instant::now(),
         })
@@ -39,6 +42,9 @@ impl Progress {
         self.done.fetch_add(1, Relaxed);
         if line.status == Status::Error {
             self.errors.fetch_add(1, Relaxed);
+        }
+        if line.cache_hit {
+            self.hits.fetch_add(1, Relaxed);
         }
         if let Some(c) = line.cost_usd {
             let nano = (c * Decimal::from(1_000_000_000u64)).trunc();
@@ -58,9 +64,10 @@ impl Progress {
         let rpm = if mins > 0.0 { done as f64 / mins } else { 0.0 };
         let spent = self.spent_nano.load(Relaxed) as f64 / 1e9;
         format!(
-            "{done}/{} done · {rpm:.0} req/min · ${spent:.6} · {} errors",
+            "{done}/{} done · {rpm:.0} req/min · ${spent:.6} · {} errors · {} cache hits",
             self.total,
-            self.errors.load(Relaxed)
+            self.errors.load(Relaxed),
+            self.hits.load(Relaxed)
         )
     }
 
@@ -110,9 +117,10 @@ impl Progress {
             0.0
         };
         format!(
-            "{rpm:.0} req/min · ${:.6} · {} errors",
+            "{rpm:.0} req/min · ${:.6} · {} errors · {} cached",
             self.spent_nano.load(Relaxed) as f64 / 1e9,
-            self.errors.load(Relaxed)
+            self.errors.load(Relaxed),
+            self.hits.load(Relaxed)
         )
     }
 }

@@ -2,6 +2,7 @@
 //! is the only place that prints results (stdout) and picks exit codes ([`exit`]); progress,
 //! warnings and errors go to stderr.
 
+mod cache;
 mod credits;
 mod error;
 mod estimate;
@@ -29,6 +30,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Summary(a) => summary::summary(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
+        Command::Cache(a) => cache::cache(a),
         Command::MockServer(a) => mock_server::mock_server(a.config).await,
     };
     result.unwrap_or_else(CommandError::report)

@@ -7,7 +7,7 @@ use super::print::{print_json, print_stdout};
 use super::resolve::{endpoint, resolve_job};
 use crate::cli::RunArgs;
 use crate::estimate::Verdict;
-use crate::runner::{Control, RunOptions, RunReport, StopReason};
+use crate::runner::{CacheSetup, Control, RunOptions, RunReport, StopReason};
 
 pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandError> {
     let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
@@ -24,6 +24,7 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
         only_rows: None,
         // One client for the pre-flight and the run (building one reads TLS roots).
         client: Some(crate::client::Client::for_job(&job, endpoint.key.as_ref())?),
+        cache: cache_setup(&a, &job, endpoint.mock.is_some()),
     };
     if crate::estimate::preflight(&job, &opts).await? == Verdict::Refused {
         return Err(CommandError::Refused);
@@ -32,6 +33,31 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
         .await
         .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
     print_report(&report, a.job.json).after_send(&job.output_dir)
+}
+
+/// The response cache of this run: `--no-cache` / `[cache] enabled = false` turn it off;
+/// `--cache-dir` beats `[cache] dir`, which beats the default dir.
+fn cache_setup(a: &RunArgs, job: &crate::job::Job, mock: bool) -> Option<CacheSetup> {
+    if a.no_cache || !job.cache.enabled {
+        return None;
+    }
+    let dir = a
+        .cache_dir
+        .clone()
+        .or_else(|| job.cache.dir.clone())
+        .or_else(crate::transport::cache::default_dir);
+    let Some(dir) = dir else {
+        tracing::warn!(
+            "no cache dir (set XDG_CACHE_HOME or HOME, or pass --cache-dir): going on without the response cache"
+        );
+        return None;
+    };
+    let identity = if mock {
+        crate::transport::cache::MOCK_IDENTITY.to_string()
+    } else {
+        job.base_url.clone()
+    };
+    Some(CacheSetup { dir, identity })
 }
 
 /// How a run ended, for the exit code: its stop, failed rows, pairs left unsent.

@@ -41,6 +41,9 @@ impl LineBuilder {
                 vars: RawJson::default(),
                 finished_at: None,
                 resumable: false,
+                cache_hit: false,
+                cached_cost_usd: None,
+                cache_ticket: None,
             },
         }
     }

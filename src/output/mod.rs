@@ -40,6 +40,9 @@ pub enum CostSource {
     Generation,
     /// The price table of `GET /models` x the reported tokens.
     PriceTable,
+    /// A response-cache hit: nothing was sent or paid (`cached_cost_usd` says what it cost
+    /// when it was first paid).
+    Cache,
 }
 
 /// The kind of a row's failure (the contract's list).
@@ -170,6 +173,29 @@ pub struct ResultLine {
     /// (budget, credits): a plain re-run sends the pair again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumable: bool,
+    /// The answer came from the response cache: nothing was sent for it this time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache_hit: bool,
+    /// A hit's cost when it was first paid (what the hit saved); absent on other lines.
+    #[serde(
+        with = "crate::money::opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cached_cost_usd: Option<Decimal>,
+    /// Where this answer goes in the response cache once its line is written (never in the
+    /// file: the writer inserts it after the line is in results.jsonl).
+    #[serde(skip)]
+    pub cache_ticket: Option<CacheTicket>,
+}
+
+/// A paid answer's cache key and its charge, carried by its line to the writer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheTicket {
+    /// The key of the request that was answered.
+    pub key: crate::transport::cache::Key,
+    /// What the answering attempt cost (`None`: unknown).
+    pub cost: Option<Decimal>,
 }
 
 /// A JSON value kept as its text: cheap to clone, to write and to skip when reading.
@@ -257,6 +283,19 @@ pub struct Summary {
     pub started_at: Option<String>,
     /// When the run ended (RFC 3339).
     pub finished_at: Option<String>,
+    /// Response-cache hits and what they saved.
+    #[serde(default)]
+    pub cache: CacheTotals,
+}
+
+/// `cache` of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheTotals {
+    /// Lines answered from the response cache (nothing sent for them).
+    pub hits: u64,
+    /// What those answers cost when they were first paid.
+    #[serde(with = "crate::money")]
+    pub saved_usd: Decimal,
 }
 
 /// `rows` of the summary.

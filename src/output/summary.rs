@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::results::for_each_latest;
 use super::{
-    CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency, RequestCounts, ResultLine,
-    RowCounts, Status, Summary, TokenCounts, truncate_chars,
+    CacheTotals, CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency,
+    RequestCounts, ResultLine, RowCounts, Status, Summary, TokenCounts, truncate_chars,
 };
 use crate::fsutil::replace_file;
 
@@ -103,6 +103,10 @@ struct SummaryLine<'a> {
     error: Option<SummaryError<'a>>,
     #[serde(borrow, default)]
     finished_at: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cache_hit: bool,
+    #[serde(with = "crate::money::opt", default)]
+    cached_cost_usd: Option<Decimal>,
 }
 
 /// `error` of a [`SummaryLine`].
@@ -135,6 +139,8 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
                 message: Cow::Borrowed(&e.message),
             }),
             finished_at: l.finished_at.as_deref().map(Cow::Borrowed),
+            cache_hit: l.cache_hit,
+            cached_cost_usd: l.cached_cost_usd,
         }
     }
 }
@@ -146,6 +152,7 @@ struct Acc {
     requests: RequestCounts,
     tokens: TokenCounts,
     cost: CostTotals,
+    cache: CacheTotals,
     errors_by_kind: BTreeMap<String, KindTotals>,
     messages: HashMap<(ErrorKind, String), u64>,
     latencies: Vec<u32>,
@@ -190,6 +197,10 @@ impl Acc {
         self.cost.table_total += line.table_cost_usd.unwrap_or_default();
         self.cost.mismatched_rows += u64::from(line.cost_mismatch);
         self.cost.unknown_rows += u64::from(line.cost_usd.is_none());
+        if line.cache_hit {
+            self.cache.hits += 1;
+            self.cache.saved_usd += line.cached_cost_usd.unwrap_or_default();
+        }
         let provider = line.provider.as_deref().unwrap_or("unknown");
         *entry(&mut self.cost.by_model, &line.model) += cost;
         *entry(&mut self.cost.by_provider, provider) += cost;
@@ -280,6 +291,7 @@ impl Acc {
             wall_secs,
             started_at,
             finished_at,
+            cache: self.cache,
         }
     }
 }

@@ -108,6 +108,14 @@ fn cost_lines(s: &Summary) -> String {
         let n = plural(c.unknown_rows, "row", "rows");
         let _ = writeln!(out, "cost unknown for {n} (not in the total)");
     }
+    if s.cache.hits > 0 {
+        let n = plural(s.cache.hits, "row", "rows");
+        let _ = writeln!(
+            out,
+            "cache: {n} answered from the response cache (nothing sent), saved {}",
+            usd(s.cache.saved_usd)
+        );
+    }
     if s.requests.unknown_cost_attempts > 0 {
         let n = plural(s.requests.unknown_cost_attempts, "attempt", "attempts");
         let _ = writeln!(out, "{n} may have been billed at an unknown cost");

@@ -60,11 +60,15 @@ pub(crate) async fn execute(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
+        cache: opts
+            .cache
+            .as_ref()
+            .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
     });
     let progress = Progress::new(plan.pending_count(p.scan.rows));
     let (tx, writer) = {
         let ctx = ctx.clone();
-        writer::spawn(p.journal, progress.clone(), move |why| {
+        writer::spawn(p.journal, progress.clone(), ctx.cache.clone(), move |why| {
             ctx.request_stop(StopReason::JournalFailed(why))
         })
     };
@@ -84,6 +88,11 @@ pub(crate) async fn execute(
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
     let (written, journal_failure) = writer::finish(tx, writer).await;
+    if let Some(cache) = &ctx.cache {
+        // The inserts of the lines written are done before the run ends.
+        let cache = cache.clone();
+        let _ = tokio::task::spawn_blocking(move || cache.close()).await;
+    }
     // Every attempt is in results.jsonl now: nothing is in flight. After a journal failure
     // the record stays, so the next run counts the attempts it could not record.
     if journal_failure.is_none()

@@ -103,6 +103,7 @@ async fn run_pair(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
+        cache: None,
         inflight: crate::output::inflight::Inflight::create(
             &tempfile::tempdir()
                 .expect("a temp dir")
@@ -120,6 +121,7 @@ async fn run_pair(
         prior: None,
         worst,
         tokens: 10,
+        cache_key: None,
     };
     let permit = ctx.limiter.slot().await;
     let first = ctx.budget.try_reserve("m/x", worst).expect("fits");

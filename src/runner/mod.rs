@@ -13,6 +13,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod cached;
 mod crashed;
 mod dispatch;
 mod lookup;
@@ -69,6 +70,18 @@ pub struct RunOptions {
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
     /// The client to use (built once per command); `None`: `run` builds one for the job.
     pub client: Option<crate::client::Client>,
+    /// The response cache to use: its dir and the endpoint's identity (`None`: no cache).
+    pub cache: Option<CacheSetup>,
+}
+
+/// Where the response cache is and whose answers it holds.
+#[derive(Debug, Clone)]
+pub struct CacheSetup {
+    /// The cache dir.
+    pub dir: PathBuf,
+    /// The endpoint identity in every key: the base URL, or
+    /// [`crate::transport::cache::MOCK_IDENTITY`] for the built-in mock.
+    pub identity: String,
 }
 
 impl Default for RunOptions {
@@ -83,6 +96,7 @@ impl Default for RunOptions {
             lookup_backoff_scale: 1.0,
             only_rows: None,
             client: None,
+            cache: None,
         }
     }
 }
@@ -201,6 +215,8 @@ pub(crate) struct Ctx {
     pub deferred: Mutex<Vec<Deferred>>,
     /// Multiplies [`lookup::LOOKUP_SCHEDULE`] (1; shorter only in tests).
     pub lookup_scale: f64,
+    /// The response cache (`None`: off, or unusable).
+    pub cache: Option<std::sync::Arc<crate::transport::cache::ResponseCache>>,
 }
 
 /// The generation look-up budget and its circuit breaker.

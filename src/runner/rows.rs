@@ -73,6 +73,23 @@ pub(crate) async fn dispatch_rows(
             // Computed without a budget too: an ambiguous attempt records its worst case, which
             // a later run with a budget counts.
             let worst = pending.worst(&ctx.prices, msgs, cap, job.limits.budget_usd.is_some());
+            // A cache hit is answered here: no budget, no limiter, nothing sent.
+            let body = builder.body(&row, model, msgs);
+            let cache_key = ctx.cache.as_ref().map(|c| c.key(&body));
+            let row_vars = vars.get_or_insert_with(|| crate::output::RawJson::of(&row.vars));
+            if let Some(line) = super::cached::hit(
+                ctx,
+                cache_key,
+                &row.id,
+                model,
+                row_vars.clone(),
+                pending.prior.as_ref(),
+            )
+            .await
+            {
+                tx.send(line).await;
+                continue;
+            }
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
@@ -93,13 +110,12 @@ pub(crate) async fn dispatch_rows(
             let item = WorkItem {
                 id: row.id.clone(),
                 model: model.to_string(),
-                body: builder.body(&row, model, msgs),
-                vars: vars
-                    .get_or_insert_with(|| crate::output::RawJson::of(&row.vars))
-                    .clone(),
+                body,
+                vars: row_vars.clone(),
                 prior: pending.prior,
                 worst,
                 tokens,
+                cache_key,
             };
             let ctx = ctx.clone();
             let tx = tx.clone();

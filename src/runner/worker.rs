@@ -31,6 +31,8 @@ pub(crate) struct WorkItem {
     pub worst: Decimal,
     /// Estimated tokens, for the TPM limit.
     pub tokens: u64,
+    /// The response-cache key of `body` (`None`: no cache).
+    pub cache_key: Option<crate::transport::cache::Key>,
 }
 
 enum End {
@@ -58,7 +60,9 @@ pub(crate) async fn work(
     match end {
         End::NotSent => None,
         End::Answered(c, reservation) => {
+            let before = tally.known_cost;
             settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation).await;
+            super::cached::ticket(&mut line, item.cache_key, before);
             Some(line)
         }
         End::Failed(f) => {

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::output::ResultLine;
 use crate::output::results::Journal;
 use crate::progress::Progress;
+use crate::transport::cache::ResponseCache;
 
 /// Lines in flight between the workers and the writer, at most.
 pub(crate) const CHANNEL: usize = 1024;
@@ -85,6 +86,7 @@ impl Sink {
 pub(crate) fn spawn(
     journal: Journal,
     progress: Arc<Progress>,
+    cache: Option<Arc<ResponseCache>>,
     on_failure: impl Fn(String) + Send + Sync + 'static,
 ) -> (Sink, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
@@ -95,7 +97,7 @@ pub(crate) fn spawn(
         failure: Mutex::new(None),
         on_failure: Box::new(on_failure),
     });
-    let task = tokio::spawn(write_lines(journal, rx, progress, health.clone()));
+    let task = tokio::spawn(write_lines(journal, rx, progress, cache, health.clone()));
     (Sink { tx, health }, task)
 }
 
@@ -129,6 +131,7 @@ async fn write_lines(
     mut journal: Journal,
     mut rx: mpsc::Receiver<ResultLine>,
     progress: Arc<Progress>,
+    cache: Option<Arc<ResponseCache>>,
     health: Arc<Health>,
 ) {
     let mut pending: Vec<ResultLine> = Vec::with_capacity(BATCH);
@@ -169,6 +172,10 @@ async fn write_lines(
             Ok(()) => {
                 health.written.fetch_add(pending.len() as u64, Relaxed);
                 pending.iter().for_each(|l| progress.record(l));
+                // Only now, with their lines in results.jsonl, may the answers be hits.
+                if let Some(cache) = &cache {
+                    cache.put(super::cached::entries(&pending));
+                }
                 pending.clear();
                 tries = 0;
             }
@@ -217,7 +224,7 @@ mod tests {
             return;
         };
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(3), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(3), None, on_failure);
         for id in ["1", "2", "3"] {
             sink.send(line(id)).await;
         }
@@ -227,12 +234,50 @@ mod tests {
         assert_eq!(calls.lock().unwrap().len(), 1, "stopped once");
     }
 
+    /// Writes two paid answers through a writer on `journal` with a cache in `dir`; returns
+    /// how many entries the cache holds afterwards.
+    async fn cached_after_writing(journal: Journal, dir: &std::path::Path) -> u64 {
+        let cache = ResponseCache::open(dir, "e").unwrap();
+        let (_, on_failure) = stopped();
+        let (sink, task) = spawn(journal, Progress::new(2), Some(cache.clone()), on_failure);
+        for (i, id) in ["1", "2"].into_iter().enumerate() {
+            let mut l = line(id);
+            l.cost_usd = Some(rust_decimal::Decimal::ONE);
+            l.cost_source = Some(crate::output::CostSource::Response);
+            super::super::cached::ticket(&mut l, Some([i as u8; 32]), None);
+            sink.send(l).await;
+        }
+        finish(sink, task).await;
+        cache.close();
+        crate::transport::cache::Store::open(dir)
+            .unwrap()
+            .stats()
+            .unwrap()
+            .entries
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_enters_the_cache_only_once_its_line_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
+        assert_eq!(
+            cached_after_writing(journal, &dir.path().join("c1")).await,
+            2
+        );
+        // A journal that cannot be written: the paid answers must not become free hits.
+        let Ok(full) = Journal::on_device(std::path::Path::new("/dev/full")) else {
+            eprintln!("skipped: this OS has no /dev/full");
+            return;
+        };
+        assert_eq!(cached_after_writing(full, &dir.path().join("c2")).await, 0);
+    }
+
     #[tokio::test]
     async fn a_dead_writer_stops_the_run() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
         task.abort();
         while !task.is_finished() {
             tokio::task::yield_now().await;
@@ -251,7 +296,7 @@ mod tests {
         let path = dir.path().join("results.jsonl");
         let (journal, _) = Journal::open(&path).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
         sink.send(line("1")).await;
         sink.send(line("2")).await;
         assert_eq!(finish(sink, task).await, (2, None));

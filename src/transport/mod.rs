@@ -5,6 +5,7 @@
 //! ([`live::Live`]) is the first implementation; a response cache can wrap one, a batch-API
 //! executor can replace it, and tests can script one (no sockets).
 
+pub mod cache;
 pub mod live;
 pub mod parse;
 mod redact;
@@ -35,8 +36,10 @@ pub trait Transport: Send + Sync {
     fn chat(&self, body: Bytes) -> BoxFuture<'_, Attempt>;
 }
 
-/// A model's reply.
-#[derive(Debug, Clone, Default)]
+/// A model's reply (also what the response cache keeps of an ok answer, with `cost` the
+/// charge when it was paid).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Completion {
     /// The generation id.
     pub generation_id: Option<String>,
@@ -57,6 +60,7 @@ pub struct Completion {
     /// Cached prompt tokens.
     pub cached_tokens: Option<u64>,
     /// `usage.cost` (`None`: absent or unusable, so unknown).
+    #[serde(with = "crate::money::opt")]
     pub cost: Option<Decimal>,
 }
 

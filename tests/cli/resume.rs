@@ -32,8 +32,18 @@ fn a_rerun_sends_nothing_and_exits_0() {
     assert_eq!(after.rows, before.rows);
     assert!(after.complete);
 
-    // --fresh starts over.
+    // --fresh starts over: the response cache answers it (nothing sent) ...
     wd.run(&mock, &["job.toml", "--fresh"]).assert().code(0);
+    assert_eq!(
+        mock.requests().len(),
+        sent,
+        "--fresh is answered by the cache"
+    );
+    assert!(wd.results("out/r").iter().all(|l| l.cache_hit));
+    // ... and with --no-cache every pair is sent again.
+    wd.run(&mock, &["job.toml", "--fresh", "--no-cache"])
+        .assert()
+        .code(0);
     assert_eq!(mock.requests().len(), 2 * sent);
     assert_eq!(wd.results("out/r").len(), 10);
 }

@@ -40,6 +40,9 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         vars: Default::default(),
         finished_at: None,
         resumable: false,
+        cache_hit: false,
+        cached_cost_usd: None,
+        cache_ticket: None,
     }
 }
 

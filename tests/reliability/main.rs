@@ -5,6 +5,7 @@
 
 mod account;
 mod budget;
+mod cache;
 mod common;
 mod crash;
 mod failures;

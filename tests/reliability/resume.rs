@@ -52,10 +52,10 @@ async fn rerun_sends_only_missing_keys_fresh_starts_over_new_model_only_new_pair
     assert!(new.iter().all(|r| r.model == other), "only the new model");
     assert_all_ok_once(&s.lines(), 8, &[MODEL, other]);
 
-    // --fresh: everything again.
+    // --fresh without the response cache (which would answer it): everything again.
     let n = srv.requests().len();
     Orb::run(&s, &srv)
-        .args(["--fresh"])
+        .args(["--fresh", "--no-cache"])
         .output()
         .await
         .assert_code(0);

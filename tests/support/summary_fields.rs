@@ -2,7 +2,7 @@
 //! test binaries that check them.
 
 /// Every contract field of `summary.json`.
-pub const SUMMARY_FIELDS: [&str; 25] = [
+pub const SUMMARY_FIELDS: [&str; 27] = [
     "/job",
     "/complete",
     "/rows/total",
@@ -28,4 +28,6 @@ pub const SUMMARY_FIELDS: [&str; 25] = [
     "/latency_ms/max",
     "/wall_secs",
     "/started_at",
+    "/cache/hits",
+    "/cache/saved_usd",
 ];
