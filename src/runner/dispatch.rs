@@ -3,12 +3,10 @@
 //! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
 //! the final files.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,12 +52,7 @@ pub(crate) async fn execute(
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
         stop_reason: Mutex::new(None),
-        lookups: Lookups {
-            slots: Semaphore::new(4),
-            found: AtomicU64::new(0),
-            exhausted: AtomicU64::new(0),
-            disabled: AtomicBool::new(false),
-        },
+        lookups: Lookups::new(),
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
     });

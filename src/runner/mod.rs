@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
@@ -200,7 +199,8 @@ pub(crate) struct Ctx {
 
 /// The generation look-up budget and its circuit breaker.
 pub(crate) struct Lookups {
-    pub slots: Semaphore,
+    /// The look-up rate (`lookup::lookup_rate`).
+    pub rate: governor::DefaultDirectRateLimiter,
     pub found: AtomicU64,
     pub exhausted: AtomicU64,
     pub disabled: AtomicBool,
