@@ -14,7 +14,7 @@ use super::prepare::Prepared;
 use super::reader::{Reader, spawn_reader};
 use super::worker::{WorkItem, work};
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, lookup, writer};
-use crate::budget::{Budget, Reservation};
+use crate::budget::{Budget, Reservation, Worst};
 use crate::limits::{LimitSpec, Limiter};
 use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
 use crate::output::results::key_hash;
@@ -48,7 +48,7 @@ pub(crate) async fn execute(
             p.recovered.spent + p.recovered.unknown_max,
         ),
         inflight,
-        prices: p.prices.clone(),
+        prices: Arc::new(crate::prices::LivePrices::new(p.prices.clone())),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
         stop_reason: Mutex::new(None),
@@ -167,7 +167,10 @@ async fn dispatch_rows(
         let model = job.request.models.first().map(String::as_str).unwrap_or("");
         Encoding::for_model(
             model,
-            ctx.prices.get(model).and_then(|p| p.tokenizer.as_deref()),
+            ctx.prices
+                .current()
+                .get(model)
+                .and_then(|p| p.tokenizer.as_deref()),
         )
         .0
     });
@@ -215,14 +218,17 @@ async fn dispatch_rows(
             let cap = crate::request::completion_cap(&row, &job.request);
             // Computed without a budget too: an ambiguous attempt records its worst case, which
             // a later run with a budget counts.
-            let worst = crate::prices::worst_case(&ctx.prices, model, msgs, cap).unwrap_or(
-                // Unreachable with a budget (an unpriced model is refused); refuse, not guess.
-                if job.limits.budget_usd.is_some() {
-                    Decimal::MAX
-                } else {
-                    Decimal::ZERO
-                },
-            );
+            let worst = ctx
+                .prices
+                .worst_case(model, msgs, cap)
+                .unwrap_or(Worst::from(
+                    // Unreachable with a budget (an unpriced model is refused); refuse, not guess.
+                    if job.limits.budget_usd.is_some() {
+                        Decimal::MAX
+                    } else {
+                        Decimal::ZERO
+                    },
+                ));
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
                     ctx.request_stop(StopReason::BudgetReached);
@@ -248,7 +254,7 @@ async fn dispatch_rows(
                     .get_or_insert_with(|| crate::output::RawJson::of(&row.vars))
                     .clone(),
                 prior,
-                worst,
+                worst: worst.amount,
                 tokens,
             };
             let ctx = ctx.clone();
@@ -276,8 +282,9 @@ async fn reserve(
     budget: &Budget,
     stop: &CancellationToken,
     model: &str,
-    worst: Decimal,
+    worst: impl Into<Worst>,
 ) -> Option<Reservation> {
+    let worst = worst.into();
     let fits = budget.wait_until(|| match budget.try_reserve(model, worst) {
         Some(r) => Some(Some(r)),
         None if budget.in_flight() == 0 => Some(None),

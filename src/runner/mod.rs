@@ -37,7 +37,7 @@ use crate::input::InputError;
 use crate::job::Job;
 use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
-use crate::prices::PriceTable;
+use crate::prices::LivePrices;
 
 pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
 
@@ -187,7 +187,8 @@ pub(crate) struct Ctx {
     pub budget: Budget,
     /// The in-flight record (money sent but not in results.jsonl yet).
     pub inflight: crate::output::inflight::Inflight,
-    pub prices: PriceTable,
+    /// The price table (refreshed once when a charge shows it understates).
+    pub prices: std::sync::Arc<LivePrices>,
     pub stop: CancellationToken,
     pub abort: CancellationToken,
     pub stop_reason: Mutex<Option<StopReason>>,

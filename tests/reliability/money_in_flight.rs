@@ -151,3 +151,52 @@ async fn prices_four_times_below_the_charge_do_not_let_a_run_pass_its_cap() {
         srv.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn an_understated_price_list_is_refreshed_once_and_the_fresh_prices_are_used() {
+    let srv = mock(MockConfig {
+        seed: 7,
+        latency_ms: 20,
+        latency_jitter_ms: 80,
+        // The first /models (the run's table) lists a quarter of the price; later ones the truth.
+        listed_price_divisor: 4,
+        listed_price_divisor_calls: 1,
+        ..Default::default()
+    })
+    .await;
+    let s = Scratch::with_rows(400);
+    let cap = dec("0.1");
+    let out = Orb::run(&s, &srv).args(args(256, Some(cap))).output().await;
+    out.assert_code(3);
+    assert!(srv.spent() <= cap, "charged {} over {cap}", srv.spent());
+    assert!(out.stderr.contains("understate"), "{}", out.stderr);
+    let refreshed = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("prices refreshed from /models: "));
+    assert!(
+        refreshed.is_some_and(|l| l.contains("perplexity/sonar")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("re-fetching /models").count(),
+        1,
+        "once per run: {}",
+        out.stderr
+    );
+    // Answers settled after the refresh carry the fresh table's cost, which matches the charge.
+    let lines = latest(&s.lines());
+    let fresh = lines
+        .values()
+        .filter(|l| l.cost_usd.is_some() && l.table_cost_usd == l.cost_usd && !l.cost_mismatch)
+        .count();
+    assert!(
+        fresh >= 10,
+        "{fresh} of {} lines priced by the fresh table",
+        lines.len()
+    );
+    // With the fresh table the cap is used, not given up on.
+    assert!(srv.spent() >= dec("0.08"), "charged only {}", srv.spent());
+    srv.shutdown().await;
+}
