@@ -197,6 +197,8 @@ impl ModelPrice {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn d(s: &str) -> Decimal {
@@ -272,5 +274,25 @@ mod tests {
         let w = live.worst_case("a", &[], Some(10)).unwrap();
         assert_eq!(w.generation, 1);
         assert_eq!(w.amount, d("0.000004") * Decimal::from(16 + 10));
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_the_table_and_the_learned_ratio() {
+        let live = LivePrices::new(table(&[("a", price("0.000001", "0.000001", "0"))]));
+        let budget = Budget::new(Some(d("1")), Decimal::ZERO);
+        let r = budget.try_reserve("a", d("0.01")).unwrap();
+        assert!(budget.learn("a", Some(d("0.03")), Some(d("0.01"))));
+        budget.settle(r, Some(d("0.03")));
+        // Nothing listens on port 1 of the loopback: the fetch fails at once.
+        let client = Client::new("http://127.0.0.1:1/api/v1", None, Duration::from_secs(2), 1)
+            .expect("a client");
+        assert!(!live.refresh(&client, &budget).await);
+        assert_eq!(live.current().generation, 0);
+        assert_eq!(live.current().get("a").unwrap().prompt, d("0.000001"));
+        assert_eq!(
+            budget.ratio("a"),
+            d("3"),
+            "the learned ratio stays the guard"
+        );
     }
 }
