@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::ModelEntry;
 use crate::client::{CallError, Client};
 
+mod live;
+pub use live::{LivePrices, Priced};
+
 /// How old a cached price table `run` (and its pre-flight) accepts: `/models` is fetched at
 /// most once per command, and prices change far more slowly than that.
 pub const RUN_MAX_AGE: Duration = Duration::from_secs(3600);

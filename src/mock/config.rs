@@ -80,6 +80,10 @@ pub struct MockConfig {
     /// `/models` lists every price divided by N (the charges stay): a lying price list.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub listed_price_divisor: u32,
+    /// The divisor applies to the first N `/models` answers only, then the true prices are
+    /// listed (a price rise the list catches up with); 0 = every answer.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub listed_price_divisor_calls: u32,
     /// Seeds the fault dice: same seed + same request sequence => same faults.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -113,6 +117,7 @@ impl Default for MockConfig {
             unlisted_models: Vec::new(),
             keys: Vec::new(),
             listed_price_divisor: 1,
+            listed_price_divisor_calls: 0,
             seed: 0,
             no_log: false,
         }

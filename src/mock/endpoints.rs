@@ -153,7 +153,16 @@ fn generation_body(id: &str, g: &Generation) -> Data<GenMoney> {
 
 /// `GET /models` (no key needed): the catalogue, without `--unlisted-model` slugs.
 pub(crate) async fn models(State(st): State<Arc<Shared>>) -> Response {
-    wire::json_response(StatusCode::OK, st.models_body.clone())
+    let n = st
+        .models_calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let lying = st.cfg.listed_price_divisor_calls;
+    let body = if lying == 0 || n < u64::from(lying) {
+        &st.models_body
+    } else {
+        &st.true_models_body
+    };
+    wire::json_response(StatusCode::OK, body.clone())
 }
 
 #[derive(Serialize)]

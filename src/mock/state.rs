@@ -114,6 +114,10 @@ pub(crate) struct Shared {
     counts: [AtomicU64; 13],
     /// The `/models` body, built once.
     pub models_body: Bytes,
+    /// The `/models` body with the true prices (after `--listed-price-divisor-calls`).
+    pub true_models_body: Bytes,
+    /// `/models` answers so far.
+    pub models_calls: AtomicU64,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking handler must not wedge the server).
@@ -172,6 +176,10 @@ impl Shared {
             gens: Mutex::new(HashMap::new()),
             counts: Default::default(),
             models_body: Bytes::from(models_body),
+            true_models_body: Bytes::from(
+                serde_json::to_vec(&models::models_body(1)).unwrap_or_default(),
+            ),
+            models_calls: AtomicU64::new(0),
         }
     }
 

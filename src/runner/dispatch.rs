@@ -3,10 +3,8 @@
 //! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
 //! the final files.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::prepare::Prepared;
@@ -48,16 +46,11 @@ pub(crate) async fn execute(
         // Earlier attempts of unknown charge count at their worst case, as they did then.
         budget: Budget::new(job.limits.budget_usd, plan.committed()),
         inflight,
-        prices: p.prices.clone(),
+        prices: Arc::new(crate::prices::LivePrices::new(p.prices.clone())),
         stop: control.stop.child_token(),
         abort: control.abort.clone(),
         stop_reason: Mutex::new(None),
-        lookups: Lookups {
-            slots: Semaphore::new(4),
-            found: AtomicU64::new(0),
-            exhausted: AtomicU64::new(0),
-            disabled: AtomicBool::new(false),
-        },
+        lookups: Lookups::new(),
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
         cache: opts

@@ -1,11 +1,17 @@
 //! Generation look-ups (`GET /generation?id=`): their record appears with a delay, so 404 means
-//! "not yet" and is retried with back-off; look-ups have their own small concurrency budget,
-//! and a server that has no such endpoint is detected and left alone (no retry storm).
+//! "not yet" and is retried with back-off; look-ups have a rate budget of their own (a
+//! `governor` quota, apart from the completions' RPM window, so look-ups never take a
+//! completion's slot in it), and a server that has no such endpoint is detected and left alone
+//! (no retry storm).
 
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
-use super::Ctx;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::{Ctx, Lookups};
 use crate::api::Generation;
 use crate::client::CallError;
 use crate::job::CostMode;
@@ -81,9 +87,36 @@ pub(crate) async fn generation(ctx: &Ctx, id: &str) -> Found {
     Found::NotYet
 }
 
-/// One look-up, within the look-up concurrency budget.
+/// Look-ups per second at most, over the whole run.
+pub(crate) const LOOKUPS_PER_SEC: u32 = 20;
+/// Look-ups sent at once after a quiet spell, at most.
+pub(crate) const LOOKUP_BURST: u32 = 8;
+
+/// The look-up rate: [`LOOKUPS_PER_SEC`] with a burst of [`LOOKUP_BURST`].
+pub(crate) fn lookup_rate() -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(LOOKUPS_PER_SEC).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(LOOKUP_BURST).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+impl Lookups {
+    /// A fresh look-up budget and circuit breaker.
+    pub(crate) fn new() -> Lookups {
+        Lookups {
+            rate: lookup_rate(),
+            found: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One look-up, within the look-up rate; `NotFound` when the run is aborted meanwhile.
 pub(crate) async fn once(ctx: &Ctx, id: &str) -> Result<Generation, CallError> {
-    let _permit = ctx.lookups.slots.acquire().await;
+    tokio::select! {
+        _ = ctx.abort.cancelled() => return Err(CallError::NotFound),
+        _ = ctx.lookups.rate.until_ready() => {}
+    }
     ctx.client.generation(id).await
 }
 
@@ -97,3 +130,28 @@ pub(crate) const LOOKUP_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(15),
     Duration::from_secs(30),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn look_ups_pass_a_burst_then_keep_to_the_rate() {
+        let rate = lookup_rate();
+        let start = std::time::Instant::now();
+        for _ in 0..LOOKUP_BURST {
+            rate.until_ready().await;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_millis(40),
+            "the burst waits"
+        );
+        let n = 6;
+        for _ in 0..n {
+            rate.until_ready().await;
+        }
+        // n more at LOOKUPS_PER_SEC: (n - 1) full intervals at least after the burst.
+        let min = std::time::Duration::from_secs(1) * (n - 1) / LOOKUPS_PER_SEC;
+        assert!(start.elapsed() >= min, "{:?} < {min:?}", start.elapsed());
+    }
+}

@@ -1,13 +1,11 @@
 //! The retry and budget loop of a worker, driven by a scripted [`Transport`] (no sockets, the
 //! clock paused): what it sends, waits, counts and charges.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rust_decimal::Decimal;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -95,12 +93,7 @@ async fn run_pair(
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
         stop_reason: Mutex::new(None),
-        lookups: Lookups {
-            slots: Semaphore::new(1),
-            found: AtomicU64::new(0),
-            exhausted: AtomicU64::new(0),
-            disabled: AtomicBool::new(false),
-        },
+        lookups: Lookups::new(),
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
         cache: None,

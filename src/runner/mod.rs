@@ -34,7 +34,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
@@ -43,7 +42,7 @@ use crate::input::InputError;
 use crate::job::Job;
 use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
-use crate::prices::PriceTable;
+use crate::prices::LivePrices;
 
 pub use crashed::recorded;
 pub use prepare::{scan_job, spool_stdin};
@@ -207,7 +206,8 @@ pub(crate) struct Ctx {
     pub budget: Budget,
     /// The in-flight record (money sent but not in results.jsonl yet).
     pub inflight: crate::output::inflight::Inflight,
-    pub prices: PriceTable,
+    /// The price table (refreshed once when a charge shows it understates).
+    pub prices: std::sync::Arc<LivePrices>,
     pub stop: CancellationToken,
     pub abort: CancellationToken,
     pub stop_reason: Mutex<Option<StopReason>>,
@@ -221,7 +221,8 @@ pub(crate) struct Ctx {
 
 /// The generation look-up budget and its circuit breaker.
 pub(crate) struct Lookups {
-    pub slots: Semaphore,
+    /// The look-up rate (`lookup::lookup_rate`).
+    pub rate: governor::DefaultDirectRateLimiter,
     pub found: AtomicU64,
     pub exhausted: AtomicU64,
     pub disabled: AtomicBool,

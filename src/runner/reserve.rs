@@ -1,10 +1,9 @@
 //! A pair's budget reservation: the worst case of its next attempt, waiting for attempts in
 //! flight to settle when it does not fit yet.
 
-use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{Budget, Reservation};
+use crate::budget::{Budget, Reservation, Worst};
 
 /// Reserves `worst` for `model`; when it does not fit while other attempts hold reservations,
 /// waits for them to settle (they usually cost less than their worst case) before giving up.
@@ -14,8 +13,9 @@ pub(crate) async fn reserve(
     budget: &Budget,
     stop: &CancellationToken,
     model: &str,
-    worst: Decimal,
+    worst: impl Into<Worst>,
 ) -> Option<Reservation> {
+    let worst = worst.into();
     let fits = budget.wait_until(|| match budget.try_reserve(model, worst) {
         Some(r) => Some(Some(r)),
         None if budget.in_flight() == 0 => Some(None),
@@ -31,6 +31,7 @@ pub(crate) async fn reserve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
     use std::time::Duration;
 
     #[tokio::test(start_paused = true)]

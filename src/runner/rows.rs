@@ -2,6 +2,7 @@
 //! still to send, reserves each pair's worst case from the budget, waits for a concurrency
 //! slot and hands the pair to a worker task.
 
+use crate::budget::Worst;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -33,7 +34,10 @@ pub(crate) async fn dispatch_rows(
         let model = job.request.models.first().map(String::as_str).unwrap_or("");
         Encoding::for_model(
             model,
-            ctx.prices.get(model).and_then(|p| p.tokenizer.as_deref()),
+            ctx.prices
+                .current()
+                .get(model)
+                .and_then(|p| p.tokenizer.as_deref()),
         )
         .0
     });
@@ -72,7 +76,11 @@ pub(crate) async fn dispatch_rows(
             let cap = crate::request::completion_cap(&row, &job.request);
             // Computed without a budget too: an ambiguous attempt records its worst case, which
             // a later run with a budget counts.
-            let worst = pending.worst(&ctx.prices, msgs, cap, job.limits.budget_usd.is_some());
+            let priced = ctx.prices.current();
+            let worst = Worst {
+                amount: pending.worst(&priced, msgs, cap, job.limits.budget_usd.is_some()),
+                generation: priced.generation,
+            };
             // A cache hit is answered here: no budget, no limiter, nothing sent.
             let body = builder.body(&row, model, msgs);
             let cache_key = ctx.cache.as_ref().map(|c| c.key(&body));
@@ -113,7 +121,7 @@ pub(crate) async fn dispatch_rows(
                 body,
                 vars: row_vars.clone(),
                 prior: pending.prior,
-                worst,
+                worst: worst.amount,
                 tokens,
                 cache_key,
             };

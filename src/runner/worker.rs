@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::Ctx;
 use super::lookup;
 use super::tally::{Attempts, fail, fill_completion, new_line};
-use crate::budget::Reservation;
+use crate::budget::{Reservation, Worst};
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
 use crate::output::results::Prior;
@@ -109,13 +109,18 @@ async fn attempts(
     started: &mut Option<Instant>,
 ) -> End {
     let limits = &ctx.job.limits;
+    // A retry is priced like the first attempt, at the table generation it was priced at.
+    let worst = Worst {
+        amount: item.worst,
+        generation: first.generation(),
+    };
     let mut reservation = Some(first);
     let mut last: Option<Failure> = None;
     let mut this_run = 0u32;
     loop {
         let res = match reservation.take() {
             Some(r) => r,
-            None => match ctx.budget.try_reserve_retry(&item.model, item.worst) {
+            None => match ctx.budget.try_reserve_retry(&item.model, worst) {
                 Some(r) => r,
                 None => {
                     ctx.request_stop(super::StopReason::BudgetReached);
@@ -240,13 +245,12 @@ async fn settle_answer(
     reservation: Reservation,
 ) {
     fill_completion(line, &c);
-    let table =
-        ctx.prices
-            .get(&item.model)
-            .and_then(|p| match (c.prompt_tokens, c.completion_tokens) {
-                (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
-                _ => None,
-            });
+    let table = ctx.prices.current().get(&item.model).and_then(|p| {
+        match (c.prompt_tokens, c.completion_tokens) {
+            (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
+            _ => None,
+        }
+    });
     let want_lookup = match ctx.job.cost {
         CostMode::Response => false,
         CostMode::Auto => c.cost.is_none(),
@@ -305,5 +309,6 @@ fn learned(ctx: &Ctx, item: &WorkItem, charge: Decimal, expected: Decimal) {
             "a charge of {charge} where the prices say {expected}: the prices understate the charge; every reservation of this model now counts {}x",
             ctx.budget.ratio(&item.model).round_dp(3)
         );
+        ctx.prices.refresh_once(&ctx.client, &ctx.budget);
     }
 }

@@ -119,23 +119,36 @@ async fn attempts_in_flight_without_a_budget_count_against_a_later_budget() {
     srv.shutdown().await;
 }
 
+/// A mock whose `/models` lists a quarter of the real prices (`lying_calls` times, 0: always),
+/// and a capped run of 400 rows at concurrency 256 against it, which must stop at the cap.
+async fn capped_run_under_lying_prices(
+    seed: u64,
+    error_rate: f64,
+    lying_calls: u32,
+) -> (MockServer, Scratch, Out, Decimal) {
+    let srv = mock(MockConfig {
+        seed,
+        latency_ms: 20,
+        latency_jitter_ms: 80,
+        error_rate,
+        listed_price_divisor: 4,
+        listed_price_divisor_calls: lying_calls,
+        ..Default::default()
+    })
+    .await;
+    let s = Scratch::with_rows(400);
+    let cap = dec("0.1");
+    let out = Orb::run(&s, &srv).args(args(256, Some(cap))).output().await;
+    out.assert_code(3);
+    (srv, s, out, cap)
+}
+
 #[tokio::test]
 async fn prices_four_times_below_the_charge_do_not_let_a_run_pass_its_cap() {
     for seed in 1..=3u64 {
-        let srv = mock(MockConfig {
-            seed,
-            latency_ms: 20,
-            latency_jitter_ms: 80,
-            // Seed 3: half the attempts fail (a retry must not stop the run early).
-            error_rate: if seed == 3 { 0.5 } else { 0.05 },
-            listed_price_divisor: 4,
-            ..Default::default()
-        })
-        .await;
-        let s = Scratch::with_rows(400);
-        let cap = dec("0.1");
-        let out = Orb::run(&s, &srv).args(args(256, Some(cap))).output().await;
-        out.assert_code(3);
+        // Seed 3: half the attempts fail (a retry must not stop the run early).
+        let error_rate = if seed == 3 { 0.5 } else { 0.05 };
+        let (srv, _s, out, cap) = capped_run_under_lying_prices(seed, error_rate, 0).await;
         assert!(
             srv.spent() <= cap,
             "seed {seed}: the mock charged {} over the cap {cap}",
@@ -150,4 +163,41 @@ async fn prices_four_times_below_the_charge_do_not_let_a_run_pass_its_cap() {
         assert!(out.stderr.contains("understate"), "{}", out.stderr);
         srv.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn an_understated_price_list_is_refreshed_once_and_the_fresh_prices_are_used() {
+    // The first /models (the run's table) lists a quarter of the price; later ones the truth.
+    let (srv, s, out, cap) = capped_run_under_lying_prices(7, 0.05, 1).await;
+    assert!(srv.spent() <= cap, "charged {} over {cap}", srv.spent());
+    assert!(out.stderr.contains("understate"), "{}", out.stderr);
+    let refreshed = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("prices refreshed from /models: "));
+    assert!(
+        refreshed.is_some_and(|l| l.contains("perplexity/sonar")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("re-fetching /models").count(),
+        1,
+        "once per run: {}",
+        out.stderr
+    );
+    // Answers settled after the refresh carry the fresh table's cost, which matches the charge.
+    let lines = latest(&s.lines());
+    let fresh = lines
+        .values()
+        .filter(|l| l.cost_usd.is_some() && l.table_cost_usd == l.cost_usd && !l.cost_mismatch)
+        .count();
+    assert!(
+        fresh >= 10,
+        "{fresh} of {} lines priced by the fresh table",
+        lines.len()
+    );
+    // With the fresh table the cap is used, not given up on.
+    assert!(srv.spent() >= dec("0.08"), "charged only {}", srv.spent());
+    srv.shutdown().await;
 }

@@ -11,6 +11,11 @@
 //! already in flight included: a rise re-checks them at once, so no new attempt is admitted
 //! until they fit again. With a cap, a model's first attempt is sent alone: nothing more of that
 //! model is reserved until one answer of it settled and taught the ratio.
+//!
+//! When the run refreshes its price table ([`Budget::adopt_prices`]), each model's worst cases
+//! change units: a reservation carries the table generation its worst case was priced at, and
+//! every generation's in-flight sum has a factor into the current table's terms, chosen so that
+//! no reservation counts less after the refresh than before it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,27 +40,77 @@ struct Inner {
 struct State {
     spent: Decimal,
     models: HashMap<String, ModelState>,
+    /// The price table generation in use (0 = the table the run started with).
+    generation: usize,
 }
 
 struct ModelState {
-    /// The largest charge / expected-cost ratio seen (>= 1).
+    /// The largest charge / expected-cost ratio seen against the current table (>= 1).
     ratio: Decimal,
-    /// The sum of the base worst cases of the reservations in flight.
-    in_flight: Decimal,
-    /// Reservations in flight.
-    count: u64,
+    /// Reservations in flight, per price table generation.
+    epochs: Vec<Epoch>,
     /// An answer of this model settled: its ratio has been measured.
     calibrated: bool,
+}
+
+/// The reservations in flight whose worst cases were priced at one table generation.
+#[derive(Clone, Copy)]
+struct Epoch {
+    /// Turns this generation's prices into the current table's (1 for the current one).
+    to_current: Decimal,
+    /// The sum of their base worst cases.
+    in_flight: Decimal,
+    /// How many.
+    count: u64,
+}
+
+impl Default for Epoch {
+    fn default() -> Self {
+        Epoch {
+            to_current: Decimal::ONE,
+            in_flight: Decimal::ZERO,
+            count: 0,
+        }
+    }
 }
 
 impl Default for ModelState {
     fn default() -> Self {
         ModelState {
             ratio: Decimal::ONE,
-            in_flight: Decimal::ZERO,
-            count: 0,
+            epochs: Vec::new(),
             calibrated: false,
         }
+    }
+}
+
+impl ModelState {
+    /// What the reservations in flight count (each at the current ratio).
+    fn reserved(&self) -> Decimal {
+        self.epochs.iter().fold(Decimal::ZERO, |sum, e| {
+            add(sum, mul(mul(e.in_flight, e.to_current), self.ratio))
+        })
+    }
+
+    /// Reservations in flight.
+    fn count(&self) -> u64 {
+        self.epochs.iter().map(|e| e.count).sum()
+    }
+
+    /// What `worst`, priced at `generation`, counts now.
+    fn counted(&self, worst: Decimal, generation: usize) -> Decimal {
+        let to_current = self
+            .epochs
+            .get(generation)
+            .map_or(Decimal::ONE, |e| e.to_current);
+        mul(mul(worst, to_current), self.ratio)
+    }
+
+    fn epoch(&mut self, generation: usize) -> &mut Epoch {
+        if self.epochs.len() <= generation {
+            self.epochs.resize(generation + 1, Epoch::default());
+        }
+        &mut self.epochs[generation]
     }
 }
 
@@ -63,8 +118,36 @@ impl State {
     fn reserved(&self) -> Decimal {
         self.models
             .values()
-            .fold(Decimal::ZERO, |sum, m| add(sum, mul(m.in_flight, m.ratio)))
+            .fold(Decimal::ZERO, |sum, m| add(sum, m.reserved()))
     }
+}
+
+/// An attempt's worst-case charge at table prices, and the price table generation it was
+/// priced at. A bare `Decimal` is priced at the run's first table (generation 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Worst {
+    /// The worst case (before the model's ratio).
+    pub amount: Decimal,
+    /// The price table generation (`prices::LivePrices`).
+    pub generation: usize,
+}
+
+impl From<Decimal> for Worst {
+    fn from(amount: Decimal) -> Worst {
+        Worst {
+            amount,
+            generation: 0,
+        }
+    }
+}
+
+/// How a refreshed price of one model relates to the one it replaces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repriced {
+    /// An upper bound of `new cost / old cost` for any token counts.
+    pub old_to_new: Decimal,
+    /// An upper bound of `old cost / new cost` for any token counts.
+    pub new_to_old: Decimal,
 }
 
 /// `a x b`, saturating at the largest decimal (a ratio may be huge: never panic on money).
@@ -84,6 +167,7 @@ fn add(a: Decimal, b: Decimal) -> Decimal {
 pub struct Reservation {
     model: String,
     worst: Decimal,
+    generation: usize,
     budget: Option<Arc<Inner>>,
 }
 
@@ -98,12 +182,17 @@ impl Reservation {
     pub fn worst(&self) -> Decimal {
         self.worst
     }
+
+    /// The price table generation its worst case was priced at.
+    pub fn generation(&self) -> usize {
+        self.generation
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(inner) = self.budget.take() {
-            inner.release(&self.model, self.worst, None);
+            inner.release(&self.model, self.worst, self.generation, None);
         }
     }
 }
@@ -114,16 +203,18 @@ impl Inner {
     }
 
     /// Ends a reservation: `actual` is the charge, `None` = unknown (worst x ratio).
-    fn release(&self, model: &str, worst: Decimal, actual: Option<Decimal>) {
+    fn release(&self, model: &str, worst: Decimal, generation: usize, actual: Option<Decimal>) {
         {
             let mut s = self.lock();
             let m = s.models.entry(model.to_string()).or_default();
-            m.in_flight -= worst;
-            m.count = m.count.saturating_sub(1);
-            if m.count == 0 {
-                m.in_flight = Decimal::ZERO;
+            let counted = m.counted(worst, generation);
+            let e = m.epoch(generation);
+            e.in_flight -= worst;
+            e.count = e.count.saturating_sub(1);
+            if e.count == 0 {
+                e.in_flight = Decimal::ZERO;
             }
-            let charge = actual.unwrap_or_else(|| mul(worst, m.ratio));
+            let charge = actual.unwrap_or(counted);
             s.spent = add(s.spent, charge);
         }
         self.settled.notify_waiters();
@@ -138,7 +229,7 @@ impl Budget {
                 cap,
                 state: Mutex::new(State {
                     spent: already_spent,
-                    models: HashMap::new(),
+                    ..State::default()
                 }),
                 settled: Notify::new(),
             }),
@@ -149,38 +240,68 @@ impl Budget {
     /// the model's learned ratio) when it fits under the cap. With no cap every reservation
     /// fits. With a cap, a model whose first answer has not settled yet has one attempt in
     /// flight at most.
-    pub fn try_reserve(&self, model: &str, worst: Decimal) -> Option<Reservation> {
-        self.reserve(model, worst, true)
+    pub fn try_reserve(&self, model: &str, worst: impl Into<Worst>) -> Option<Reservation> {
+        self.reserve(model, worst.into(), true)
     }
 
     /// [`Budget::try_reserve`] for the retry of an attempt that already went out: the cap
     /// holds, but not the one-at-a-time rule of an uncalibrated model (the retry must not
     /// stop the run because the next row's first attempt is in flight).
-    pub fn try_reserve_retry(&self, model: &str, worst: Decimal) -> Option<Reservation> {
-        self.reserve(model, worst, false)
+    pub fn try_reserve_retry(&self, model: &str, worst: impl Into<Worst>) -> Option<Reservation> {
+        self.reserve(model, worst.into(), false)
     }
 
-    fn reserve(&self, model: &str, worst: Decimal, gate: bool) -> Option<Reservation> {
+    fn reserve(&self, model: &str, worst: Worst, gate: bool) -> Option<Reservation> {
         let mut s = self.inner.lock();
         if let Some(cap) = self.inner.cap {
             let reserved = s.reserved();
             let spent = s.spent;
             let m = s.models.entry(model.to_string()).or_default();
-            if gate && !m.calibrated && m.count > 0 {
+            if gate && !m.calibrated && m.count() > 0 {
                 return None;
             }
-            if add(add(spent, reserved), mul(worst, m.ratio)) > cap {
+            if add(
+                add(spent, reserved),
+                m.counted(worst.amount, worst.generation),
+            ) > cap
+            {
                 return None;
             }
         }
         let m = s.models.entry(model.to_string()).or_default();
-        m.in_flight = add(m.in_flight, worst);
-        m.count += 1;
+        let e = m.epoch(worst.generation);
+        e.in_flight = add(e.in_flight, worst.amount);
+        e.count += 1;
         Some(Reservation {
             model: model.to_string(),
-            worst,
+            worst: worst.amount,
+            generation: worst.generation,
             budget: Some(self.inner.clone()),
         })
+    }
+
+    /// The run moved to a refreshed price table (the next generation): the worst cases of
+    /// `repriced` models priced at earlier tables now count `old_to_new` times more in the new
+    /// table's terms, and their ratio is restated against the new prices
+    /// (`max(1, ratio x new_to_old)`), so nothing in flight counts less than before. Models
+    /// not listed kept their price. Returns the new generation.
+    pub fn adopt_prices(&self, repriced: &HashMap<String, Repriced>) -> usize {
+        let mut s = self.inner.lock();
+        s.generation += 1;
+        let generation = s.generation;
+        for (model, r) in repriced {
+            let m = s.models.entry(model.clone()).or_default();
+            m.epoch(generation);
+            let (old, _) = m.epochs.split_at_mut(generation);
+            for e in old {
+                e.to_current = mul(e.to_current, r.old_to_new);
+            }
+            m.ratio = mul(m.ratio, r.new_to_old).max(Decimal::ONE);
+        }
+        drop(s);
+        // A lower ratio may make room for waiters.
+        self.inner.settled.notify_waiters();
+        generation
     }
 
     /// Settles a reservation: `Some(cost)` is the real charge (0 when not billed); `None`
@@ -188,7 +309,7 @@ impl Budget {
     /// spent.
     pub fn settle(&self, mut r: Reservation, actual: Option<Decimal>) {
         r.budget = None;
-        self.inner.release(&r.model, r.worst, actual);
+        self.inner.release(&r.model, r.worst, r.generation, actual);
     }
 
     /// Learns from a settled answer of `model`: `charge` was billed where `expected` was the
@@ -242,7 +363,12 @@ impl Budget {
 
     /// Attempts in flight.
     pub fn in_flight(&self) -> u64 {
-        self.inner.lock().models.values().map(|m| m.count).sum()
+        self.inner
+            .lock()
+            .models
+            .values()
+            .map(ModelState::count)
+            .sum()
     }
 
     /// Waits until `ready` holds, re-checking it each time a reservation settles or an answer
@@ -261,119 +387,4 @@ impl Budget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn never_over_cap() {
-        let b = Budget::new(Some(Decimal::new(10, 0)), Decimal::new(4, 0));
-        let r1 = b.try_reserve("m", Decimal::new(5, 0)).unwrap();
-        b.learn("m", None, None);
-        assert!(b.try_reserve("m", Decimal::new(2, 0)).is_none());
-        b.settle(r1, Some(Decimal::new(1, 0)));
-        assert_eq!(b.spent(), Decimal::new(5, 0));
-        let r2 = b.try_reserve("m", Decimal::new(5, 0)).unwrap();
-        b.settle(r2, None);
-        assert_eq!(b.spent(), Decimal::new(10, 0));
-        assert!(b.try_reserve("m", Decimal::new(1, 6)).is_none());
-    }
-
-    #[test]
-    fn a_dropped_reservation_counts_its_worst_case() {
-        let b = Budget::new(Some(d("10")), Decimal::ZERO);
-        let r = b.try_reserve("m", d("3")).unwrap();
-        drop(r);
-        assert_eq!(b.spent(), d("3"));
-        assert_eq!(b.reserved(), Decimal::ZERO);
-        assert_eq!(b.in_flight(), 0);
-    }
-
-    #[tokio::test]
-    async fn an_aborted_task_holding_a_reservation_leaves_its_worst_case_counted() {
-        let b = Budget::new(Some(d("10")), Decimal::ZERO);
-        let r = b.try_reserve("m", d("4")).unwrap();
-        let task = tokio::spawn(async move {
-            let _held = r;
-            std::future::pending::<()>().await;
-        });
-        tokio::task::yield_now().await;
-        task.abort();
-        assert!(task.await.unwrap_err().is_cancelled());
-        assert_eq!(
-            b.spent(),
-            d("4"),
-            "the aborted attempt may have been billed"
-        );
-        assert_eq!(b.reserved(), Decimal::ZERO);
-    }
-
-    #[test]
-    fn a_model_is_calibrated_by_one_answer_before_more_are_reserved() {
-        let b = Budget::new(Some(d("100")), Decimal::ZERO);
-        let r = b.try_reserve("m", d("1")).unwrap();
-        assert!(b.try_reserve("m", d("1")).is_none(), "one in flight");
-        // A retry (its first attempt failed unbilled) is not held back by the gate.
-        let retry = b.try_reserve_retry("m", d("1")).unwrap();
-        b.settle(retry, Some(Decimal::ZERO));
-        // Another model is independent.
-        let other = b.try_reserve("o", d("1")).unwrap();
-        // The first answer costs 4x its table price.
-        assert!(b.learn("m", Some(d("0.4")), Some(d("0.1"))));
-        b.settle(r, Some(d("0.4")));
-        assert_eq!(b.ratio("m"), d("4"));
-        let r = b.try_reserve("m", d("2")).unwrap();
-        assert_eq!(b.reserved(), d("9"), "2 x 4 + 1");
-        b.settle(r, Some(Decimal::ZERO));
-        b.settle(other, Some(Decimal::ZERO));
-        // Without a cap nothing waits.
-        let free = Budget::new(None, Decimal::ZERO);
-        let a = free.try_reserve("m", d("1")).unwrap();
-        let c = free.try_reserve("m", d("1")).unwrap();
-        free.settle(a, None);
-        free.settle(c, None);
-        assert_eq!(free.spent(), d("2"));
-    }
-
-    #[test]
-    fn a_ratio_rise_re_checks_the_reservations_in_flight() {
-        let b = Budget::new(Some(d("10")), Decimal::ZERO);
-        let first = b.try_reserve("m", d("1")).unwrap();
-        b.learn("m", Some(d("1")), Some(d("1")));
-        b.settle(first, Some(d("1")));
-        let held: Vec<_> = (0..4)
-            .map(|_| b.try_reserve("m", d("2")).unwrap())
-            .collect();
-        assert_eq!(b.reserved(), d("8"));
-        // An answer shows the prices are 2x too low: the 4 in flight now count at 4 each.
-        assert!(b.learn("m", Some(d("2")), Some(d("1"))));
-        assert_eq!(b.reserved(), d("16"));
-        assert!(b.try_reserve("m", d("0.01")).is_none(), "no new attempt");
-        for r in held {
-            b.settle(r, None);
-        }
-        assert_eq!(b.spent(), d("17"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_waiter_is_woken_by_a_settle_without_time_passing() {
-        let b = Budget::new(Some(d("10")), Decimal::ZERO);
-        let r = b.try_reserve("m", d("8")).unwrap();
-        b.learn("m", None, None);
-        let waiter = {
-            let b = b.clone();
-            tokio::spawn(async move { b.wait_until(|| b.try_reserve("m", d("5"))).await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        let t = tokio::time::Instant::now();
-        b.settle(r, Some(d("1")));
-        let got = waiter.await.unwrap();
-        assert_eq!(t.elapsed(), std::time::Duration::ZERO);
-        b.settle(got, Some(d("1")));
-        assert_eq!(b.spent(), d("2"));
-    }
-}
+mod tests;
