@@ -6,6 +6,7 @@ use std::path::Path;
 use super::error::CommandError;
 use super::exit::Exit;
 use super::print::{print_json, print_stdout};
+use super::resolve::{endpoint, query_client};
 use crate::cli::JobArgs;
 use crate::job::Job;
 
@@ -30,8 +31,12 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     })
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
-    let (report, _) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
-    let models = crate::runner::job_models(&job, &report);
+    let (report, template) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    let mut job = job;
+    let mut models = crate::runner::job_models(&job, &report);
+    let prices = check_models(&a, &mut job, &mut models).await?;
+    crate::runner::warn_too_long(&job, &template, &prices, &report)
+        .map_err(|e| CommandError::Input(e.to_string()))?;
     let pairs = crate::runner::job_pairs(&job, report.rows, &models);
     if a.json {
         print_json(&serde_json::json!({
@@ -48,4 +53,23 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// Checks the job's models against the endpoint's `/models` (as `run` does before sending);
+/// an endpoint without a usable list checks nothing, and says so. Returns the list.
+async fn check_models(
+    a: &JobArgs,
+    job: &mut Job,
+    models: &mut Vec<String>,
+) -> Result<crate::prices::PriceTable, CommandError> {
+    let endpoint = endpoint(&a.api, &a.base_url).await?;
+    let client = query_client(&endpoint)?;
+    let prices =
+        crate::prices::PriceTable::cached_or_fetch(&client, crate::prices::RUN_MAX_AGE).await;
+    if let Some(why) = &prices.error {
+        eprintln!("orbatch: model names not checked: {why}");
+    }
+    crate::runner::check_slugs(job, models, &prices, a.allow_unknown_models)
+        .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    Ok(prices)
 }

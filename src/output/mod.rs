@@ -257,6 +257,21 @@ pub struct Summary {
     pub started_at: Option<String>,
     /// When the run ended (RFC 3339).
     pub finished_at: Option<String>,
+    /// Lines of models no longer in the job: kept in results.jsonl, left out of the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<LeftOut>,
+}
+
+/// `left_out` of the summary: the latest lines of models that are not in the current job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// How many (row, model) lines.
+    pub rows: u64,
+    /// What they cost (still counted by `budget_usd`: the money was spent).
+    #[serde(with = "crate::money")]
+    pub cost_usd: Decimal,
+    /// The models, sorted.
+    pub models: Vec<String>,
 }
 
 /// `rows` of the summary.

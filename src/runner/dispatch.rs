@@ -62,6 +62,7 @@ pub(crate) async fn execute(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
+        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
     });
     let progress = Progress::new(pending);
     let (tx, writer) = {
@@ -200,7 +201,7 @@ async fn dispatch_rows(
         let mut vars: Option<crate::output::RawJson> = None;
         for model in builder.models_for(&row) {
             let key = key_hash(&row.id, model);
-            if recovered.done.contains(&key) {
+            if recovered.done.contains(&key) || ctx.breakers.is_open(model) {
                 continue;
             }
             let prior = recovered.failed.get(&key).cloned();
@@ -382,6 +383,7 @@ fn finish(
         started_at: Some(started_at.to_string()),
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
+        models: Some(models.to_vec()),
     };
     OutputDir::new(&job.output_dir)
         .finalize(&meta, &[&csv, &SummaryJson])

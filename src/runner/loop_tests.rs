@@ -103,6 +103,7 @@ async fn run_pair(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
+        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
         inflight: crate::output::inflight::Inflight::create(
             &tempfile::tempdir()
                 .expect("a temp dir")

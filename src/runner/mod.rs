@@ -13,6 +13,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod breaker;
 mod crashed;
 mod dispatch;
 mod lookup;
@@ -40,7 +41,7 @@ use crate::limits::Limiter;
 use crate::output::{ResultLine, Summary};
 use crate::prices::PriceTable;
 
-pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
+pub use prepare::{check_slugs, job_models, job_pairs, scan_job, spool_stdin, warn_too_long};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]
@@ -64,6 +65,10 @@ pub struct RunOptions {
     pub only_rows: Option<std::sync::Arc<std::collections::HashSet<u64>>>,
     /// The client to use (built once per command); `None`: `run` builds one for the job.
     pub client: Option<crate::client::Client>,
+    /// The endpoint is the built-in mock (`--mock`): recorded in the manifest.
+    pub mock: bool,
+    /// `--allow-unknown-models`: send to models `/models` does not list.
+    pub allow_unknown_models: bool,
 }
 
 impl Default for RunOptions {
@@ -78,6 +83,8 @@ impl Default for RunOptions {
             lookup_backoff_scale: 1.0,
             only_rows: None,
             client: None,
+            mock: false,
+            allow_unknown_models: false,
         }
     }
 }
@@ -196,6 +203,8 @@ pub(crate) struct Ctx {
     pub deferred: Mutex<Vec<Deferred>>,
     /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
     pub lookup_scale: f64,
+    /// Per-model circuit breakers: a model whose first pairs all fail alike is not sent to.
+    pub breakers: breaker::Breakers,
 }
 
 /// The generation look-up budget and its circuit breaker.
