@@ -1,5 +1,7 @@
-//! `orbatch validate`: parse every row and render every prompt, as `run` does first; send
-//! nothing and write nothing into the output dir. Exit 0 or 2.
+//! `orbatch validate`: parse every row and render every prompt, as `run` does first, and check
+//! the models against the endpoint's `/models` (unknown: exit 2; a prompt longer than its
+//! model's context: a warning). It sends no prompt and writes nothing into the output dir.
+//! Exit 0 or 2.
 
 use std::path::Path;
 
@@ -12,7 +14,8 @@ use crate::job::Job;
 
 pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     let mut o = a.overrides();
-    // validate sends nothing: OPENROUTER_BASE_URL does not matter, but a bad --base-url does.
+    // validate sends no prompt (it reads the endpoint's /models list only): a bad --base-url
+    // is an error, a bad OPENROUTER_BASE_URL only skips the model check.
     o.base_url = Some(
         o.base_url
             .unwrap_or_else(|| crate::endpoint::DEFAULT_BASE_URL.to_string()),
@@ -62,7 +65,14 @@ async fn check_models(
     job: &mut Job,
     models: &mut Vec<String>,
 ) -> Result<crate::prices::PriceTable, CommandError> {
-    let endpoint = endpoint(&a.api, &a.base_url).await?;
+    // A bad OPENROUTER_BASE_URL fails `run`, not `validate`: the list is then not read.
+    let endpoint = match endpoint(&a.api, &a.base_url).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("orbatch: model names not checked: {e:#}");
+            return Ok(crate::prices::PriceTable::default());
+        }
+    };
     let client = query_client(&endpoint)?;
     let prices =
         crate::prices::PriceTable::cached_or_fetch(&client, crate::prices::RUN_MAX_AGE).await;

@@ -32,10 +32,14 @@ impl TooLong {
         if self.requests == 0 {
             return Vec::new();
         }
+        let (noun, verb) = if self.requests == 1 {
+            ("request", "has a prompt")
+        } else {
+            ("requests", "have prompts")
+        };
         let mut out = vec![format!(
-            "{} request{} have a prompt longer than the model's context length (from /models): OpenRouter refuses them (HTTP 400, context_length); shorten those rows or pick a model with a longer context",
-            self.requests,
-            if self.requests == 1 { "" } else { "s" }
+            "{} {noun} {verb} longer than the model's context length (from /models): OpenRouter refuses them (HTTP 400, context_length); shorten those rows or pick a model with a longer context",
+            self.requests
         )];
         out.extend(self.examples.iter().cloned());
         if self.requests > self.examples.len() as u64 {

@@ -15,6 +15,20 @@ fn demo_job(wd: &Workdir, rows: usize) {
     );
 }
 
+/// `--input in.csv --prompt "{{ text }}" --model MODEL`, then `extra`.
+fn args<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--input",
+        "in.csv",
+        "--prompt",
+        "{{ text }}",
+        "--model",
+        model,
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
 #[test]
 fn mock_runs_have_their_own_output_dir() {
     let wd = Workdir::new();
@@ -71,14 +85,7 @@ fn an_unknown_model_is_refused_before_sending_with_a_suggestion() {
     let wd = Workdir::new();
     wd.create("in.csv", &rows_csv(5));
     let mock = Mock::plain();
-    let args = [
-        "--input",
-        "in.csv",
-        "--model",
-        "openai/gpt4o-mini",
-        "--prompt",
-        "{{ text }}",
-    ];
+    let args = args("openai/gpt4o-mini", &[]);
     wd.run(&mock, &args)
         .assert()
         .code(2)
@@ -87,7 +94,7 @@ fn an_unknown_model_is_refused_before_sending_with_a_suggestion() {
         ));
     let mut validate = wd.command(&["validate", "--base-url", &mock.url()]);
     validate
-        .args(args)
+        .args(&args)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("did you mean openai/gpt-4o-mini?"));
@@ -103,26 +110,14 @@ fn allow_unknown_models_sends_and_the_breaker_stops_a_model_that_always_fails() 
     let wd = Workdir::new();
     let mock = Mock::plain();
     wd.create("in.csv", &rows_csv(50));
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--prompt",
-            "{{ text }}",
-            "--model",
-            "nobody/no-such-model",
-            "--allow-unknown-models",
-            "--concurrency",
-            "1",
-        ],
-    )
-    .assert()
-    .code(3)
-    .stderr(predicate::str::contains(
-        "model nobody/no-such-model: its first 20 requests all failed with the same error",
-    ))
-    .stderr(predicate::str::contains("not a valid model ID"));
+    let unknown = ["--allow-unknown-models", "--concurrency", "1"];
+    wd.run(&mock, &args("nobody/no-such-model", &unknown))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "model nobody/no-such-model: its first 20 requests all failed with the same error",
+        ))
+        .stderr(predicate::str::contains("not a valid model ID"));
     // The 21st may have been on its way when the 20th failed.
     let sent = mock.requests().len() as u64;
     assert!(
@@ -202,27 +197,18 @@ fn a_prompt_longer_than_the_context_is_flagged_and_refused_by_the_mock() {
     let wd = Workdir::new();
     huge_row_job(&wd);
     let mock = Mock::plain();
-    let args = [
-        "--input",
-        "in.csv",
-        "--model",
-        MINI,
-        "--prompt",
-        "{{ text }}",
-        "--max-tokens",
-        "8",
-    ];
-    let flagged = "1 request have a prompt longer than the model's context length";
+    let args = args(MINI, &["--max-tokens", "8"]);
+    let flagged = "1 request has a prompt longer than the model's context length";
     let mut validate = wd.command(&["validate", "--base-url", &mock.url()]);
     validate
-        .args(args)
+        .args(&args)
         .assert()
         .code(0)
         .stderr(predicate::str::contains(flagged))
         .stderr(predicate::str::contains("in.csv:3: openai/gpt-4o-mini"));
     let mut estimate = wd.command(&["estimate", "--base-url", &mock.url()]);
     estimate
-        .args(args)
+        .args(&args)
         .assert()
         .code(0)
         .stderr(predicate::str::contains(flagged));
@@ -247,36 +233,12 @@ fn a_run_that_fails_validation_leaves_no_lock_and_no_dir() {
     let wd = Workdir::new();
     wd.create("in.csv", "id,text\n1,fine\n2,too,many\n");
     let mock = Mock::plain();
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-        ],
-    )
-    .assert()
-    .code(2);
+    wd.run(&mock, &args(MINI, &[])).assert().code(2);
     assert!(!wd.path().join("out/in").exists());
     std::fs::create_dir_all(wd.path().join("kept")).unwrap();
-    wd.run(
-        &mock,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-            "--output-dir",
-            "kept",
-        ],
-    )
-    .assert()
-    .code(2);
+    wd.run(&mock, &args(MINI, &["--output-dir", "kept"]))
+        .assert()
+        .code(2);
     assert!(wd.path().join("kept").is_dir(), "the user's dir stays");
     assert!(!wd.path().join("kept/.orbatch.lock").exists());
 }
