@@ -126,6 +126,10 @@ pub struct JobArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Send to models the endpoint's /models does not list (for endpoints whose list is
+    /// incomplete); by default an unknown model is refused before anything is sent.
+    #[arg(long)]
+    pub allow_unknown_models: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub api: ApiArgs,
@@ -150,6 +154,7 @@ impl JobArgs {
             limit: self.limit,
             base_url: self.base_url.clone(),
             id_column: self.id_column.clone(),
+            mock: self.api.mock,
         }
     }
 }

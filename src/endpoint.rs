@@ -120,6 +120,7 @@ impl Endpoint {
                 ..MockConfig::default()
             })
             .await?;
+            crate::prices::disable_cache();
             return Ok(Endpoint {
                 base_url: server.base_url(),
                 key: Some(SecretString::from("sk-or-v1-mock-local".to_string())),
@@ -137,7 +138,7 @@ impl Endpoint {
     pub fn require_key(&self) -> Result<(), EndpointError> {
         if self.key.is_none() && self.base_url.starts_with(DEFAULT_BASE_URL) {
             return Err(EndpointError(
-                "no API key: set OPENROUTER_API_KEY or pass --api-key-file PATH (or try --mock)"
+                "OPENROUTER_API_KEY is not set: export it, or pass --api-key-file PATH (or try --mock); nothing was sent"
                     .into(),
             ));
         }

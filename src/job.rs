@@ -126,6 +126,9 @@ pub struct Overrides {
     pub base_url: Option<String>,
     /// `--id-column NAME`.
     pub id_column: Option<String>,
+    /// `--mock`: the default output dir is `out/<name>-mock`, so that a rehearsal never
+    /// shares its results with a real run.
+    pub mock: bool,
 }
 
 /// The request every row is sent with.
@@ -144,6 +147,19 @@ pub struct RequestSpec {
     pub temperature: Option<f64>,
     /// Other body fields, passed through unchanged.
     pub extra: Map<String, Value>,
+    /// Bare model names of batch lines (`gpt-4o-mini`) and the `/models` slug each is sent
+    /// as (`openai/gpt-4o-mini`); set by the run's model check.
+    pub aliases: Vec<(String, String)>,
+}
+
+impl RequestSpec {
+    /// The slug `model` is sent as: its alias, or itself.
+    pub fn slug<'a>(&'a self, model: &'a str) -> &'a str {
+        self.aliases
+            .iter()
+            .find(|(bare, _)| bare == model)
+            .map_or(model, |(_, slug)| slug.as_str())
+    }
 }
 
 /// Concurrency, rate limits, retries and the budget.
@@ -229,10 +245,14 @@ impl Job {
             })
             .filter(|n| !n.is_empty() && input != Path::new("-"))
             .unwrap_or_else(|| "job".to_string());
-        let output_dir = o
-            .output_dir
-            .or(jf.output_dir)
-            .unwrap_or_else(|| Path::new("out").join(&name));
+        let output_dir = o.output_dir.or(jf.output_dir).unwrap_or_else(|| {
+            let dir = if o.mock {
+                format!("{name}-mock")
+            } else {
+                name.clone()
+            };
+            Path::new("out").join(dir)
+        });
         let mut models = if o.models.is_empty() {
             jf.request.models.unwrap_or_default()
         } else {
@@ -252,6 +272,7 @@ impl Job {
             max_tokens: o.max_tokens.or(jf.request.max_tokens),
             temperature: jf.request.temperature,
             extra: jf.request.extra.unwrap_or_default(),
+            aliases: Vec::new(),
         };
         for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
             if request.extra.contains_key(reserved) {

@@ -40,6 +40,7 @@ pub mod request;
 pub mod retry;
 pub mod runner;
 pub mod scan;
+pub mod slugs;
 pub mod template;
 pub mod tokens;
 pub mod transport;

@@ -35,6 +35,59 @@ pub struct Manifest {
     pub id_column: Option<String>,
     /// blake3 of the whole input file.
     pub input_fingerprint: String,
+    /// Where the results came from (absent in manifests of earlier versions: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointRecord>,
+}
+
+/// The endpoint an output dir's results came from: a resume against another is refused, so
+/// the built-in mock's replies are never reported as a real run's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The API base URL.
+    pub base_url: String,
+    /// True for the built-in mock (`--mock`), whose URL changes with every run.
+    pub mock: bool,
+}
+
+impl EndpointRecord {
+    /// How it is named in messages.
+    pub fn describe(&self) -> String {
+        if self.mock {
+            "the built-in mock (--mock)".to_string()
+        } else {
+            crate::client::without_userinfo(&self.base_url)
+        }
+    }
+
+    /// The same endpoint: both the mock, or the same base URL (a loopback server's port
+    /// aside: a local server gets a new port when restarted).
+    pub fn same_as(&self, other: &EndpointRecord) -> bool {
+        match (self.mock, other.mock) {
+            (true, true) => true,
+            (false, false) => identity(&self.base_url) == identity(&other.base_url),
+            _ => false,
+        }
+    }
+}
+
+/// A base URL without its trailing `/`, and without its port when the host is a loopback one.
+fn identity(base_url: &str) -> String {
+    let trimmed = base_url.trim_end_matches('/');
+    let Ok(mut url) = reqwest::Url::parse(trimmed) else {
+        return trimmed.to_string();
+    };
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        let _ = url.set_port(None);
+    }
+    url.as_str().trim_end_matches('/').to_string()
 }
 
 impl Manifest {
@@ -61,6 +114,15 @@ impl Manifest {
         );
         cmp("request.extra", j(&old.extra), j(&self.extra));
         cmp("id_column", j(&old.id_column), j(&self.id_column));
+        if let (Some(was), Some(now)) = (&old.endpoint, &self.endpoint)
+            && !was.same_as(now)
+        {
+            out.push(format!(
+                "endpoint: the results there came from {}, this run is against {}",
+                was.describe(),
+                now.describe()
+            ));
+        }
         if old.input_fingerprint != self.input_fingerprint {
             out.push("the input file's contents changed since the first run".to_string());
         }
@@ -178,7 +240,57 @@ mod tests {
             extra: Map::new(),
             id_column: None,
             input_fingerprint: fp.into(),
+            endpoint: None,
         }
+    }
+
+    fn at(base_url: &str, mock: bool) -> Option<EndpointRecord> {
+        Some(EndpointRecord {
+            base_url: base_url.into(),
+            mock,
+        })
+    }
+
+    #[test]
+    fn another_endpoint_is_a_change_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = Manifest {
+            endpoint: at("http://127.0.0.1:4100/api/v1", true),
+            ..m("a", "x")
+        };
+        assert!(mock.check_or_write(dir.path()).unwrap().is_ok());
+        let again = Manifest {
+            endpoint: at("http://127.0.0.1:4200/api/v1", true),
+            ..m("a", "x")
+        };
+        assert!(again.check_or_write(dir.path()).unwrap().is_ok());
+        let real = Manifest {
+            endpoint: at("https://openrouter.ai/api/v1", false),
+            ..m("a", "x")
+        };
+        let changes = real.check_or_write(dir.path()).unwrap().unwrap_err();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            changes[0].contains("the built-in mock (--mock)")
+                && changes[0].contains("https://openrouter.ai/api/v1"),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn endpoints_compare_by_url_a_loopback_port_aside() {
+        let e = |u: &str| EndpointRecord {
+            base_url: u.into(),
+            mock: false,
+        };
+        assert!(e("http://127.0.0.1:1/api/v1").same_as(&e("http://127.0.0.1:2/api/v1/")));
+        assert!(e("http://localhost:1/v1").same_as(&e("http://localhost:9/v1")));
+        assert!(!e("https://a.example:1/v1").same_as(&e("https://a.example:2/v1")));
+        assert!(!e("https://a.example/v1").same_as(&e("https://b.example/v1")));
+        assert!(!e("http://127.0.0.1:1/v1").same_as(&EndpointRecord {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            mock: true
+        }));
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub use live::{LivePrices, Priced};
 /// most once per command, and prices change far more slowly than that.
 pub const RUN_MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// Set by [`disable_cache`]: this process neither reads nor writes the disk cache.
+static NO_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps this process's price tables off the disk cache: `--mock` runs against a throw-away
+/// in-process server, whose table must not be left in `~/.cache/orbatch`.
+pub fn disable_cache() {
+    NO_CACHE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// What orbatch knows of one model's price and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrice {
@@ -164,6 +173,9 @@ impl PriceTable {
     }
 
     fn cache_path(base_url: &str) -> Option<PathBuf> {
+        if NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let dir = std::env::var_os("ORBATCH_CACHE_DIR")
             .map(PathBuf::from)
             .or_else(|| {

@@ -38,6 +38,7 @@ impl BodyBuilder {
             RowBody::Batch(body) => body
                 .get("model")
                 .and_then(Value::as_str)
+                .map(|m| self.spec.slug(m))
                 .into_iter()
                 .collect(),
             _ => Vec::new(),
@@ -140,6 +141,7 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .clone(),
+            aliases: Vec::new(),
         }
     }
 

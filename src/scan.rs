@@ -51,6 +51,9 @@ pub struct ScanReport {
     pub error_count: u64,
     /// The distinct `body.model` values of Batch rows, in first-seen order.
     pub batch_models: Vec<String>,
+    /// The largest prompt's token count bound (bytes based, cannot undercount): when it is
+    /// under every model's context length, no prompt needs counting against it.
+    pub max_prompt_upper: u64,
 }
 
 impl ScanReport {
@@ -81,6 +84,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
         errors: Vec::new(),
         error_count: 0,
         batch_models: Vec::new(),
+        max_prompt_upper: 0,
     };
     let reader = Format::from_path(path)
         .and_then(|format| RowReader::from_reader(path, format, tee, opts.id_column));
@@ -102,6 +106,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
             }
             report.columns = reader.columns();
             report.batch_models = std::mem::take(&mut checker.batch_models);
+            report.max_prompt_upper = checker.max_prompt_upper;
             name_first_lines(&mut report, &checker.duplicates, opts);
         }
         Err(e) => report.push_error(e, opts.max_errors),
@@ -121,6 +126,7 @@ struct Checker {
     duplicates: Vec<(usize, u64)>,
     models: HashSet<String>,
     batch_models: Vec<String>,
+    max_prompt_upper: u64,
 }
 
 /// Names the line where each listed duplicate id was first seen: a second read of the input,
@@ -157,7 +163,10 @@ impl Checker {
             self.last_duplicate = Some(hash);
             return Err(err(format!("duplicate id '{}'", shorten(&row.id))));
         }
-        opts.template.messages(row).map_err(err)?;
+        let messages = opts.template.messages(row).map_err(err)?;
+        self.max_prompt_upper = self
+            .max_prompt_upper
+            .max(crate::prices::prompt_tokens_upper_bound(&messages));
         if let RowBody::Batch(body) = &row.body {
             match body.get("model") {
                 Some(Value::String(model)) if !model.is_empty() => {

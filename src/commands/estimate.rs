@@ -73,7 +73,9 @@ async fn pilot(
 ) -> Result<(PilotPlan, Calibration, Exit), CommandError> {
     let job = session.job();
     let plan = session.plan_pilot(n, a.seed).await?;
-    let opts = plan.run_options(endpoint.key.clone(), a.yes);
+    let mut opts = plan.run_options(endpoint.key.clone(), a.yes);
+    opts.mock = endpoint.mock.is_some();
+    opts.allow_unknown_models = a.job.allow_unknown_models;
     if session.check_pilot(&opts).await? == Verdict::Refused {
         return Err(CommandError::Refused);
     }

@@ -25,6 +25,8 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
         // One client for the pre-flight and the run (building one reads TLS roots).
         client: Some(crate::client::Client::for_job(&job, endpoint.key.as_ref())?),
         cache: cache_setup(&a, &job, endpoint.mock.is_some()),
+        mock: endpoint.mock.is_some(),
+        allow_unknown_models: a.job.allow_unknown_models,
     };
     if crate::estimate::preflight(&job, &opts).await? == Verdict::Refused {
         return Err(CommandError::Refused);
@@ -96,6 +98,14 @@ fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
         if let Some(hint) = resume_hint(stop) {
             eprintln!("orbatch: {hint}");
         }
+    }
+    if let Some(l) = &report.summary.left_out {
+        eprintln!(
+            "orbatch: {} earlier results of models not in this job ({}; {}) are kept in results.jsonl but left out of results.csv, the summary and the exit code",
+            l.rows,
+            l.models.join(", "),
+            crate::money::usd(l.cost_usd)
+        );
     }
     if report.summary.rows.error > 0 {
         eprintln!(

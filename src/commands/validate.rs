@@ -1,17 +1,21 @@
-//! `orbatch validate`: parse every row and render every prompt, as `run` does first; send
-//! nothing and write nothing into the output dir. Exit 0 or 2.
+//! `orbatch validate`: parse every row and render every prompt, as `run` does first, and check
+//! the models against the endpoint's `/models` (unknown: exit 2; a prompt longer than its
+//! model's context: a warning). It sends no prompt and writes nothing into the output dir.
+//! Exit 0 or 2.
 
 use std::path::Path;
 
 use super::error::CommandError;
 use super::exit::Exit;
 use super::print::{print_json, print_stdout};
+use super::resolve::{endpoint, query_client};
 use crate::cli::JobArgs;
 use crate::job::Job;
 
 pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     let mut o = a.overrides();
-    // validate sends nothing: OPENROUTER_BASE_URL does not matter, but a bad --base-url does.
+    // validate sends no prompt (it reads the endpoint's /models list only): a bad --base-url
+    // is an error, a bad OPENROUTER_BASE_URL only skips the model check.
     o.base_url = Some(
         o.base_url
             .unwrap_or_else(|| crate::endpoint::DEFAULT_BASE_URL.to_string()),
@@ -30,9 +34,13 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     })
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
-    let (report, _) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
-    let plan = crate::plan::Plan::new(&job, &report);
-    let (models, pairs) = (plan.models(), plan.total(report.rows));
+    let (report, template) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    let mut job = job;
+    let mut models = crate::plan::Plan::new(&job, &report).models().to_vec();
+    let prices = check_models(&a, &mut job, &mut models).await?;
+    crate::runner::warn_too_long(&job, &template, &prices, &report)
+        .map_err(|e| CommandError::Input(e.to_string()))?;
+    let pairs = crate::plan::Plan::new(&job, &report).total(report.rows);
     if a.json {
         print_json(&serde_json::json!({
             "input": shown, "rows": report.rows, "models": models, "requests": pairs,
@@ -48,4 +56,30 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// Checks the job's models against the endpoint's `/models` (as `run` does before sending);
+/// an endpoint without a usable list checks nothing, and says so. Returns the list.
+async fn check_models(
+    a: &JobArgs,
+    job: &mut Job,
+    models: &mut Vec<String>,
+) -> Result<crate::prices::PriceTable, CommandError> {
+    // A bad OPENROUTER_BASE_URL fails `run`, not `validate`: the list is then not read.
+    let endpoint = match endpoint(&a.api, &a.base_url).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("orbatch: model names not checked: {e:#}");
+            return Ok(crate::prices::PriceTable::default());
+        }
+    };
+    let client = query_client(&endpoint)?;
+    let prices =
+        crate::prices::PriceTable::cached_or_fetch(&client, crate::prices::RUN_MAX_AGE).await;
+    if let Some(why) = &prices.error {
+        eprintln!("orbatch: model names not checked: {why}");
+    }
+    crate::runner::check_slugs(job, models, &prices, a.allow_unknown_models)
+        .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    Ok(prices)
 }

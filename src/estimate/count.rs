@@ -156,6 +156,8 @@ pub struct FirstPass {
     pub rows: u64,
     /// Each row's prompt tokens (its first model's count), when asked for.
     pub row_tokens: Vec<u32>,
+    /// The prompts longer than their model's context length.
+    pub too_long: super::context::TooLong,
 }
 
 /// Counts every row of the job.
@@ -171,11 +173,14 @@ pub fn first_pass(
         tally: Tally::with_models(models),
         rows: 0,
         row_tokens: Vec::new(),
+        too_long: Default::default(),
     };
     for_each_row(job, |row| {
         let mut first: Option<u64> = None;
         counter.row(&row, |model, c| {
             out.tally.add(model, c);
+            let at = (job.input.as_path(), row.line);
+            out.too_long.check(at, model, c.prompt_tokens, prices);
             first.get_or_insert(c.prompt_tokens);
         });
         out.rows += 1;

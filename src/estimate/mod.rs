@@ -13,6 +13,7 @@
 //! Memory stays flat in rows: one row at a time, plus 4 bytes a row when a pilot needs to
 //! spread its sample over prompt lengths.
 
+mod context;
 mod count;
 mod model;
 mod notes;
@@ -22,6 +23,7 @@ mod render;
 mod report;
 mod session;
 
+pub use context::{TooLong, may_be_too_long, too_long};
 pub use model::{Counts, DEFAULT_GUESS, Fit, Range, Sample, estimate_rest, fit};
 pub use pilot::{Calibration, Pick, pick};
 pub use preflight::{Pending, Verdict, pending_high};

@@ -172,6 +172,7 @@ impl Session {
         };
         let mut report = build(&inputs);
         super::notes::annotate(&mut report, &inputs);
+        report.warnings.extend(self.first.too_long.warnings());
         report
     }
 }

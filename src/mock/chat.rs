@@ -137,6 +137,22 @@ fn decide(
             return now(rec, Outcome::BadRequest, 400, &msg, None);
         }
     };
+    let prompt_tokens = models::prompt_tokens(&req.messages);
+    let requested = prompt_tokens + req.max_tokens.unwrap_or(0);
+    if requested > info.context_length {
+        let msg = format!(
+            "This endpoint's maximum context length is {} tokens. However, you requested about {requested} tokens ({prompt_tokens} of text input, {} in the output). Please reduce the length of either one, or use the \"middle-out\" transform to compress your prompt automatically.",
+            info.context_length,
+            req.max_tokens.unwrap_or(0)
+        );
+        return now(
+            rec,
+            Outcome::BadRequest,
+            400,
+            &msg,
+            Some("context_length_exceeded"),
+        );
+    }
     if let Err(wait) = st.admit(arrival) {
         rec.status = 429;
         return (Outcome::RateLimited, Plan::Now(rate_limited(st, wait)));

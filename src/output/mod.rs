@@ -286,6 +286,9 @@ pub struct Summary {
     /// Response-cache hits and what they saved.
     #[serde(default)]
     pub cache: CacheTotals,
+    /// Lines of models no longer in the job: kept in results.jsonl, left out of the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<LeftOut>,
 }
 
 /// `cache` of the summary.
@@ -296,6 +299,18 @@ pub struct CacheTotals {
     /// What those answers cost when they were first paid.
     #[serde(with = "crate::money")]
     pub saved_usd: Decimal,
+}
+
+/// `left_out` of the summary: the latest lines of models that are not in the current job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// How many (row, model) lines.
+    pub rows: u64,
+    /// What they cost (still counted by `budget_usd`: the money was spent).
+    #[serde(with = "crate::money")]
+    pub cost_usd: Decimal,
+    /// The models, sorted.
+    pub models: Vec<String>,
 }
 
 /// `rows` of the summary.

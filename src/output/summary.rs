@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::results::for_each_latest;
 use super::{
-    CacheTotals, CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency,
+    CacheTotals, CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency, LeftOut,
     RequestCounts, ResultLine, RowCounts, Status, Summary, TokenCounts, truncate_chars,
 };
 use crate::fsutil::replace_file;
@@ -39,6 +39,9 @@ pub struct SummaryMeta {
     pub finished_at: Option<String>,
     /// The run's wall time; `None`: the span between `started_at` and `finished_at`.
     pub wall_secs: Option<f64>,
+    /// The job's models: lines of other models go to `left_out`, not the totals. `None`:
+    /// every line counts (`orbatch summary`).
+    pub models: Option<Vec<String>>,
 }
 
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
@@ -162,6 +165,9 @@ struct Acc {
     last_finish: Option<OffsetDateTime>,
     /// The lines' own times are read only when the caller does not know the run's.
     needs_times: bool,
+    /// The job's models, when lines of others are left out.
+    only: Option<std::collections::HashSet<String>>,
+    left_out: LeftOut,
 }
 
 /// The entry of `key` in `map`, allocating the key only the first time it is seen.
@@ -181,12 +187,24 @@ impl Acc {
             needs_times: meta.started_at.is_none()
                 || meta.finished_at.is_none()
                 || meta.wall_secs.is_none(),
+            only: meta.models.as_ref().map(|m| m.iter().cloned().collect()),
             ..Acc::default()
         }
     }
 
     fn add(&mut self, line: &SummaryLine<'_>) {
         let cost = line.cost_usd.unwrap_or_default();
+        if let Some(only) = &self.only
+            && !only.contains(line.model.as_ref())
+        {
+            let l = &mut self.left_out;
+            l.rows += 1;
+            l.cost_usd += cost;
+            if let Err(at) = l.models.binary_search_by(|m| m.as_str().cmp(&line.model)) {
+                l.models.insert(at, line.model.to_string());
+            }
+            return;
+        }
         match line.status {
             Status::Ok => self.rows.ok += 1,
             Status::Error => self.rows.error += 1,
@@ -292,6 +310,7 @@ impl Acc {
             started_at,
             finished_at,
             cache: self.cache,
+            left_out: (self.left_out.rows > 0).then_some(self.left_out),
         }
     }
 }

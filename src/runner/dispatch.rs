@@ -57,6 +57,7 @@ pub(crate) async fn execute(
             .cache
             .as_ref()
             .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
+        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
     });
     let progress = Progress::new(plan.pending_count(p.scan.rows));
     let (tx, writer) = {
@@ -154,6 +155,7 @@ fn finish(
         started_at: Some(started_at.to_string()),
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
+        models: Some(plan.models().to_vec()),
     };
     OutputDir::new(&job.output_dir)
         .finalize(&meta, &[&csv, &SummaryJson])

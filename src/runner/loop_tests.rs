@@ -97,6 +97,7 @@ async fn run_pair(
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
         cache: None,
+        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
         inflight: crate::output::inflight::Inflight::create(
             &tempfile::tempdir()
                 .expect("a temp dir")

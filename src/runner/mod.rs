@@ -13,6 +13,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod breaker;
 mod cached;
 mod crashed;
 mod dispatch;
@@ -45,7 +46,7 @@ use crate::output::{ResultLine, Summary};
 use crate::prices::LivePrices;
 
 pub use crashed::recorded;
-pub use prepare::{scan_job, spool_stdin};
+pub use prepare::{check_slugs, scan_job, spool_stdin, warn_too_long};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]
@@ -71,6 +72,10 @@ pub struct RunOptions {
     pub client: Option<crate::client::Client>,
     /// The response cache to use: its dir and the endpoint's identity (`None`: no cache).
     pub cache: Option<CacheSetup>,
+    /// The endpoint is the built-in mock (`--mock`): recorded in the manifest.
+    pub mock: bool,
+    /// `--allow-unknown-models`: send to models `/models` does not list.
+    pub allow_unknown_models: bool,
 }
 
 /// Where the response cache is and whose answers it holds.
@@ -96,6 +101,8 @@ impl Default for RunOptions {
             only_rows: None,
             client: None,
             cache: None,
+            mock: false,
+            allow_unknown_models: false,
         }
     }
 }
@@ -217,6 +224,8 @@ pub(crate) struct Ctx {
     pub lookup_scale: f64,
     /// The response cache (`None`: off, or unusable).
     pub cache: Option<std::sync::Arc<crate::transport::cache::ResponseCache>>,
+    /// Per-model circuit breakers: a model whose first pairs all fail alike is not sent to.
+    pub breakers: breaker::Breakers,
 }
 
 /// The generation look-up budget and its circuit breaker.

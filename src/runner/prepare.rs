@@ -59,16 +59,33 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
     Ok((report, template))
 }
 
+/// Prepares a run. When it fails (a bad row, a changed request shape, ...), it leaves no
+/// lock file and no output dir that it created itself.
 pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, RunError> {
+    let dir = job.output_dir.clone();
+    let dir_existed = dir.is_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        RunError::Config(format!("cannot create output dir {}: {e}", dir.display()))
+    })?;
+    let lock_path = dir.join(crate::manifest::LOCK);
+    let lock_existed = std::fs::symlink_metadata(&lock_path).is_ok();
+    let lock = DirLock::acquire(&dir).map_err(RunError::Config)?;
+    let prepared = prepare_locked(job, opts, lock).await;
+    if prepared.is_err() {
+        if !lock_existed {
+            let _ = std::fs::remove_file(&lock_path);
+        }
+        if !dir_existed {
+            // Only when empty: a spooled stdin or anything else stays.
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    prepared
+}
+
+async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<Prepared, RunError> {
     let mut job = job.clone();
     let config = |msg: String| RunError::Config(msg);
-    std::fs::create_dir_all(&job.output_dir).map_err(|e| {
-        config(format!(
-            "cannot create output dir {}: {e}",
-            job.output_dir.display()
-        ))
-    })?;
-    let lock = DirLock::acquire(&job.output_dir).map_err(config)?;
     if job.input == Path::new("-") {
         job.input =
             spool_stdin(&job.output_dir).map_err(|e| config(format!("cannot read stdin: {e}")))?;
@@ -90,9 +107,27 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     let (scan, template) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
         .await
         .map_err(|e| RunError::Other(anyhow::anyhow!("input scan failed: {e}")))??;
-    let plan = Plan::new(&job, &scan);
-    let models = plan.models();
+    let mut models = Plan::new(&job, &scan).models().to_vec();
     tracing::debug!("scanned {} rows in {:?}", scan.rows, t.elapsed());
+    let mut prices = prices_task.await.unwrap_or_default();
+    // A cached table that lacks one of the job's models may predate it: ask once more.
+    if prices.error.is_none()
+        && !prices.age().is_zero()
+        && models.iter().any(|m| prices.get(m).is_none())
+    {
+        let fresh = PriceTable::fetch(&client).await;
+        if fresh.error.is_none() {
+            prices = fresh;
+        }
+    }
+    check_slugs(&mut job, &mut models, &prices, opts.allow_unknown_models)?;
+    // The plan knows the job's models as checked (a batch file's bare names mapped to slugs).
+    let plan = Plan::with_models(models.clone(), job.request.models.is_empty());
+    check_budget_is_enforceable(&job, &models, &prices)?;
+    warn_too_long(&job, &template, &prices, &scan).map_err(|e| RunError::Input {
+        errors: vec![e],
+        count: 1,
+    })?;
     let t = std::time::Instant::now();
 
     if opts.fresh {
@@ -119,12 +154,16 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         id_column: job.id_column.clone(),
         // Hashed once, by the scan.
         input_fingerprint: scan.fingerprint.clone(),
+        endpoint: Some(crate::manifest::EndpointRecord {
+            base_url: job.base_url.clone(),
+            mock: opts.mock,
+        }),
     };
     match manifest.check_or_write(&job.output_dir) {
         Ok(Ok(())) => {}
         Ok(Err(changes)) => {
             return Err(config(format!(
-                "{} holds results of a different request shape:\n  {}\nuse --fresh to start over, or another --output-dir",
+                "{} holds results of a different request shape or endpoint:\n  {}\nuse another --output-dir, or --fresh to start over",
                 job.output_dir.display(),
                 changes.join("\n  ")
             )));
@@ -140,18 +179,6 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     report_recovery(&results, &recovered);
     tracing::debug!("manifest and journal recovery in {:?}", t.elapsed());
 
-    let mut prices = prices_task.await.unwrap_or_default();
-    // A cached table that lacks one of the job's models may predate it: ask once more.
-    if prices.error.is_none()
-        && !prices.age().is_zero()
-        && models.iter().any(|m| prices.get(m).is_none())
-    {
-        let fresh = PriceTable::fetch(&client).await;
-        if fresh.error.is_none() {
-            prices = fresh;
-        }
-    }
-    check_budget_is_enforceable(&job, models, &prices)?;
     let started_at = crate::output::summary::now_rfc3339();
     Ok(Prepared {
         job,
@@ -199,6 +226,57 @@ fn report_recovery(path: &Path, r: &Recovered) {
             crate::money::usd(r.spent)
         );
     }
+}
+
+/// Refuses models `/models` does not list (unless `allow_unknown`), and maps the bare names
+/// of batch lines to their slugs, saying so.
+pub fn check_slugs(
+    job: &mut Job,
+    models: &mut Vec<String>,
+    prices: &PriceTable,
+    allow_unknown: bool,
+) -> Result<(), RunError> {
+    let found = crate::slugs::check(models, prices);
+    if let Some(msg) = found.refusal() {
+        if !allow_unknown {
+            return Err(RunError::Config(msg));
+        }
+        tracing::warn!("--allow-unknown-models: sending anyway:\n{msg}");
+    }
+    for (bare, slug) in &found.mapped {
+        eprintln!(
+            "orbatch: model {bare} is sent as {slug} (the one /models slug ending with /{bare})"
+        );
+    }
+    job.request.aliases = found.mapped;
+    let spec = &job.request;
+    let mapped = |list: &[String]| {
+        let mut seen = std::collections::HashSet::new();
+        list.iter()
+            .map(|m| spec.slug(m).to_string())
+            .filter(|m| seen.insert(m.clone()))
+            .collect::<Vec<_>>()
+    };
+    *models = mapped(models);
+    job.request.models = mapped(&job.request.models);
+    Ok(())
+}
+
+/// Says which prompts are longer than their model's context length (they can only fail). A
+/// pass over the input only when the scan's bound says some prompt may be.
+pub fn warn_too_long(
+    job: &Job,
+    template: &Template,
+    prices: &PriceTable,
+    scan: &ScanReport,
+) -> Result<(), crate::input::InputError> {
+    if !crate::estimate::may_be_too_long(scan.max_prompt_upper, prices) {
+        return Ok(());
+    }
+    for w in crate::estimate::too_long(job, template, prices)?.warnings() {
+        eprintln!("orbatch: warning: {w}");
+    }
+    Ok(())
 }
 
 /// A budget can be kept only when every model's worst case can be priced.

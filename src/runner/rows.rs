@@ -61,6 +61,9 @@ pub(crate) async fn dispatch_rows(
             let Some(pending) = plan.pending(&row.id, model) else {
                 continue;
             };
+            if ctx.breakers.is_open(model) {
+                continue;
+            }
             if messages.is_none() {
                 match template.messages(&row) {
                     Ok(m) => messages = Some(m),

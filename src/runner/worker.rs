@@ -57,6 +57,15 @@ pub(crate) async fn work(
     drop(permit);
     let started = started.unwrap_or_else(Instant::now);
     let mut line = new_line(&item.id, &item.model, &item.vars, &tally, started);
+    let failure = match &end {
+        End::Failed(f) if f.verdict == Verdict::Fail => Some((f.kind, f.message.as_str())),
+        _ => None,
+    };
+    if !matches!(end, End::NotSent | End::Stopped(_))
+        && let Some(why) = ctx.breakers.record(&item.model, failure)
+    {
+        crate::eprintln!("orbatch: {why}");
+    }
     match end {
         End::NotSent => None,
         End::Answered(c, reservation) => {

@@ -184,7 +184,7 @@ fn exit_1_when_some_rows_fail() {
     let wd = Workdir::new();
     let mock = Mock::plain();
     let bad = "nobody/no-such-model";
-    wd.run_rows(&mock, 3, &["--model", bad])
+    wd.run_rows(&mock, 3, &["--model", bad, "--allow-unknown-models"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("3 rows failed"));

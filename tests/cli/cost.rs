@@ -76,7 +76,9 @@ fn no_cost_and_no_generation_degrade_to_the_price_table_or_unknown() {
     wd.create("in.csv", &rows_csv(4));
     wd.create("job.toml", &job("auto", &[MINI, unlisted]));
     let t = Instant::now();
-    wd.run(&mock, &["job.toml"]).assert().code(0);
+    wd.run(&mock, &["job.toml", "--allow-unknown-models"])
+        .assert()
+        .code(0);
     let took = t.elapsed().as_secs_f64();
 
     let lines = wd.results("out/c");

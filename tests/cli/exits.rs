@@ -205,7 +205,7 @@ fn a_pilot_exits_as_run_does_4_for_a_refused_key_1_for_failed_rows() {
         "estimate",
         "in.csv",
         &mock,
-        &["--pilot", "2", "--model", bad],
+        &["--pilot", "2", "--model", bad, "--allow-unknown-models"],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let a = wd

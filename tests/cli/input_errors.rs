@@ -99,13 +99,15 @@ fn validate_a_good_job_exits_0_and_prints_the_row_count() {
         "job.toml",
         "input = \"in.csv\"\n[request]\nmodels = [\"openai/gpt-4o-mini\", \"anthropic/claude-3.5-haiku\"]\nprompt = \"{{ text }}\"\n",
     );
-    wd.command(&["validate", "job.toml"])
+    // validate reads the model list of the endpoint (the mock's), and sends nothing.
+    let mock = Mock::plain();
+    wd.command(&["validate", "job.toml", "--base-url", &mock.url()])
         .assert()
         .code(0)
         .stdout(predicate::str::contains("7 rows"))
         .stdout(predicate::str::contains("14 requests"));
     let a = wd
-        .command(&["validate", "job.toml", "--json"])
+        .command(&["validate", "job.toml", "--json", "--base-url", &mock.url()])
         .assert()
         .code(0);
     let v: serde_json::Value = serde_json::from_str(&out(&a).0).unwrap();

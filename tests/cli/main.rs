@@ -17,6 +17,7 @@ mod exits;
 mod faults;
 mod input_errors;
 mod limits;
+mod newcomer;
 mod plan;
 mod resume;
 mod run;

@@ -84,17 +84,24 @@ fn retry_failed_resends_only_the_failed_pairs() {
     wd.create("job.toml", &job(&[MINI, flaky]));
     // Unknown to the first server (400, not retried): those rows fail.
     let first = Mock::plain();
-    wd.run(&first, &["job.toml"]).assert().code(1);
+    wd.run(&first, &["job.toml", "--allow-unknown-models"])
+        .assert()
+        .code(1);
     // Known to the second: a plain re-run keeps the failures, --retry-failed sends them again.
     let second = Mock::start(orbatch::mock::MockConfig {
         unlisted_models: vec![flaky.to_string()],
         ..Default::default()
     });
-    wd.run(&second, &["job.toml"]).assert().code(1);
-    assert!(second.requests().is_empty());
-    wd.run(&second, &["job.toml", "--retry-failed"])
+    wd.run(&second, &["job.toml", "--allow-unknown-models"])
         .assert()
-        .code(0);
+        .code(1);
+    assert!(second.requests().is_empty());
+    wd.run(
+        &second,
+        &["job.toml", "--retry-failed", "--allow-unknown-models"],
+    )
+    .assert()
+    .code(0);
     let reqs = second.requests();
     assert_eq!(reqs.len(), 3);
     assert!(reqs.iter().all(|r| r.model == flaky));

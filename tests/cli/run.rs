@@ -329,6 +329,8 @@ fn stdin_input_and_limit() {
         MINI,
         "--prompt",
         "{{ text }}",
+        "--base-url",
+        &mock.url(),
     ])
     .write_stdin(rows_csv(4))
     .assert()

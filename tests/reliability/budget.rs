@@ -128,14 +128,19 @@ async fn a_budget_with_an_unpriced_model_is_refused() {
     })
     .await;
     let s = Scratch::with_rows(3);
-    let out = run_with_budget(&s, &srv, "acme/unlisted", 2, dec("1")).await;
+    // (--allow-unknown-models: the model is missing from /models, which the mock hides.)
+    let out = Orb::run(&s, &srv)
+        .args(["--model", "acme/unlisted", "--allow-unknown-models"])
+        .args(["--budget", "1", "--yes"])
+        .output()
+        .await;
     out.assert_code(2);
     assert!(out.stderr.contains("acme/unlisted"), "{}", out.stderr);
     assert!(out.stderr.contains("cannot be priced"), "{}", out.stderr);
     assert_eq!(srv.requests().len(), 0);
     // Without a budget the same model runs.
     Orb::run(&s, &srv)
-        .args(["--model", "acme/unlisted"])
+        .args(["--model", "acme/unlisted", "--allow-unknown-models"])
         .output()
         .await
         .assert_code(0);

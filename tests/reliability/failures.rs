@@ -188,7 +188,7 @@ async fn a_non_retryable_error_fails_at_once_with_the_providers_message() {
     let srv = mock(MockConfig::default()).await;
     let s = Scratch::with_rows(ROWS);
     let out = Orb::run(&s, &srv)
-        .args(["--model", "nope/unknown-model"])
+        .args(["--model", "nope/unknown-model", "--allow-unknown-models"])
         .output()
         .await;
     out.assert_code(1);
@@ -256,6 +256,7 @@ async fn summary_breaks_errors_down_by_kind_and_the_table_shows_top_messages() {
             MODEL,
             "--model",
             "nope/unknown-model",
+            "--allow-unknown-models",
             "--max-retries",
             "0",
         ])

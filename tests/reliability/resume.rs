@@ -132,7 +132,7 @@ async fn non_retryable_error_rows_are_resent_by_retry_failed_only() {
     let s = Scratch::with_rows(3);
     let srv = mock(MockConfig::default()).await;
     Orb::run(&s, &srv)
-        .args(["--model", unknown])
+        .args(["--model", unknown, "--allow-unknown-models"])
         .output()
         .await
         .assert_code(1);
@@ -149,7 +149,12 @@ async fn non_retryable_error_rows_are_resent_by_retry_failed_only() {
     })
     .await;
     Orb::run(&s, &knows)
-        .args(["--model", unknown, "--retry-failed"])
+        .args([
+            "--model",
+            unknown,
+            "--retry-failed",
+            "--allow-unknown-models",
+        ])
         .output()
         .await
         .assert_code(0);
