@@ -2,7 +2,8 @@
 //!
 //! Templates are compiled once; a [`Template`] is `Send + Sync` and cheap to share. Rendering is
 //! strict: a variable that the row lacks, or a null one, is an error naming it. There is no
-//! HTML escaping. Numbers render as written: CSV cells are text; a JSONL number keeps its text
+//! HTML escaping. `row` is the whole row (`{{ row["Product Name"] }}` for a column whose name
+//! is not an identifier), unless a column is named `row`. Numbers render as written: CSV cells are text; a JSONL number keeps its text
 //! (`1.50`, `2e3`: see `Row::raw_numbers`); a computed one prints in its shortest form.
 
 use minijinja::value::Value as JValue;
@@ -13,6 +14,8 @@ use crate::input::{Row, RowBody};
 
 const SYSTEM: &str = "system";
 const PROMPT: &str = "prompt";
+/// The variable holding the whole row.
+pub const ROW: &str = "row";
 /// The hidden context variable mapping a number's shortest text to its text as written.
 const RAW_NUMBERS: &str = "__orbatch_numbers_as_written";
 /// The detail of the error the formatter raises when a null value would be printed.
@@ -125,6 +128,24 @@ impl Template {
         out
     }
 
+    /// The first variable a template row (`RowBody::Vars`) lacks, when its rendering failed
+    /// for that reason; `None` for other rows and other errors.
+    pub fn missing_variable(&self, row: &Row) -> Option<&str> {
+        if row.body != RowBody::Vars {
+            return None;
+        }
+        let prompt: &[String] = if self.has_prompt {
+            &self.prompt_vars
+        } else {
+            &[]
+        };
+        self.system_vars
+            .iter()
+            .chain(prompt)
+            .map(String::as_str)
+            .find(|v| *v != ROW && !row.vars.contains_key(*v))
+    }
+
     fn render_system(&self, row: &Row) -> Result<Option<Value>, String> {
         if !self.has_system {
             return Ok(None);
@@ -141,6 +162,9 @@ impl Template {
             .iter()
             .filter_map(|k| vars.get(k).map(|v| (k.as_str(), to_jinja(v))))
             .collect();
+        if used.iter().any(|v| v == ROW) && !vars.contains_key(ROW) {
+            pairs.push((ROW, whole_row(vars)));
+        }
         let written: Vec<(String, &str)> = row
             .raw_numbers
             .iter()
@@ -183,11 +207,14 @@ fn explain(name: &str, err: &Error, used: &[String], vars: &Map<String, Value>) 
         );
     }
     if err.kind() == ErrorKind::UndefinedError
-        && let Some(missing) = used.iter().find(|v| !vars.contains_key(v.as_str()))
+        && let Some(missing) = used
+            .iter()
+            .find(|v| *v != ROW && !vars.contains_key(v.as_str()))
     {
         let columns: Vec<&str> = vars.keys().map(String::as_str).collect();
         return format!(
-            "template variable '{missing}' is missing from this row (columns: {})",
+            "template variable '{missing}' is missing from this row (columns: {}; \
+             `{{{{ row[\"a column\"] }}}}` reads any column by its name)",
             columns.join(", ")
         );
     }
@@ -228,6 +255,11 @@ fn format_value(
             .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()));
     }
     minijinja::escape_formatter(out, state, value)
+}
+
+/// The whole row as the template value `row`.
+fn whole_row(vars: &Map<String, Value>) -> JValue {
+    JValue::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), to_jinja(v))))
 }
 
 /// A JSON value as a template value (objects and arrays stay navigable: `{{ a.b }}`).
@@ -323,7 +355,8 @@ mod tests {
         let t = Template::new(None, Some("{{ text }}")).unwrap();
         assert_eq!(
             user(&t, json!({"id": "1", "body": "x"})).unwrap_err(),
-            "template variable 'text' is missing from this row (columns: body, id)"
+            "template variable 'text' is missing from this row (columns: body, id; \
+             `{{ row[\"a column\"] }}` reads any column by its name)"
         );
         assert_eq!(
             user(&t, json!({"text": null})).unwrap_err(),
@@ -335,6 +368,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(user(&t, json!({})).unwrap(), "-");
+    }
+
+    #[test]
+    fn the_whole_row_is_row_unless_a_column_is_named_row() {
+        let t = Template::new(None, Some("{{ row[\"Product Name\"] }}/{{ row.id }}")).unwrap();
+        assert_eq!(
+            user(&t, json!({"Product Name": "Tea", "id": "7"})).unwrap(),
+            "Tea/7"
+        );
+        let t = Template::new(None, Some("{{ row }}")).unwrap();
+        assert_eq!(user(&t, json!({"row": "mine"})).unwrap(), "mine");
+        let t = Template::new(None, Some("{{ Product }}")).unwrap();
+        let r = row(json!({"Product Name": "Tea"}), RowBody::Vars);
+        assert_eq!(t.missing_variable(&r), Some("Product"));
+        let r = row(json!({"Product": "Tea"}), RowBody::Vars);
+        assert_eq!(t.missing_variable(&r), None);
     }
 
     #[test]

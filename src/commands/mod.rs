@@ -3,6 +3,7 @@
 //! warnings and errors go to stderr.
 
 mod credits;
+mod docs;
 mod error;
 mod estimate;
 pub mod exit;
@@ -29,6 +30,8 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Summary(a) => summary::summary(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
         Command::MockServer(a) => mock_server::mock_server(a.config).await,
     };
     result.unwrap_or_else(CommandError::report)

@@ -367,14 +367,7 @@ fn finish(
     wall: std::time::Instant,
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
-    let csv = ResultsCsv {
-        input: job.input.clone(),
-        id_column: job.id_column.clone(),
-        limit_rows: job.limit_rows,
-        bytes: scan.bytes,
-        columns: scan.columns.clone(),
-        models: models.to_vec(),
-    };
+    let csv = ResultsCsv::for_job(job, scan, models);
     let meta = SummaryMeta {
         job: job.name.clone(),
         total_pairs: Some(super::job_pairs(job, scan.rows, models)),

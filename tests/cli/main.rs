@@ -12,6 +12,7 @@ mod support;
 use support::summary_fields;
 
 mod contract;
+mod conventions;
 mod cost;
 mod exits;
 mod faults;
@@ -19,4 +20,5 @@ mod input_errors;
 mod limits;
 mod resume;
 mod run;
+mod spreadsheets;
 mod stops;
