@@ -85,7 +85,8 @@ pub struct JobArgs {
     /// The job file (TOML). Optional: a job can be given by flags alone.
     #[arg(value_name = "JOB.toml")]
     pub job: Option<PathBuf>,
-    /// Input file (.csv or .jsonl); `-` reads stdin (spooled into the output dir).
+    /// Input file (.csv, .tsv or .jsonl, optionally .gz); `-` reads stdin (spooled into the
+    /// output dir).
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Output directory [default: out/<job name>].

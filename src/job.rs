@@ -254,7 +254,7 @@ impl Job {
         for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
             if request.extra.contains_key(reserved) {
                 return Err(JobError(format!(
-                    "request.extra.{reserved}: set this with its own key (or flag), not inside `extra`"
+                    "request.extra.{reserved} (or --param {reserved}=..): set this with its own key or flag, not inside `extra`"
                 )));
             }
         }
