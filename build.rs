@@ -1,6 +1,8 @@
 //! Sets `ORBATCH_VERSION` for `--version`: the crate's version, with the commit it was built
-//! from (`git rev-parse --short HEAD`, `-dirty` when the work tree has changes) when git and a
-//! repository are there; the plain version otherwise (a crate tarball, no git installed).
+//! from (`git rev-parse --short=12 HEAD`) when git and a repository are there; the plain
+//! version otherwise (a crate tarball, no git installed). The script reruns when HEAD or the
+//! branch it points to moves (not on every change of the index: that would rebuild the crate
+//! on each `git status`).
 
 use std::process::Command;
 
@@ -18,10 +20,8 @@ fn main() {
     let version = env!("CARGO_PKG_VERSION");
     let commit = git(&["rev-parse", "--short=12", "HEAD"]);
     // Rebuild when HEAD moves (a commit, a checkout): HEAD itself and the branch it points to.
-    for name in ["HEAD", "index"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", name]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
+    if let Some(path) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={path}");
     }
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
         && let Some(path) = git(&["rev-parse", "--git-path", &branch])
@@ -29,11 +29,7 @@ fn main() {
         println!("cargo:rerun-if-changed={path}");
     }
     let full = match commit {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
-            let suffix = if dirty { "-dirty" } else { "" };
-            format!("{version} ({commit}{suffix})")
-        }
+        Some(commit) => format!("{version} ({commit})"),
         None => version.to_owned(),
     };
     println!("cargo:rustc-env=ORBATCH_VERSION={full}");

@@ -101,7 +101,7 @@ pub struct JobArgs {
     /// The system prompt.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
-    /// max_tokens of every request.
+    /// max_tokens of every request [default: none: the model's own limit].
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<u64>,
     /// Only the first N rows.

@@ -158,4 +158,14 @@ fn no_color_leaves_help_and_errors_plain() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The control: without NO_COLOR, forced colour is coloured.
+    let out = wd
+        .command(&["run", "--no-such-flag"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(out.stderr.contains(&0x1b));
 }
