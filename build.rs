@@ -23,10 +23,15 @@ fn main() {
     if let Some(path) = git(&["rev-parse", "--git-path", "HEAD"]) {
         println!("cargo:rerun-if-changed={path}");
     }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = git(&["rev-parse", "--git-path", &branch])
-    {
-        println!("cargo:rerun-if-changed={path}");
+    // Only files that exist: a missing one would rerun the script (and rebuild) every time.
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        for name in [branch.as_str(), "packed-refs"] {
+            if let Some(path) = git(&["rev-parse", "--git-path", name])
+                && std::path::Path::new(&path).exists()
+            {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
     }
     let full = match commit {
         Some(commit) => format!("{version} ({commit})"),
