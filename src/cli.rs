@@ -8,11 +8,12 @@ use rust_decimal::Decimal;
 
 use crate::job::Overrides;
 use crate::mock::MockConfig;
+pub use crate::output::Layout;
 
 /// Run large batches of LLM prompts through OpenRouter (or any OpenAI-compatible endpoint),
 /// within strict rate limits and a hard budget, and know exactly what they cost.
 #[derive(Debug, Parser)]
-#[command(name = "orbatch", version, propagate_version = true)]
+#[command(name = "orbatch", version = crate::VERSION, propagate_version = true)]
 #[command(
     after_help = "Examples:\n  orbatch run jobs/demo.toml --mock\n  orbatch estimate jobs/demo.toml\n  OPENROUTER_API_KEY=... orbatch run jobs/demo.toml --budget 2"
 )]
@@ -54,6 +55,17 @@ pub enum Command {
         after_help = "Examples:\n  orbatch cache stats\n  orbatch cache prune --older-than 30\n  orbatch cache clear --cache-dir /tmp/orbatch-cache"
     )]
     Cache(CacheArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        after_help = "Example:\n  orbatch completions bash > ~/.local/share/bash-completion/completions/orbatch"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  orbatch man > ~/.local/share/man/man1/orbatch.1")]
+    Man,
     /// Serve the built-in mock OpenRouter on loopback, with fault injection.
     #[command(
         after_help = "Example:\n  orbatch mock-server --addr 127.0.0.1:8089 --rpm-limit 60 --error-rate 0.1"
@@ -78,10 +90,11 @@ pub struct JobArgs {
     /// The job file (TOML). Optional: a job can be given by flags alone.
     #[arg(value_name = "JOB.toml")]
     pub job: Option<PathBuf>,
-    /// Input file (.csv or .jsonl); `-` reads stdin (spooled into the output dir).
+    /// Input file (.csv, .tsv or .jsonl, optionally .gz); `-` reads stdin (spooled into the
+    /// output dir).
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Output directory.
+    /// Output directory [default: out/<job name>].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Model slug (repeatable: every row x every model).
@@ -93,36 +106,22 @@ pub struct JobArgs {
     /// The system prompt.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
-    /// max_tokens of every request.
+    /// max_tokens of every request [default: none: the model's own limit].
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<u64>,
-    /// Requests per minute, all models together.
-    #[arg(long, value_name = "N")]
-    pub rpm: Option<u32>,
-    /// Estimated tokens per minute.
-    #[arg(long, value_name = "N")]
-    pub tpm: Option<u64>,
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Retries after the first attempt.
-    #[arg(long, value_name = "N")]
-    pub max_retries: Option<u32>,
-    /// Per-attempt timeout in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// Hard cap on the output dir's total spend in USD, across resumes.
-    #[arg(long, value_name = "USD")]
-    pub budget: Option<Decimal>,
     /// Only the first N rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// The API base URL (default: OPENROUTER_BASE_URL, else https://openrouter.ai/api/v1).
+    /// The API base URL [default: OPENROUTER_BASE_URL, else https://openrouter.ai/api/v1].
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// The id column/field (default: `id`, else the row number).
+    /// The id column/field [default: `id`, else the row number].
     #[arg(long, value_name = "NAME")]
     pub id_column: Option<String>,
+    /// The CSV field delimiter: one character, or `tab` [default: from the header line: `,`,
+    /// `;` or a tab; a tab for .tsv].
+    #[arg(long, value_name = "CHAR", value_parser = crate::input::parse_delimiter)]
+    pub delimiter: Option<u8>,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -145,18 +144,86 @@ impl JobArgs {
             prompt: self.prompt.clone(),
             system: self.system.clone(),
             max_tokens: self.max_tokens,
-            rpm: self.rpm,
-            tpm: self.tpm,
-            concurrency: self.concurrency,
-            max_retries: self.max_retries,
-            timeout_secs: self.timeout,
-            budget_usd: self.budget,
             limit: self.limit,
             base_url: self.base_url.clone(),
             id_column: self.id_column.clone(),
             mock: self.api.mock,
+            delimiter: self.delimiter,
+            ..Overrides::default()
         }
     }
+}
+
+/// The flags of the commands that send (or estimate sending): limits, the budget and the
+/// request's sampling parameters. `validate` has none of them.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// Requests per minute, all models together [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+    /// Estimated tokens per minute [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+    /// Requests in flight at most [default: 16].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Retries after the first attempt [default: 6].
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// Per-attempt timeout in seconds [default: 180].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Hard cap on the output dir's total spend in USD, across resumes [default: none].
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<Decimal>,
+    /// `temperature` of every request [default: the model's].
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+    /// `top_p` of every request [default: the model's].
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f64>,
+    /// `seed` of every request (for providers that support reproducible sampling).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<i64>,
+    /// Any other request body field, as KEY=JSON (repeatable): `--param top_k=40`,
+    /// `--param 'stop=["\n"]'`, `--param 'user="me"'`.
+    #[arg(long = "param", value_name = "KEY=JSON", value_parser = parse_param)]
+    pub params: Vec<(String, serde_json::Value)>,
+}
+
+impl SendArgs {
+    /// Adds these flags to `o`.
+    pub fn apply(&self, o: &mut Overrides) {
+        o.rpm = self.rpm;
+        o.tpm = self.tpm;
+        o.concurrency = self.concurrency;
+        o.max_retries = self.max_retries;
+        o.timeout_secs = self.timeout;
+        o.budget_usd = self.budget;
+        o.temperature = self.temperature;
+        o.extra.extend(self.params.iter().cloned());
+        if let Some(p) = self.top_p {
+            o.extra.insert("top_p".into(), serde_json::json!(p));
+        }
+        if let Some(seed) = self.seed {
+            o.extra.insert("seed".into(), serde_json::json!(seed));
+        }
+    }
+}
+
+/// Parses `--param KEY=JSON`.
+pub fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
+    let Some((key, json)) = text.split_once('=') else {
+        return Err("expected KEY=JSON, e.g. top_k=40 or 'user=\"me\"'".into());
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("the KEY of KEY=JSON is empty".into());
+    }
+    let value = serde_json::from_str(json).map_err(|e| {
+        format!("the value of {key} is not JSON ({e}); a string needs quotes: {key}='\"{json}\"'")
+    })?;
+    Ok((key.to_owned(), value))
 }
 
 /// `orbatch run`.
@@ -165,6 +232,13 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub job: JobArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+    /// results.csv's shape: `long` (a row per input row and model) or `wide` (a row per input
+    /// row, columns per model).
+    #[arg(long, value_enum, default_value_t = Layout::Long)]
+    pub layout: Layout,
     /// Discard earlier results in the output dir and start over.
     #[arg(long)]
     pub fresh: bool,
@@ -199,6 +273,9 @@ pub struct EstimateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub job: JobArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
     /// Run N sampled rows for real first, and calibrate the estimate on them.
     #[arg(long, value_name = "N")]
     pub pilot: Option<u64>,
@@ -210,7 +287,7 @@ pub struct EstimateArgs {
     pub yes: bool,
     /// Seed of the pilot's row sample and of its bootstrap interval.
     #[arg(long, default_value_t = 1, value_name = "N")]
-    pub seed: u64,
+    pub pilot_seed: u64,
 }
 
 /// `orbatch summary`.
@@ -297,4 +374,43 @@ pub struct MockServerArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub config: MockConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_are_key_equals_json() {
+        assert_eq!(parse_param("top_k=40"), Ok(("top_k".into(), json!(40))));
+        assert_eq!(
+            parse_param("stop=[\"a=b\"]"),
+            Ok(("stop".into(), json!(["a=b"])))
+        );
+        assert!(
+            parse_param("user=me")
+                .unwrap_err()
+                .contains("user='\"me\"'")
+        );
+        assert!(parse_param("=1").is_err());
+        assert!(parse_param("novalue").is_err());
+    }
+
+    #[test]
+    fn delimiters() {
+        use crate::input::parse_delimiter;
+        assert_eq!(parse_delimiter(";"), Ok(b';'));
+        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("\\t"), Ok(b'\t'));
+        assert!(parse_delimiter("\"").is_err());
+        assert!(parse_delimiter(";;").is_err());
+        assert!(parse_delimiter("é").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

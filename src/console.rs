@@ -19,6 +19,17 @@ pub fn disable_core_dumps() {
     }
 }
 
+/// False when `NO_COLOR` is set to anything but the empty string (<https://no-color.org>):
+/// then no output of orbatch is coloured or styled, on a terminal or not.
+pub fn color_allowed() -> bool {
+    color_allowed_by(std::env::var_os("NO_COLOR"))
+}
+
+/// [`color_allowed`] for a given value of `NO_COLOR`.
+pub fn color_allowed_by(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
+}
+
 /// A stderr for `tracing` whose write errors are swallowed (a log line lost, never a panic).
 #[derive(Clone, Copy, Default)]
 pub struct QuietStderr;
@@ -41,5 +52,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QuietStderr {
 
     fn make_writer(&'a self) -> QuietStderr {
         QuietStderr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_set_to_anything_but_empty_turns_colour_off() {
+        assert!(color_allowed_by(None));
+        assert!(color_allowed_by(Some("".into())));
+        assert!(!color_allowed_by(Some("1".into())));
+        assert!(!color_allowed_by(Some("false".into())));
     }
 }

@@ -129,6 +129,14 @@ pub struct Overrides {
     /// `--mock`: the default output dir is `out/<name>-mock`, so that a rehearsal never
     /// shares its results with a real run.
     pub mock: bool,
+    /// `--delimiter CHAR`.
+    pub delimiter: Option<u8>,
+    /// `--layout` of results.csv.
+    pub layout: crate::output::Layout,
+    /// `--temperature T`.
+    pub temperature: Option<f64>,
+    /// `--top-p`, `--seed`, `--param KEY=JSON`: request body fields, over `request.extra`.
+    pub extra: Map<String, Value>,
 }
 
 /// The request every row is sent with.
@@ -190,10 +198,16 @@ pub struct Limits {
 pub struct Job {
     /// The job's name (summary, default output dir).
     pub name: String,
+    /// The job file, when there is one (for messages).
+    pub file: Option<PathBuf>,
     /// The input file.
     pub input: PathBuf,
     /// The id column/field, when named.
     pub id_column: Option<String>,
+    /// The CSV delimiter, when given (`--delimiter`); else found from the file.
+    pub delimiter: Option<u8>,
+    /// results.csv's layout (`--layout`).
+    pub layout: crate::output::Layout,
     /// Where results go.
     pub output_dir: PathBuf,
     /// The request shape.
@@ -270,14 +284,18 @@ impl Job {
             system: o.system.or(jf.request.system),
             prompt: o.prompt.or(jf.request.prompt),
             max_tokens: o.max_tokens.or(jf.request.max_tokens),
-            temperature: jf.request.temperature,
-            extra: jf.request.extra.unwrap_or_default(),
+            temperature: o.temperature.or(jf.request.temperature),
+            extra: {
+                let mut extra = jf.request.extra.unwrap_or_default();
+                extra.extend(o.extra);
+                extra
+            },
             aliases: Vec::new(),
         };
         for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
             if request.extra.contains_key(reserved) {
                 return Err(JobError(format!(
-                    "request.extra.{reserved}: set this with its own key (or flag), not inside `extra`"
+                    "request.extra.{reserved} (or --param {reserved}=..): set this with its own key or flag, not inside `extra`"
                 )));
             }
         }
@@ -329,8 +347,11 @@ impl Job {
             crate::endpoint::base_url(o.base_url, env_base_url).map_err(|e| JobError(e.0))?;
         Ok(Job {
             name,
+            file: file.map(Path::to_path_buf),
             input,
             id_column: o.id_column.or(jf.id_column),
+            delimiter: o.delimiter,
+            layout: o.layout,
             output_dir,
             request,
             limits,

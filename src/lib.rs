@@ -30,6 +30,7 @@ pub mod input;
 pub mod job;
 pub mod limits;
 pub mod manifest;
+pub mod missing;
 pub mod mock;
 pub mod money;
 pub mod output;
@@ -46,6 +47,9 @@ pub mod tokens;
 pub mod transport;
 
 pub mod cli;
+/// The version `--version` prints: the crate's, with the commit it was built from when git
+/// was there at build time (`build.rs`).
+pub const VERSION: &str = env!("ORBATCH_VERSION");
 pub mod commands;
 pub mod estimate;
 pub mod signals;

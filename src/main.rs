@@ -2,15 +2,25 @@
 
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use orbatch::cli::Cli;
 use orbatch::eprintln;
 use orbatch::runner::Control;
 
+/// The command line; help and errors in colour only when `NO_COLOR` allows it.
+fn parse_cli() -> Cli {
+    let mut cmd = Cli::command();
+    if !orbatch::console::color_allowed() {
+        cmd = cmd.color(clap::ColorChoice::Never);
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> std::process::ExitCode {
     // Before anything holds the key: a crash must not dump it to a core file.
     orbatch::console::disable_core_dumps();
-    let cli = Cli::parse();
+    let cli = parse_cli();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -18,7 +28,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(orbatch::console::QuietStderr)
         // Colour only on a terminal: logs redirected to a file or a CI log stay plain text.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(std::io::stderr().is_terminal() && orbatch::console::color_allowed())
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -84,9 +84,13 @@ impl Progress {
                 Some(self.total),
                 ProgressDrawTarget::stderr_with_hz(5),
             );
-            let style =
-                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} · ETA {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let template = if crate::console::color_allowed() {
+                "{bar:30.cyan/blue} {pos}/{len} {msg} · ETA {eta}"
+            } else {
+                "{bar:30} {pos}/{len} {msg} · ETA {eta}"
+            };
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             loop {
                 bar.set_position(self.done());

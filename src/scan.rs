@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
-use crate::input::{Format, InputError, Row, RowBody, RowReader};
+use crate::input::{Format, InputError, Row, RowBody, RowReader, decoded};
+use crate::missing::MissingVars;
 use crate::template::Template;
 
 /// What to scan and how.
@@ -22,6 +23,10 @@ pub struct ScanOptions<'a> {
     pub path: &'a Path,
     /// The id column/field, when the job names one.
     pub id_column: Option<&'a str>,
+    /// The CSV delimiter, when the job gives one (else found from the file).
+    pub delimiter: Option<u8>,
+    /// The job file the templates come from, for messages.
+    pub job_file: Option<&'a std::path::PathBuf>,
     /// The job's compiled templates; every row's messages are rendered with them.
     pub template: &'a Template,
     /// True when the job names no models: every Batch row must then carry `body.model`.
@@ -63,6 +68,18 @@ impl ScanReport {
             self.errors.push(err);
         }
     }
+
+    /// Adds `errors` (one per missing variable: each explains many rows) before the others
+    /// kept, then puts the kept errors back in file order.
+    fn put_first(&mut self, errors: Vec<InputError>, max_errors: usize) {
+        if errors.is_empty() {
+            return;
+        }
+        self.error_count += errors.len() as u64;
+        let rest = std::mem::take(&mut self.errors);
+        self.errors = errors.into_iter().chain(rest).take(max_errors).collect();
+        self.errors.sort_by_key(|e| e.line);
+    }
 }
 
 /// Scans the whole input (or its first `limit` records). `Err` only when the file cannot be
@@ -86,8 +103,10 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
         batch_models: Vec::new(),
         max_prompt_upper: 0,
     };
-    let reader = Format::from_path(path)
-        .and_then(|format| RowReader::from_reader(path, format, tee, opts.id_column));
+    let reader = Format::from_path(path).and_then(|format| {
+        let source = decoded(path, tee);
+        RowReader::from_reader_with(path, format, source, opts.id_column, opts.delimiter)
+    });
     match reader {
         Ok(mut reader) => {
             let mut checker = Checker::default();
@@ -107,7 +126,10 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
             report.columns = reader.columns();
             report.batch_models = std::mem::take(&mut checker.batch_models);
             report.max_prompt_upper = checker.max_prompt_upper;
+            // After the duplicates are named: they point into `errors` by index.
             name_first_lines(&mut report, &checker.duplicates, opts);
+            let missing = std::mem::take(&mut checker.missing).errors(path, opts.job_file);
+            report.put_first(missing, opts.max_errors);
         }
         Err(e) => report.push_error(e, opts.max_errors),
     }
@@ -127,6 +149,8 @@ struct Checker {
     models: HashSet<String>,
     batch_models: Vec<String>,
     max_prompt_upper: u64,
+    /// Template variables rows lack: reported once each, after the scan.
+    missing: MissingVars,
 }
 
 /// Names the line where each listed duplicate id was first seen: a second read of the input,
@@ -136,7 +160,7 @@ fn name_first_lines(report: &mut ScanReport, duplicates: &[(usize, u64)], opts: 
         return;
     }
     let mut first: HashMap<u64, u64> = HashMap::new();
-    if let Ok(rows) = RowReader::open(opts.path, opts.id_column) {
+    if let Ok(rows) = RowReader::open_with(opts.path, opts.id_column, opts.delimiter, u64::MAX) {
         let wanted: HashSet<u64> = duplicates.iter().map(|d| d.1).collect();
         for row in rows.flatten() {
             let h = id_hash(&row.id);
@@ -163,7 +187,18 @@ impl Checker {
             self.last_duplicate = Some(hash);
             return Err(err(format!("duplicate id '{}'", shorten(&row.id))));
         }
-        let messages = opts.template.messages(row).map_err(err)?;
+        let messages = match opts.template.messages(row) {
+            Ok(m) => m,
+            Err(e) => {
+                return match opts.template.missing_variable(row) {
+                    Some(name) => {
+                        self.missing.add(name, row);
+                        Ok(())
+                    }
+                    None => Err(err(e)),
+                };
+            }
+        };
         self.max_prompt_upper = self
             .max_prompt_upper
             .max(crate::prices::prompt_tokens_upper_bound(&messages));
@@ -259,6 +294,8 @@ mod tests {
         let opts = ScanOptions {
             path: &path,
             id_column: None,
+            delimiter: None,
+            job_file: None,
             template,
             need_batch_model: true,
             limit: None,
@@ -304,6 +341,8 @@ mod tests {
         let opts = ScanOptions {
             path: &path,
             id_column: None,
+            delimiter: None,
+            job_file: None,
             template: &t,
             need_batch_model: true,
             limit: Some(1),

@@ -22,8 +22,12 @@ fn read(
 ) -> Result<Vec<Result<Row, String>>, String> {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, name, bytes);
-    let shown =
-        |e: orbatch::input::InputError| e.to_string().replacen(&path.display().to_string(), "F", 1);
+    let dir_shown = dir.path().display().to_string();
+    let shown = |e: orbatch::input::InputError| {
+        e.to_string()
+            .replace(&path.display().to_string(), "F")
+            .replace(&dir_shown, "D")
+    };
     let reader = RowReader::open(&path, id_column).map_err(shown)?;
     Ok(reader.map(|r| r.map_err(shown)).collect())
 }
@@ -115,7 +119,9 @@ fn csv_file_errors() {
         (
             b"a,\xffb\n",
             None,
-            "F:1: invalid UTF-8 in header column 2 (byte 1 of the name)",
+            "F:1: invalid UTF-8 in header column 2 (byte 1 of the name): the file looks like \
+             Latin-1 (ISO-8859-1) or Windows-1252, not UTF-8; convert it with: \
+             iconv -f ISO-8859-1 -t UTF-8 'F' > 'D/e.utf8.csv'",
         ),
     ];
     for (bytes, id_column, want) in cases {
@@ -133,7 +139,9 @@ fn csv_row_errors() {
         errors(&items),
         [
             "F:2: expected 3 fields (id,text,lang), found 2",
-            "F:4: invalid UTF-8 in column 'text' (byte 4 of the cell)",
+            "F:4: invalid UTF-8 in column 'text' (byte 4 of the cell): the file looks like \
+             Latin-1 (ISO-8859-1) or Windows-1252, not UTF-8; convert it with: \
+             iconv -f ISO-8859-1 -t UTF-8 'F' > 'D/r.utf8.csv'",
             "F:5: empty id in column 'id'",
             "F:6: expected 3 fields (id,text,lang), found 4",
             "F:8: unclosed quote in column 'text': the quoted field that opens on this line never \
@@ -204,7 +212,9 @@ fn jsonl_errors_name_line_and_continue() {
             "F:3: blank line: every line must hold one JSON object",
             "F:4: not a JSON object: found an array; every line must hold one JSON object",
             "F:5: not valid JSON: EOF while parsing a value (column 6)",
-            "F:6: invalid UTF-8 at column 8",
+            "F:6: invalid UTF-8 at column 8: the file looks like Latin-1 (ISO-8859-1) or \
+             Windows-1252, not UTF-8; convert it with: iconv -f ISO-8859-1 -t UTF-8 'F' > \
+             'D/e.utf8.jsonl'",
             "F:7: id field 'id' must be a string or a number, found null",
             "F:8: id field 'id' is empty",
             "F:9: `messages` must be an array of message objects, found an object",
@@ -231,7 +241,8 @@ fn jsonl_empty_file_and_missing_id_field() {
     assert_eq!(errors(&items), ["F:2: id field 'key' is missing"]);
     assert_eq!(
         read("x.txt", b"a", None).unwrap_err(),
-        "F: unknown input format: the file name must end in .csv or .jsonl"
+        "F: unknown input format: the file name must end in .csv, .tsv or .jsonl (optionally \
+         followed by .gz)"
     );
 }
 
@@ -239,6 +250,8 @@ fn run_scan(path: &Path, template: &Template, limit: Option<u64>) -> ScanReport 
     let opts = ScanOptions {
         path,
         id_column: None,
+        delimiter: None,
+        job_file: None,
         template,
         need_batch_model: false,
         limit,
@@ -263,16 +276,15 @@ fn scan_lists_template_and_duplicate_errors_with_lines() {
         shown,
         [
             format!(
-                "{p}:2: template variable 'lang' is missing from this row (columns: body, id, text)"
-            ),
-            format!(
-                "{p}:4: template variable 'lang' is missing from this row (columns: body, id, text)"
+                "{p}:2: template variable 'lang' is missing from 2 rows (line 2, 4); the columns \
+                 are: body, id, text; any column can be read as `{{{{ row[\"Column Name\"] }}}}` \
+                 (names with spaces or dots); the template is the --prompt/--system flag"
             ),
             format!("{p}:5: duplicate id '1' (first seen on line 2)"),
             format!("{p}:6: expected 3 fields (id,text,body), found 2"),
         ]
     );
-    assert_eq!((r.rows, r.error_count), (4, 4));
+    assert_eq!((r.rows, r.error_count), (4, 3));
     assert_eq!(r.columns, ["id", "text", "body"]);
 }
 
@@ -296,6 +308,8 @@ fn scan_limit_and_fingerprint() {
     let missing = ScanOptions {
         path: &dir.path().join("nope.csv"),
         id_column: None,
+        delimiter: None,
+        job_file: None,
         template: &t,
         need_batch_model: false,
         limit: None,

@@ -90,7 +90,7 @@ proptest! {
         let path = dir.path().join(if csv { "in.csv" } else { "in.jsonl" });
         std::fs::write(&path, &bytes).unwrap();
         let template = Template::new(Some("s {{ a }}"), None).unwrap();
-        let opts = ScanOptions { path: &path, id_column: None, template: &template,
+        let opts = ScanOptions { path: &path, id_column: None, delimiter: None, job_file: None, template: &template,
             need_batch_model: true, limit, max_errors: 3 };
         let report = scan(&opts).unwrap();
         prop_assert!(report.errors.len() as u64 <= report.error_count.min(3));

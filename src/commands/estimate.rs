@@ -16,7 +16,7 @@ use crate::runner::{Control, StopReason};
 
 pub(super) async fn estimate(a: EstimateArgs, control: Control) -> Result<Exit, CommandError> {
     let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
-    let mut job = resolve_job(&a.job, &endpoint)?;
+    let mut job = resolve_job(&a.job, &endpoint, |o| a.send.apply(o))?;
     let pilot_n = a.pilot.filter(|n| *n > 0);
     if pilot_n.is_some() {
         endpoint.require_key()?;
@@ -72,7 +72,7 @@ async fn pilot(
     control: Control,
 ) -> Result<(PilotPlan, Calibration, Exit), CommandError> {
     let job = session.job();
-    let plan = session.plan_pilot(n, a.seed).await?;
+    let plan = session.plan_pilot(n, a.pilot_seed).await?;
     let mut opts = plan.run_options(endpoint.key.clone(), a.yes);
     opts.mock = endpoint.mock.is_some();
     opts.allow_unknown_models = a.job.allow_unknown_models;
@@ -82,7 +82,7 @@ async fn pilot(
     eprintln!(
         "orbatch: pilot: sending {} rows (seed {}) for real into {}",
         plan.len(),
-        a.seed,
+        a.pilot_seed,
         job.output_dir.display()
     );
     let report = crate::runner::run(job, opts, control)

@@ -4,6 +4,7 @@
 
 mod cache;
 mod credits;
+mod docs;
 mod error;
 mod estimate;
 pub mod exit;
@@ -31,6 +32,8 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
         Command::MockServer(a) => mock_server::mock_server(a.config).await,
     };
     result.unwrap_or_else(CommandError::report)

@@ -3,7 +3,7 @@
 use crate::cli::{ApiArgs, JobArgs};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
-use crate::job::{Job, JobError};
+use crate::job::{Job, JobError, Overrides};
 
 /// The endpoint of a command: `--mock`, else `--base-url` (or the environment's) with the
 /// key of `--api-key-file` (or the environment's).
@@ -21,9 +21,15 @@ pub(super) fn query_client(endpoint: &Endpoint) -> anyhow::Result<Client> {
     )
 }
 
-/// Resolves a job from a job file and flags, pointing it at `endpoint`.
-pub(super) fn resolve_job(args: &JobArgs, endpoint: &Endpoint) -> Result<Job, JobError> {
+/// Resolves a job from a job file and flags (`more` adds the command's own), pointing it at
+/// `endpoint`.
+pub(super) fn resolve_job(
+    args: &JobArgs,
+    endpoint: &Endpoint,
+    more: impl FnOnce(&mut Overrides),
+) -> Result<Job, JobError> {
     let mut o = args.overrides();
+    more(&mut o);
     o.base_url = Some(endpoint.base_url.clone());
     Job::resolve(args.job.as_deref(), o, None)
 }

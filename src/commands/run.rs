@@ -11,7 +11,10 @@ use crate::runner::{CacheSetup, Control, RunOptions, RunReport, StopReason};
 
 pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandError> {
     let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
-    let job = resolve_job(&a.job, &endpoint)?;
+    let job = resolve_job(&a.job, &endpoint, |o| {
+        a.send.apply(o);
+        o.layout = a.layout;
+    })?;
     endpoint.require_key()?;
     let opts = RunOptions {
         api_key: endpoint.key.clone(),

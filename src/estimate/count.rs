@@ -14,7 +14,12 @@ use crate::tokens::Encoding;
 /// Calls `f` with every row of the job's input (first `limit` rows), in order, until it
 /// returns false. Rows that do not parse or render are skipped: the scan reported them.
 pub fn for_each_row(job: &Job, mut f: impl FnMut(Row) -> bool) -> Result<(), InputError> {
-    let reader = RowReader::open(&job.input, job.id_column.as_deref())?;
+    let reader = RowReader::open_with(
+        &job.input,
+        job.id_column.as_deref(),
+        job.delimiter,
+        u64::MAX,
+    )?;
     let limit = job.limit_rows.unwrap_or(u64::MAX);
     for (i, row) in reader.enumerate() {
         if i as u64 >= limit {

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use csv::{ByteRecord, ReaderBuilder};
 use serde_json::{Map, Value};
 
+use super::encoding::{convert_hint, guess_single_byte, utf16_by_bom};
 use super::quotes::Tracked;
-use super::{InputError, Row, RowBody};
+use super::{Dialect, InputError, Row, RowBody};
 
 type Source = Box<dyn Read + Send>;
 
@@ -26,22 +27,32 @@ pub(super) struct CsvRows {
     record: ByteRecord,
     next_index: u64,
     done: bool,
+    dialect: Dialect,
+    /// The conversion hint was given once (on the first cell that is not UTF-8).
+    hinted: bool,
 }
 
 impl CsvRows {
-    /// Reads and checks the header. `id_column` must name a header column when given.
+    /// Reads and checks the header. `id_column` must name a header column when given;
+    /// `delimiter`, when not given, is found from the header line.
     pub(super) fn new(
         path: &Path,
         source: Source,
         id_column: Option<&str>,
+        delimiter: Option<u8>,
     ) -> Result<CsvRows, InputError> {
         let err = |line: u64, msg: String| InputError::new(path, line, msg);
-        let (tracked, empty) =
-            Tracked::new(source).map_err(|e| err(0, format!("cannot read the input: {e}")))?;
-        if empty {
+        let (tracked, head) = Tracked::new(source, delimiter)
+            .map_err(|e| err(0, format!("cannot read the input: {e}")))?;
+        if head.is_empty() {
             return Err(err(0, "file is empty: a CSV needs a header row".into()));
         }
+        if let Some(encoding) = utf16_by_bom(&head) {
+            return Err(err(0, convert_hint(path, encoding)));
+        }
+        let dialect = tracked.dialect;
         let mut reader = ReaderBuilder::new()
+            .delimiter(dialect.delimiter)
             .has_headers(false)
             .flexible(true)
             .from_reader(tracked);
@@ -60,7 +71,13 @@ impl CsvRows {
                 "no header row: the file holds only blank lines".into(),
             ));
         }
-        let header = header_names(&record).map_err(|m| err(line, m))?;
+        let header = header_names(&record).map_err(|m| match m {
+            HeaderError::Text(m) => err(line, m),
+            HeaderError::NotUtf8(m) => err(
+                line,
+                format!("{m}: {}", convert_hint(path, guess_single_byte(&head))),
+            ),
+        })?;
         let id_idx = match id_column {
             Some(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
                 err(
@@ -81,7 +98,14 @@ impl CsvRows {
             record,
             next_index: 0,
             done: false,
+            dialect,
+            hinted: false,
         })
+    }
+
+    /// The file's BOM, line ending and delimiter.
+    pub(super) fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The header's column names.
@@ -118,10 +142,22 @@ impl CsvRows {
             .unwrap_or(0);
         let index = self.next_index;
         self.next_index += 1;
-        Some(self.build(line, index).map_err(|(l, m)| self.error(l, m)))
+        let built = self.build(line, index);
+        Some(built.map_err(|(l, m, bad)| {
+            let msg = match bad {
+                Some(encoding) if !self.hinted => {
+                    self.hinted = true;
+                    format!("{m}: {}", convert_hint(&self.path, encoding))
+                }
+                _ => m,
+            };
+            self.error(l, msg)
+        }))
     }
 
-    fn build(&self, line: u64, index: u64) -> Result<Row, (u64, String)> {
+    /// The row of the current record; an error is (line, message, the encoding the bytes
+    /// look like when they are not UTF-8).
+    fn build(&self, line: u64, index: u64) -> Result<Row, (u64, String, Option<&'static str>)> {
         let rec = &self.record;
         if rec.len() != self.header.len() {
             let msg = format!(
@@ -130,7 +166,7 @@ impl CsvRows {
                 self.header.join(","),
                 rec.len()
             );
-            return Err((line, msg));
+            return Err((line, msg, None));
         }
         let mut vars = Map::new();
         let mut newlines_before = 0u64;
@@ -143,12 +179,12 @@ impl CsvRows {
                     "invalid UTF-8 in column '{name}' (byte {} of the cell)",
                     e.valid_up_to() + 1
                 );
-                (at, msg)
+                (at, msg, Some(guess_single_byte(cell)))
             })?;
             newlines_before += count_newlines(cell);
             if Some(i) == self.id_idx {
                 if text.is_empty() {
-                    return Err((line, format!("empty id in column '{name}'")));
+                    return Err((line, format!("empty id in column '{name}'"), None));
                 }
                 id = Some(text.to_owned());
             }
@@ -187,29 +223,40 @@ fn count_newlines(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// Why a header is refused.
+enum HeaderError {
+    /// Bad names.
+    Text(String),
+    /// A name is not UTF-8 (the message, without the conversion hint).
+    NotUtf8(String),
+}
+
 /// The header's names: UTF-8, non-empty, distinct.
-fn header_names(record: &ByteRecord) -> Result<Vec<String>, String> {
+fn header_names(record: &ByteRecord) -> Result<Vec<String>, HeaderError> {
     let mut names = Vec::with_capacity(record.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in record.iter().enumerate() {
         let name = std::str::from_utf8(raw)
             .map_err(|e| {
-                format!(
+                HeaderError::NotUtf8(format!(
                     "invalid UTF-8 in header column {} (byte {} of the name)",
                     i + 1,
                     e.valid_up_to() + 1
-                )
+                ))
             })?
             .to_owned();
         if name.trim().is_empty() {
-            return Err(format!("empty column name in header (column {})", i + 1));
+            return Err(HeaderError::Text(format!(
+                "empty column name in header (column {})",
+                i + 1
+            )));
         }
         if let Some(first) = seen.insert(name.clone(), i) {
-            return Err(format!(
+            return Err(HeaderError::Text(format!(
                 "duplicate column name '{name}' in header (columns {} and {})",
                 first + 1,
                 i + 1
-            ));
+            )));
         }
         names.push(name);
     }
@@ -223,7 +270,7 @@ mod tests {
     fn rows(text: &[u8], id_column: Option<&str>) -> Result<Vec<Result<Row, String>>, String> {
         let source: Source = Box::new(std::io::Cursor::new(text.to_vec()));
         let mut r =
-            CsvRows::new(Path::new("t.csv"), source, id_column).map_err(|e| e.to_string())?;
+            CsvRows::new(Path::new("t.csv"), source, id_column, None).map_err(|e| e.to_string())?;
         Ok(std::iter::from_fn(|| r.next())
             .map(|r| r.map_err(|e| e.to_string()))
             .collect())
@@ -278,7 +325,9 @@ mod tests {
         );
         assert_eq!(
             got[2].as_ref().unwrap_err(),
-            "t.csv:4: invalid UTF-8 in column 'text' (byte 1 of the cell)"
+            "t.csv:4: invalid UTF-8 in column 'text' (byte 1 of the cell): the file looks like \
+             Latin-1 (ISO-8859-1) or Windows-1252, not UTF-8; convert it with: \
+             iconv -f ISO-8859-1 -t UTF-8 't.csv' > 't.utf8.csv'"
         );
         assert_eq!(got[3].as_ref().unwrap().id, "4");
     }

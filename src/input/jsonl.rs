@@ -27,6 +27,8 @@ pub(super) struct JsonlRows {
     columns: Vec<String>,
     seen: HashSet<String>,
     done: bool,
+    /// The conversion hint was given once (on the first line that is not UTF-8).
+    hinted: bool,
 }
 
 impl JsonlRows {
@@ -37,11 +39,14 @@ impl JsonlRows {
         id_column: Option<&str>,
     ) -> Result<JsonlRows, InputError> {
         let mut reader = BufReader::with_capacity(64 * 1024, source);
-        let empty = reader
+        let head = reader
             .fill_buf()
-            .map_err(|e| InputError::new(path, 0, format!("cannot read the input: {e}")))?
-            .is_empty();
-        if empty {
+            .map_err(|e| InputError::new(path, 0, format!("cannot read the input: {e}")))?;
+        if let Some(encoding) = super::encoding::utf16_by_bom(head) {
+            let hint = super::encoding::convert_hint(path, encoding);
+            return Err(InputError::new(path, 0, hint));
+        }
+        if head.is_empty() {
             return Err(InputError::new(
                 path,
                 0,
@@ -57,6 +62,7 @@ impl JsonlRows {
             columns: Vec::new(),
             seen: HashSet::new(),
             done: false,
+            hinted: false,
         })
     }
 
@@ -97,7 +103,17 @@ impl JsonlRows {
         });
         let (obj, id, body) = match parsed {
             Ok(p) => p,
-            Err(msg) => return Some(Err(InputError::new(&self.path, self.line, msg))),
+            Err(mut msg) => {
+                if !self.hinted && std::str::from_utf8(text).is_err() {
+                    self.hinted = true;
+                    let encoding = super::encoding::guess_single_byte(text);
+                    msg = format!(
+                        "{msg}: {}",
+                        super::encoding::convert_hint(&self.path, encoding)
+                    );
+                }
+                return Some(Err(InputError::new(&self.path, self.line, msg)));
+            }
         };
         if obj.keys().any(|k| !self.seen.contains(k)) {
             // New keys are rare after the first lines: only then read the line's key order.

@@ -1,8 +1,10 @@
-//! Streaming input readers: CSV and JSONL (three shapes plus OpenAI Batch lines) into [`Row`]s.
+//! Streaming input readers: CSV (any of `,` `;` tab) and JSONL (three shapes plus OpenAI Batch
+//! lines) into [`Row`]s, gzip-compressed or not (`.csv.gz`, `.jsonl.gz`).
 //!
 //! Readers never hold more than one record in memory; every error names the file and the line.
 
 mod csv;
+mod encoding;
 mod jsonl;
 mod quotes;
 pub mod spool;
@@ -23,20 +25,84 @@ pub enum Format {
 }
 
 impl Format {
-    /// `.csv` is CSV, `.jsonl`/`.ndjson`/`.json` is JSONL; anything else is an error.
+    /// `.csv`/`.tsv` is CSV, `.jsonl`/`.ndjson`/`.json` is JSONL, each optionally followed by
+    /// `.gz`; anything else is an error.
     pub fn from_path(path: &Path) -> Result<Format, InputError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("csv") => Ok(Format::Csv),
+        match extension(path).as_deref() {
+            Some("csv") | Some("tsv") => Ok(Format::Csv),
             Some("jsonl") | Some("ndjson") | Some("json") => Ok(Format::Jsonl),
             _ => Err(InputError::new(
                 path,
                 0,
-                "unknown input format: the file name must end in .csv or .jsonl",
+                "unknown input format: the file name must end in .csv, .tsv or .jsonl \
+                 (optionally followed by .gz)",
             )),
+        }
+    }
+}
+
+/// The lower-case extension of `path`, under a `.gz` one.
+fn extension(path: &Path) -> Option<String> {
+    let inner = if is_gzip(path) {
+        Path::new(path.file_stem()?)
+    } else {
+        path
+    };
+    Some(inner.extension()?.to_str()?.to_ascii_lowercase())
+}
+
+/// True when `path` ends in `.gz`: its bytes are gzip-compressed.
+pub fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// The bytes of `path` as they are read from `raw`: decompressed when the name ends in `.gz`.
+pub fn decoded<R: Read + Send + 'static>(path: &Path, raw: R) -> Box<dyn Read + Send> {
+    if is_gzip(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    }
+}
+
+/// The delimiter a CSV input is read with by default: a tab for `.tsv`, else none (found from
+/// the header line).
+fn default_delimiter(path: &Path) -> Option<u8> {
+    (extension(path).as_deref() == Some("tsv")).then_some(b'\t')
+}
+
+/// Parses `--delimiter`: one ASCII character, or `tab` / `\t`.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() && text != "\"" && text != "\n" => {
+            Ok(text.as_bytes()[0])
+        }
+        _ => Err(format!(
+            "the delimiter must be one ASCII character (or `tab`), not a quote or a newline; got {text:?}"
+        )),
+    }
+}
+
+/// How a CSV file is written: results.csv mirrors it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// The file starts with a UTF-8 byte order mark.
+    pub bom: bool,
+    /// Lines end in `\r\n`.
+    pub crlf: bool,
+    /// The field delimiter.
+    pub delimiter: u8,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Dialect {
+            bom: false,
+            crlf: false,
+            delimiter: b',',
         }
     }
 }
@@ -169,10 +235,23 @@ impl RowReader {
         id_column: Option<&str>,
         bytes: u64,
     ) -> Result<RowReader, InputError> {
+        RowReader::open_with(path, id_column, None, bytes)
+    }
+
+    /// Opens `path` (decompressed when it ends in `.gz`), reading only its first `bytes` bytes
+    /// (of the file as stored). A CSV is split on `delimiter` when given, else on the one
+    /// found from its header line (a tab for `.tsv`).
+    pub fn open_with(
+        path: &Path,
+        id_column: Option<&str>,
+        delimiter: Option<u8>,
+        bytes: u64,
+    ) -> Result<RowReader, InputError> {
         let format = Format::from_path(path)?;
         let file = std::fs::File::open(path)
             .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
-        RowReader::from_reader(path, format, file.take(bytes), id_column)
+        let source = decoded(path, file.take(bytes));
+        RowReader::from_reader_with(path, format, source, id_column, delimiter)
     }
 
     /// Reads rows of `format` from any byte stream (a tee that hashes what it reads, a spooled
@@ -184,12 +263,33 @@ impl RowReader {
         reader: R,
         id_column: Option<&str>,
     ) -> Result<RowReader, InputError> {
+        RowReader::from_reader_with(path, format, reader, id_column, None)
+    }
+
+    /// [`RowReader::from_reader`] with the CSV delimiter, when given (else a tab for `.tsv`,
+    /// else found from the header line). The stream is read as it is (not decompressed).
+    pub fn from_reader_with<R: Read + Send + 'static>(
+        path: &Path,
+        format: Format,
+        reader: R,
+        id_column: Option<&str>,
+        delimiter: Option<u8>,
+    ) -> Result<RowReader, InputError> {
         let reader: Box<dyn Read + Send> = Box::new(reader);
+        let delimiter = delimiter.or_else(|| default_delimiter(path));
         let inner = match format {
-            Format::Csv => Inner::Csv(csv::CsvRows::new(path, reader, id_column)?),
+            Format::Csv => Inner::Csv(csv::CsvRows::new(path, reader, id_column, delimiter)?),
             Format::Jsonl => Inner::Jsonl(jsonl::JsonlRows::new(path, reader, id_column)?),
         };
         Ok(RowReader { inner })
+    }
+
+    /// How the file is written (a JSONL input: the default, for results.csv).
+    pub fn dialect(&self) -> Dialect {
+        match &self.inner {
+            Inner::Csv(r) => r.dialect(),
+            Inner::Jsonl(_) => Dialect::default(),
+        }
     }
 
     /// The columns seen so far (all of them once the reader is exhausted).

@@ -6,12 +6,17 @@
 //! `,`, quote `"`, doubled quotes, `\r`/`\n`/`\r\n` terminators, no escape, no comments). It
 //! records where each record starts (the parser's own positions count from the end of the
 //! previous record, so blank lines and `\r\n` would shift them) and where the last quote opened.
-//! It also drops a UTF-8 byte order mark at the start of the stream.
+//! It also drops a UTF-8 byte order mark at the start of the stream, and reads the first line
+//! ahead to find the file's [`Dialect`] (BOM, line ending, delimiter).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
+use super::Dialect;
+
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The most read ahead to find the end of the first line (the header).
+const FIRST_LINE_MAX: usize = 64 << 10;
 
 /// Where the parser stands between two bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +48,14 @@ pub(super) struct Scan {
     starts: VecDeque<u64>,
     /// The underlying stream reported its end.
     pub(super) eof: bool,
+    /// The field delimiter.
+    delimiter: u8,
 }
 
 impl Scan {
-    fn new() -> Scan {
+    fn new(delimiter: u8) -> Scan {
         Scan {
+            delimiter,
             state: State::StartRecord,
             line: 1,
             field: 0,
@@ -82,7 +90,7 @@ impl Scan {
             (State::InQuoted, b'"') => State::AfterQuote,
             (State::InQuoted, _) => State::InQuoted,
             (State::AfterQuote, b'"') => State::InQuoted,
-            (_, b',') => {
+            (_, d) if d == self.delimiter => {
                 self.field += 1;
                 State::StartField
             }
@@ -112,35 +120,69 @@ pub(super) struct Tracked<R> {
     prefix_pos: usize,
     /// What the scanner found so far.
     pub(super) scan: Scan,
+    /// The file's BOM, line ending and delimiter.
+    pub(super) dialect: Dialect,
 }
 
 impl<R: Read> Tracked<R> {
-    /// Wraps `inner`, reading its first bytes to drop a BOM. Also returns whether the stream
-    /// held no bytes at all.
-    pub(super) fn new(mut inner: R) -> io::Result<(Tracked<R>, bool)> {
-        let mut prefix = Vec::with_capacity(BOM.len());
-        let mut chunk = [0u8; 3];
-        while prefix.len() < BOM.len() {
-            let want = BOM.len() - prefix.len();
-            match inner.read(&mut chunk[..want]) {
+    /// Wraps `inner`, reading its first line ahead to drop a BOM and find the dialect (the
+    /// delimiter is `delimiter` when given, else the most frequent of `,` `;` and tab outside
+    /// quotes in the first line). Also returns the first bytes read (a BOM included), empty
+    /// when the stream held no bytes at all.
+    pub(super) fn new(mut inner: R, delimiter: Option<u8>) -> io::Result<(Tracked<R>, Vec<u8>)> {
+        let mut prefix = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while prefix.len() < FIRST_LINE_MAX && !prefix.contains(&b'\n') {
+            match inner.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => prefix.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
-        let empty = prefix.is_empty();
-        if prefix == BOM {
-            prefix.clear();
+        let head = prefix.clone();
+        let bom = prefix.starts_with(BOM);
+        if bom {
+            prefix.drain(..BOM.len());
         }
+        let first_line = prefix.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let dialect = Dialect {
+            bom,
+            crlf: first_line.ends_with(b"\r") && prefix.len() > first_line.len(),
+            delimiter: delimiter.unwrap_or_else(|| sniff_delimiter(first_line)),
+        };
         let tracked = Tracked {
             inner,
             prefix,
             prefix_pos: 0,
-            scan: Scan::new(),
+            scan: Scan::new(dialect.delimiter),
+            dialect,
         };
-        Ok((tracked, empty))
+        Ok((tracked, head))
     }
+}
+
+/// The most frequent of `,`, `;` and tab outside quotes in `line` (`,` on a tie or none).
+fn sniff_delimiter(line: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = [b',', b';', b'\t']
+        .into_iter()
+        .zip(counts)
+        .fold(
+            (b',', 0),
+            |best, (d, n)| if n > best.1 { (d, n) } else { best },
+        );
+    best.0
 }
 
 impl<R: Read> Read for Tracked<R> {
@@ -167,7 +209,7 @@ mod tests {
     use super::*;
 
     fn scan_all(bytes: &[u8]) -> Scan {
-        let (mut t, _) = Tracked::new(bytes).unwrap();
+        let (mut t, _) = Tracked::new(bytes, Some(b',')).unwrap();
         let mut out = Vec::new();
         t.read_to_end(&mut out).unwrap();
         t.scan
@@ -196,13 +238,28 @@ mod tests {
 
     #[test]
     fn bom_is_dropped_and_empty_is_seen() {
-        let (mut t, empty) = Tracked::new(&b"\xEF\xBB\xBF\"id\"\n"[..]).unwrap();
+        let (mut t, head) = Tracked::new(&b"\xEF\xBB\xBF\"id\"\n"[..], None).unwrap();
         let mut out = Vec::new();
         t.read_to_end(&mut out).unwrap();
-        assert!(!empty);
+        assert!(!head.is_empty());
         assert_eq!(out, b"\"id\"\n");
-        let (_, empty) = Tracked::new(&b""[..]).unwrap();
-        assert!(empty);
+        assert!(t.dialect.bom);
+        let (_, head) = Tracked::new(&b""[..], None).unwrap();
+        assert!(head.is_empty());
+    }
+
+    #[test]
+    fn the_dialect_comes_from_the_first_line() {
+        let dialect = |bytes: &[u8]| Tracked::new(bytes, None).unwrap().0.dialect;
+        let d = dialect(b"a;b;\"c,d\"\r\n1;2;3\r\n");
+        assert_eq!((d.bom, d.crlf, d.delimiter), (false, true, b';'));
+        let d = dialect(b"Product Name\tPrice\nx\t1\n");
+        assert_eq!((d.crlf, d.delimiter), (false, b'\t'));
+        let d = dialect(b"a,b;c\n");
+        assert_eq!(d.delimiter, b',');
+        assert_eq!(dialect(b"text\n").delimiter, b',');
+        let (t, _) = Tracked::new(&b"a;b\n"[..], Some(b',')).unwrap();
+        assert_eq!(t.dialect.delimiter, b',');
     }
 
     proptest::proptest! {
@@ -219,7 +276,7 @@ mod tests {
             ],
             0..300,
         )) {
-            let (tracked, _) = Tracked::new(&bytes[..]).unwrap();
+            let (tracked, _) = Tracked::new(&bytes[..], Some(b',')).unwrap();
             let body = if bytes.starts_with(BOM) { &bytes[3..] } else { &bytes[..] };
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)

@@ -2,7 +2,10 @@
 //!
 //! The rows come from re-reading the input; each (row, model) result is read from
 //! `results.jsonl` through an index of key hash -> byte offset, so memory is about 16 bytes per
-//! key, not the size of the output.
+//! key, not the size of the output. The file mirrors a CSV input's BOM, line ending and
+//! delimiter ([`Dialect`]); a result column whose name an input column already has is written
+//! as `result.<name>`. `--layout wide` writes one record per input row, with a status, output
+//! and cost column per model.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -15,7 +18,7 @@ use super::Status;
 use super::key::key_hash;
 use super::lines::{LineReaderAt, LineScanner};
 use crate::fsutil::replace_file;
-use crate::input::Row;
+use crate::input::{Dialect, Row};
 
 /// The result columns that follow the input's columns.
 pub const RESULT_COLUMNS: [&str; 7] = [
@@ -27,6 +30,55 @@ pub const RESULT_COLUMNS: [&str; 7] = [
     "completion_tokens",
     "error",
 ];
+
+/// The result columns of each model in the wide layout (`<model>.<column>`).
+pub const WIDE_COLUMNS: [&str; 3] = ["status", "output", "cost_usd"];
+
+/// The shape of results.csv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Layout {
+    /// One record per (input row, model): the input's columns, then [`RESULT_COLUMNS`].
+    #[default]
+    Long,
+    /// One record per input row: the input's columns, then [`WIDE_COLUMNS`] for each model.
+    Wide,
+}
+
+/// How results.csv is laid out and written.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvSpec<'a> {
+    /// The input's columns (the CSV header, or the JSONL union of keys).
+    pub columns: &'a [String],
+    /// The models, in order.
+    pub models: &'a [String],
+    /// The input's BOM, line ending and delimiter.
+    pub dialect: Dialect,
+    /// Long or wide.
+    pub layout: Layout,
+}
+
+impl CsvSpec<'_> {
+    /// The header: the input's columns, then the result columns, each renamed
+    /// `result.<name>` when an input column has its name (the input's column is kept as is).
+    pub fn header(&self) -> Vec<String> {
+        let results: Vec<String> = match self.layout {
+            Layout::Long => RESULT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            Layout::Wide => self
+                .models
+                .iter()
+                .flat_map(|m| WIDE_COLUMNS.iter().map(move |c| format!("{m}.{c}")))
+                .collect(),
+        };
+        let renamed = results.into_iter().map(|name| {
+            if self.columns.contains(&name) {
+                format!("result.{name}")
+            } else {
+                name
+            }
+        });
+        self.columns.iter().cloned().chain(renamed).collect()
+    }
+}
 
 /// Writes `results.csv` (to a temp file, then renamed to `out`) in input order x model order:
 /// the input's `columns` (the CSV header, or the JSONL union of keys), then [`RESULT_COLUMNS`].
@@ -42,26 +94,28 @@ pub fn write_results_csv(
     models: &[String],
     out: &Path,
 ) -> io::Result<u64> {
-    write_results_csv_indexed(
-        results,
-        &index_offsets(results)?,
-        rows,
+    let spec = CsvSpec {
         columns,
         models,
-        out,
-    )
+        dialect: Dialect::default(),
+        layout: Layout::Long,
+    };
+    write_results_csv_indexed(results, &index_offsets(results)?, rows, &spec, out)
 }
 
 /// [`write_results_csv`] with the index of `results` already built: (key hash, offset of the
-/// key's latest line) sorted by key, as [`super::results::compact`] returns it.
+/// key's latest line) sorted by key, as [`super::results::compact`] returns it, and the
+/// layout and dialect of `spec`. Returns the number of data records written.
 pub fn write_results_csv_indexed(
     results: &Path,
     index: &[(u64, u64)],
     rows: impl Iterator<Item = Row>,
-    columns: &[String],
-    models: &[String],
+    spec: &CsvSpec<'_>,
     out: &Path,
 ) -> io::Result<u64> {
+    let CsvSpec {
+        columns, models, ..
+    } = *spec;
     let offset_of = |key: u64| {
         index
             .binary_search_by_key(&key, |e| e.0)
@@ -74,11 +128,23 @@ pub fn write_results_csv_indexed(
         Some(LineReaderAt::open(results)?)
     };
     replace_file(out, |w| {
-        let mut csv = ::csv::Writer::from_writer(w);
-        let header = columns.iter().map(String::as_str).chain(RESULT_COLUMNS);
-        write_escaped(&mut csv, header)?;
+        if spec.dialect.bom {
+            io::Write::write_all(w, b"\xEF\xBB\xBF")?;
+        }
+        let terminator = if spec.dialect.crlf {
+            ::csv::Terminator::CRLF
+        } else {
+            ::csv::Terminator::Any(b'\n')
+        };
+        let mut csv = ::csv::WriterBuilder::new()
+            .delimiter(spec.dialect.delimiter)
+            .terminator(terminator)
+            .from_writer(w);
+        write_escaped(&mut csv, spec.header().iter().map(String::as_str))?;
         let mut written = 0u64;
+        let mut wide: Vec<String> = Vec::new();
         for row in rows {
+            wide.clear();
             for model in models {
                 let bytes = match (&mut reader, offset_of(key_hash(&row.id, model))) {
                     (Some(r), Some(offset)) => Some(r.read_at(offset)?),
@@ -87,12 +153,24 @@ pub fn write_results_csv_indexed(
                 let line = bytes
                     .and_then(|b| serde_json::from_slice::<CsvLine<'_>>(b).ok())
                     .filter(|l| l.id == row.id && l.model == model.as_str());
+                if spec.layout == Layout::Wide {
+                    wide_cells(&mut wide, line.as_ref());
+                    continue;
+                }
                 // Cells borrow from the row and the line: no copy of the big texts.
                 let mut record: Vec<Cow<'_, str>> =
                     Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
                 result_cells(&mut record, model, line.as_ref());
                 write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
+                written += 1;
+            }
+            if spec.layout == Layout::Wide {
+                let inputs = columns.iter().map(|c| var_cell(row.vars.get(c)));
+                let cells: Vec<Cow<'_, str>> = inputs
+                    .chain(wide.iter().map(|c| Cow::Borrowed(c.as_str())))
+                    .collect();
+                write_escaped(&mut csv, cells.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
         }
@@ -205,6 +283,25 @@ fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option
     record.push(line.error.as_ref().map_or(Cow::Borrowed(""), |e| {
         Cow::Owned(format!("{}: {}", e.kind.as_str(), e.message))
     }));
+}
+
+/// Pushes the [`WIDE_COLUMNS`] cells of one (row, model): the line's status, output and
+/// cost (`not_sent` and empty cells without a line).
+fn wide_cells(cells: &mut Vec<String>, line: Option<&CsvLine<'_>>) {
+    let Some(line) = line else {
+        cells.extend(["not_sent".to_owned(), String::new(), String::new()]);
+        return;
+    };
+    let status = match line.status {
+        Status::Ok => "ok",
+        Status::Error => "error",
+    };
+    cells.push(status.to_owned());
+    cells.push(line.output.as_deref().unwrap_or("").to_owned());
+    cells.push(
+        line.cost_usd
+            .map_or_else(String::new, |c| c.normalize().to_string()),
+    );
 }
 
 /// Protects a cell against CSV injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a

@@ -10,6 +10,7 @@ use super::Summary;
 use super::compact::{CompactStats, compact};
 use super::summary::{SummaryMeta, summarize_compacted, write_summary_json};
 use crate::input::RowReader;
+use crate::output::csv::{CsvSpec, Layout};
 
 /// The name of the journal in an output dir.
 pub const RESULTS: &str = "results.jsonl";
@@ -62,6 +63,30 @@ pub struct ResultsCsv {
     pub columns: Vec<String>,
     /// The job's models, in order.
     pub models: Vec<String>,
+    /// The CSV delimiter the job gives, if any (else the input's own).
+    pub delimiter: Option<u8>,
+    /// Long or wide.
+    pub layout: Layout,
+}
+
+impl ResultsCsv {
+    /// The results.csv of `job`, whose input scanned as `scan`, with these models.
+    pub fn for_job(
+        job: &crate::job::Job,
+        scan: &crate::scan::ScanReport,
+        models: &[String],
+    ) -> Self {
+        ResultsCsv {
+            input: job.input.clone(),
+            id_column: job.id_column.clone(),
+            limit_rows: job.limit_rows,
+            bytes: scan.bytes,
+            columns: scan.columns.clone(),
+            models: models.to_vec(),
+            delimiter: job.delimiter,
+            layout: job.layout,
+        }
+    }
 }
 
 impl Exporter for ResultsCsv {
@@ -70,16 +95,23 @@ impl Exporter for ResultsCsv {
     }
 
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
-        let rows = RowReader::open_first_bytes(&self.input, self.id_column.as_deref(), self.bytes)
-            .map_err(|e| io::Error::other(e.to_string()))?
+        let id_column = self.id_column.as_deref();
+        let reader = RowReader::open_with(&self.input, id_column, self.delimiter, self.bytes)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let spec = CsvSpec {
+            columns: &self.columns,
+            models: &self.models,
+            dialect: reader.dialect(),
+            layout: self.layout,
+        };
+        let rows = reader
             .filter_map(Result::ok)
             .take(self.limit_rows.map_or(usize::MAX, |n| n as usize));
         super::csv::write_results_csv_indexed(
             end.results,
             end.index,
             rows,
-            &self.columns,
-            &self.models,
+            &spec,
             &end.dir.join(self.file_name()),
         )
         .map(|_| ())

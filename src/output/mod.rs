@@ -12,6 +12,7 @@ pub mod results;
 pub mod summary;
 pub mod table;
 
+pub use csv::Layout;
 pub use lines::truncate_chars;
 
 use std::collections::BTreeMap;

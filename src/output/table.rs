@@ -187,11 +187,15 @@ pub(crate) fn new_table(plain: bool, header: &[&str], right: &[usize]) -> Table 
     } else {
         t.set_content_arrangement(ContentArrangement::Dynamic);
     }
-    t.set_header(
-        header
-            .iter()
-            .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
-    );
+    let bold = !plain && crate::console::color_allowed();
+    t.set_header(header.iter().map(|h| {
+        let cell = Cell::new(h);
+        if bold {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
     for &i in right {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);

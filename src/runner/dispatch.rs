@@ -140,14 +140,7 @@ fn finish(
     wall: std::time::Instant,
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
-    let csv = ResultsCsv {
-        input: job.input.clone(),
-        id_column: job.id_column.clone(),
-        limit_rows: job.limit_rows,
-        bytes: scan.bytes,
-        columns: scan.columns.clone(),
-        models: plan.models().to_vec(),
-    };
+    let csv = ResultsCsv::for_job(job, scan, plan.models());
     let meta = SummaryMeta {
         job: job.name.clone(),
         total_pairs: Some(plan.total(scan.rows)),

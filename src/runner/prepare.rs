@@ -36,6 +36,8 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
     let report = scan(&ScanOptions {
         path: &job.input,
         id_column: job.id_column.as_deref(),
+        delimiter: job.delimiter,
+        job_file: job.file.as_ref(),
         template: &template,
         need_batch_model: job.request.models.is_empty(),
         limit: job.limit_rows,

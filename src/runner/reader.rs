@@ -28,6 +28,7 @@ const READ_AHEAD_BYTES: usize = 16 << 20;
 /// Reads the first `bytes` bytes of the job's input on a thread into a bounded channel.
 pub(crate) fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
     let (path, id_column, limit) = (job.input.clone(), job.id_column.clone(), job.limit_rows);
+    let delimiter = job.delimiter;
     // Rows travel in chunks: one hand-over (and at most one thread wake-up) per chunk.
     const CHUNK: usize = 64;
     let (tx, rx) = mpsc::channel::<Vec<ReadRow>>(16);
@@ -36,7 +37,7 @@ pub(crate) fn spawn_reader(job: &crate::job::Job, bytes: u64) -> Reader {
     let shared = bytes_left.clone();
     let thread = std::thread::spawn(move || {
         let bytes_left = shared;
-        let reader = match RowReader::open_first_bytes(&path, id_column.as_deref(), bytes) {
+        let reader = match RowReader::open_with(&path, id_column.as_deref(), delimiter, bytes) {
             Ok(r) => r,
             Err(e) => return Some(e.to_string()),
         };

@@ -58,33 +58,55 @@ fn the_overrides_exist_on_run_estimate_and_validate() {
         "--prompt",
         "--system",
         "--max-tokens",
+        "--limit",
+        "--base-url",
+        "--id-column",
+        "--delimiter",
+        "--mock",
+        "--json",
+        "--api-key-file",
+    ];
+    // The flags of commands that send: not on `validate` (issue 16, item 16).
+    let send = [
         "--rpm",
         "--tpm",
         "--concurrency",
         "--max-retries",
         "--timeout",
         "--budget",
-        "--limit",
-        "--base-url",
-        "--mock",
-        "--json",
-        "--api-key-file",
+        "--temperature",
+        "--top-p",
+        "--seed",
+        "--param",
     ];
     let own: [(&str, &[&str]); 3] = [
         (
             "run",
-            &["--fresh", "--retry-failed", "--no-progress", "--yes"],
+            &[
+                "--fresh",
+                "--retry-failed",
+                "--no-progress",
+                "--yes",
+                "--layout",
+            ],
         ),
-        ("estimate", &["--pilot", "--refresh-prices"]),
+        ("estimate", &["--pilot", "--pilot-seed", "--refresh-prices"]),
         ("validate", &[]),
     ];
+    let has = |help: &str, flag: &str| {
+        help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n"))
+    };
     for (cmd, extra) in own {
         let a = wd.command(&[cmd, "--help"]).assert().code(0);
         let help = out(&a).0;
         for flag in shared.iter().chain(extra.iter()) {
-            assert!(
-                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
-                "{cmd} --help lacks {flag}"
+            assert!(has(&help, flag), "{cmd} --help lacks {flag}");
+        }
+        for flag in send {
+            assert_eq!(
+                has(&help, flag),
+                cmd != "validate",
+                "{cmd} --help and {flag}"
             );
         }
         assert!(

@@ -12,6 +12,7 @@ mod support;
 use support::summary_fields;
 
 mod contract;
+mod conventions;
 mod cost;
 mod exits;
 mod faults;
@@ -21,4 +22,5 @@ mod newcomer;
 mod plan;
 mod resume;
 mod run;
+mod spreadsheets;
 mod stops;
