@@ -233,6 +233,12 @@ impl Job {
             temperature: jf.request.temperature,
             extra: jf.request.extra.unwrap_or_default(),
         };
+        if request.max_tokens == Some(0) {
+            return Err(JobError(
+                "max_tokens must be at least 1 (0 would cut every reply before its first token)"
+                    .into(),
+            ));
+        }
         for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
             if request.extra.contains_key(reserved) {
                 return Err(JobError(format!(

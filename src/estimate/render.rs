@@ -91,7 +91,10 @@ pub fn render_estimate(r: &Report) -> String {
     ]);
     let mut out = format!("{} rows, {} requests\n{t}\n", r.rows, r.requests);
     out.push_str(&match r.minutes_at_limits {
-        Some(m) => format!("time at the job's limits: {m} min\n"),
+        Some(m) => format!(
+            "time at the job's limits: {}\n",
+            crate::output::table::duration(m * 60.0)
+        ),
         None => "time at the job's limits: unbounded (no rpm/tpm limit)\n".into(),
     });
     out.push_str(&match (r.credit, r.credit_remaining_usd) {

@@ -18,7 +18,7 @@ use crate::fsutil::replace_file;
 use crate::input::Row;
 
 /// The result columns that follow the input's columns.
-pub const RESULT_COLUMNS: [&str; 7] = [
+pub const RESULT_COLUMNS: [&str; 8] = [
     "model",
     "status",
     "output",
@@ -26,6 +26,7 @@ pub const RESULT_COLUMNS: [&str; 7] = [
     "prompt_tokens",
     "completion_tokens",
     "error",
+    "finish_reason",
 ];
 
 /// Writes `results.csv` (to a temp file, then renamed to `out`) in input order x model order:
@@ -168,6 +169,8 @@ struct CsvLine<'a> {
     completion_tokens: Option<u64>,
     #[serde(borrow, default)]
     error: Option<CsvError<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 /// `error` of a [`CsvLine`].
@@ -205,6 +208,7 @@ fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option
     record.push(line.error.as_ref().map_or(Cow::Borrowed(""), |e| {
         Cow::Owned(format!("{}: {}", e.kind.as_str(), e.message))
     }));
+    record.push(Cow::Borrowed(line.finish_reason.as_deref().unwrap_or("")));
 }
 
 /// Protects a cell against CSV injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a

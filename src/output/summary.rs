@@ -39,6 +39,8 @@ pub struct SummaryMeta {
     pub finished_at: Option<String>,
     /// The run's wall time; `None`: the span between `started_at` and `finished_at`.
     pub wall_secs: Option<f64>,
+    /// What this run sent (`None` for `orbatch summary`).
+    pub this_run: Option<super::ThisRun>,
 }
 
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
@@ -103,6 +105,10 @@ struct SummaryLine<'a> {
     error: Option<SummaryError<'a>>,
     #[serde(borrow, default)]
     finished_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    resumable: bool,
 }
 
 /// `error` of a [`SummaryLine`].
@@ -135,6 +141,8 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
                 message: Cow::Borrowed(&e.message),
             }),
             finished_at: l.finished_at.as_deref().map(Cow::Borrowed),
+            finish_reason: l.finish_reason.as_deref().map(Cow::Borrowed),
+            resumable: l.resumable,
         }
     }
 }
@@ -182,7 +190,12 @@ impl Acc {
         let cost = line.cost_usd.unwrap_or_default();
         match line.status {
             Status::Ok => self.rows.ok += 1,
+            // Only the spend of a pair the run stopped: a plain re-run sends it again.
+            Status::Error if line.resumable => self.rows.unfinished += 1,
             Status::Error => self.rows.error += 1,
+        }
+        if line.status == Status::Ok && line.finish_reason.as_deref() == Some("length") {
+            self.rows.truncated += 1;
         }
         self.add_requests(line);
         self.add_tokens(line);
@@ -195,7 +208,7 @@ impl Acc {
         *entry(&mut self.cost.by_provider, provider) += cost;
         add_group(entry(&mut self.models, &line.model), line);
         add_group(entry(&mut self.providers, provider), line);
-        if line.status == Status::Error {
+        if line.status == Status::Error && !line.resumable {
             self.add_error(line, cost);
         }
         self.latencies
@@ -246,7 +259,7 @@ impl Acc {
     }
 
     fn finish(mut self, meta: &SummaryMeta) -> Summary {
-        let sent = self.rows.ok + self.rows.error;
+        let sent = self.rows.ok + self.rows.error + self.rows.unfinished;
         self.rows.total = meta.total_pairs.unwrap_or(sent);
         self.rows.not_sent = self.rows.total.saturating_sub(sent);
         let started_at = meta
@@ -277,6 +290,7 @@ impl Acc {
             errors_by_kind: self.errors_by_kind,
             models: self.models,
             providers: self.providers,
+            this_run: meta.this_run.clone(),
             wall_secs,
             started_at,
             finished_at,

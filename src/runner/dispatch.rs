@@ -62,6 +62,7 @@ pub(crate) async fn execute(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: opts.lookup_backoff_scale,
+        sent: Default::default(),
     });
     let progress = Progress::new(pending);
     let (tx, writer) = {
@@ -115,7 +116,14 @@ pub(crate) async fn execute(
     }
     if let Some(why) = journal_failure {
         // The end files are written from what the journal holds, when it still can be read.
-        return match finish(&p.scan, &p.models, &job, &p.started_at, wall, true) {
+        return match finish(
+            &p.scan,
+            &p.models,
+            &job,
+            &p.started_at,
+            (wall, &ctx.sent),
+            true,
+        ) {
             Ok(summary) => Ok(RunReport {
                 summary,
                 stop: Some(StopReason::JournalFailed(why)),
@@ -135,7 +143,7 @@ pub(crate) async fn execute(
         &p.models,
         &job,
         &p.started_at,
-        wall,
+        (wall, &ctx.sent),
         stop.is_some(),
     )?;
     Ok(RunReport {
@@ -232,7 +240,7 @@ async fn dispatch_rows(
             );
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
-                    ctx.request_stop(StopReason::BudgetReached);
+                    ctx.budget_stop(worst);
                 }
                 break 'rows;
             };
@@ -364,7 +372,7 @@ fn finish(
     models: &[String],
     job: &crate::job::Job,
     started_at: &str,
-    wall: std::time::Instant,
+    (wall, sent): (std::time::Instant, &super::SentThisRun),
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
     let csv = ResultsCsv {
@@ -382,6 +390,7 @@ fn finish(
         started_at: Some(started_at.to_string()),
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
+        this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
     OutputDir::new(&job.output_dir)
         .finalize(&meta, &[&csv, &SummaryJson])

@@ -103,6 +103,7 @@ async fn run_pair(
         },
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,
+        sent: Default::default(),
         inflight: crate::output::inflight::Inflight::create(
             &tempfile::tempdir()
                 .expect("a temp dir")

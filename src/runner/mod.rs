@@ -96,8 +96,9 @@ pub struct Control {
 pub enum StopReason {
     /// Ctrl-C.
     Interrupted,
-    /// The next request could not fit under `budget_usd`.
-    BudgetReached,
+    /// The next request could not fit under `budget_usd`: the smallest cap that would have
+    /// let it go (what is spent plus its worst case), when known.
+    BudgetReached(Option<rust_decimal::Decimal>),
     /// 402: credits exhausted.
     CreditsExhausted(String),
     /// The key was refused.
@@ -114,7 +115,7 @@ impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StopReason::Interrupted => write!(f, "interrupted"),
-            StopReason::BudgetReached => write!(
+            StopReason::BudgetReached(_) => write!(
                 f,
                 "budget reached: the next request could not fit under budget_usd"
             ),
@@ -196,6 +197,39 @@ pub(crate) struct Ctx {
     pub deferred: Mutex<Vec<Deferred>>,
     /// Multiplies [`worker::LOOKUP_SCHEDULE`] (1; shorter only in tests).
     pub lookup_scale: f64,
+    /// The attempts this run sent.
+    pub sent: SentThisRun,
+}
+
+/// The attempts a run sent, and how many of them were retries (`summary.json`'s `this_run`).
+#[derive(Default)]
+pub(crate) struct SentThisRun {
+    sent: AtomicU64,
+    retried: AtomicU64,
+}
+
+impl SentThisRun {
+    /// Counts an attempt, the `nth` of its pair in this run.
+    pub fn count(&self, nth: u32) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sent.fetch_add(1, Relaxed);
+        if nth > 1 {
+            self.retried.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `this_run` for a run of `wall_secs`.
+    pub fn this_run(&self, wall_secs: f64) -> crate::output::ThisRun {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sent = self.sent.load(Relaxed);
+        crate::output::ThisRun {
+            sent,
+            retried: self.retried.load(Relaxed),
+            wall_secs: (wall_secs * 1000.0).round() / 1000.0,
+            requests_per_min: (sent > 0 && wall_secs > 0.0)
+                .then(|| (sent as f64 * 60.0 / wall_secs * 10.0).round() / 10.0),
+        }
+    }
 }
 
 /// The generation look-up budget and its circuit breaker.
@@ -223,6 +257,12 @@ impl Ctx {
             *r = Some(reason);
         }
         self.stop.cancel();
+    }
+
+    /// Stops the run because a request of worst case `worst` does not fit under the budget.
+    pub fn budget_stop(&self, worst: rust_decimal::Decimal) {
+        let at_least = self.budget.spent().checked_add(worst);
+        self.request_stop(StopReason::BudgetReached(at_least));
     }
 
     pub fn defer(

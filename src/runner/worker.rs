@@ -152,7 +152,7 @@ async fn attempts(
             None => match ctx.budget.try_reserve_retry(&item.model, item.worst) {
                 Some(r) => r,
                 None => {
-                    ctx.request_stop(super::StopReason::BudgetReached);
+                    ctx.budget_stop(item.worst);
                     return End::Stopped(last);
                 }
             },
@@ -194,6 +194,7 @@ async fn attempts(
         started.get_or_insert_with(Instant::now);
         tally.attempts = n;
         this_run += 1;
+        ctx.sent.count(this_run);
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, None);

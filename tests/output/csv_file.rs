@@ -142,6 +142,6 @@ fn results_csv_without_a_results_file_is_all_not_sent() {
     let text = fs::read_to_string(&out).unwrap();
     assert_eq!(
         text,
-        "q,model,status,output,cost_usd,prompt_tokens,completion_tokens,error\nx,m,not_sent,,,,,\n"
+        "q,model,status,output,cost_usd,prompt_tokens,completion_tokens,error,finish_reason\nx,m,not_sent,,,,,,\n"
     );
 }
