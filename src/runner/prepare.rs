@@ -135,9 +135,15 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         id_column: job.id_column.clone(),
         // Hashed once, by the scan.
         input_fingerprint: scan.fingerprint.clone(),
+        input_bytes: Some(scan.bytes),
     };
-    match manifest.check_or_write(&job.output_dir) {
-        Ok(Ok(())) => {}
+    match manifest.check_or_write(&job.output_dir, &job.input) {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(old))) => eprintln!(
+            "orbatch: {} grew since the last run ({old} -> {} bytes, the old rows unchanged): the new rows are sent",
+            job.input.display(),
+            scan.bytes
+        ),
         Ok(Err(changes)) => {
             return Err(config(format!(
                 "{} holds results of a different request shape:\n  {}\nuse --fresh to start over, or another --output-dir",
