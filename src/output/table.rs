@@ -241,6 +241,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_headline_says_finished_with_failures_not_complete() {
+        let meta = crate::output::summary::SummaryMeta {
+            job: "j".into(),
+            ..Default::default()
+        };
+        let mut s = crate::output::summary::summarize(&[], &meta).unwrap();
+        assert!(header(&s).starts_with("job j: complete\n"));
+        s.rows.error = 3;
+        assert!(header(&s).starts_with("job j: finished, 3 failed\n"));
+        s.complete = false;
+        assert!(header(&s).starts_with("job j: stopped early\n"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(duration(0.0), "0.0 s");
         assert_eq!(duration(12.34), "12.3 s");
