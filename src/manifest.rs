@@ -38,6 +38,14 @@ pub struct Manifest {
     /// The input's length in bytes (lets a resume accept rows appended to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_bytes: Option<u64>,
+    /// Spend of results `--fresh` set aside (`results.jsonl.<timestamp>`), still counted
+    /// against `budget_usd`; not part of the request shape.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::money::opt"
+    )]
+    pub carried_spend_usd: Option<rust_decimal::Decimal>,
 }
 
 impl Manifest {
@@ -223,6 +231,7 @@ mod tests {
             id_column: None,
             input_fingerprint: fp.into(),
             input_bytes: None,
+            carried_spend_usd: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
     let opts = RunOptions {
         api_key: endpoint.key.clone(),
         fresh: a.fresh,
+        forget_spend: a.forget_spend,
         retry_failed: a.retry_failed,
         progress: !a.no_progress,
         yes: a.yes,

@@ -47,7 +47,7 @@ pub(crate) async fn execute(
         // Earlier attempts of unknown charge count at their worst case, as they did then.
         budget: Budget::new(
             job.limits.budget_usd,
-            p.recovered.spent + p.recovered.unknown_max,
+            p.recovered.spent + p.recovered.unknown_max + p.carried_spend,
         ),
         inflight,
         prices: p.prices.clone(),

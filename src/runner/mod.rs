@@ -15,6 +15,7 @@
 
 mod crashed;
 mod dispatch;
+mod fresh;
 mod lookup;
 #[cfg(test)]
 mod loop_tests;
@@ -47,8 +48,11 @@ pub use prepare::{job_models, job_pairs, scan_job, spool_stdin};
 pub struct RunOptions {
     /// The API key (`OPENROUTER_API_KEY` or `--api-key-file`).
     pub api_key: Option<SecretString>,
-    /// `--fresh`: discard earlier results in the output dir.
+    /// `--fresh`: set earlier results aside (kept as `results.jsonl.<timestamp>`).
     pub fresh: bool,
+    /// `--forget-spend` (with `--fresh`): stop counting the spend of earlier results against
+    /// `budget_usd`.
+    pub forget_spend: bool,
     /// `--retry-failed`: also re-send pairs whose latest line is an error.
     pub retry_failed: bool,
     /// Show the progress bar on a TTY (`--no-progress` clears it).
@@ -71,6 +75,7 @@ impl Default for RunOptions {
         RunOptions {
             api_key: None,
             fresh: false,
+            forget_spend: false,
             retry_failed: false,
             progress: true,
             yes: false,

@@ -24,6 +24,8 @@ pub(crate) struct Prepared {
     pub prices: PriceTable,
     pub client: Client,
     pub started_at: String,
+    /// Spend of results set aside by `--fresh`, still counted against the budget.
+    pub carried_spend: rust_decimal::Decimal,
     pub _lock: DirLock,
 }
 
@@ -111,20 +113,11 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
     tracing::debug!("scanned {} rows in {:?}", scan.rows, t.elapsed());
     let t = std::time::Instant::now();
 
-    if opts.fresh {
-        for name in [
-            "results.jsonl",
-            "results.csv",
-            "summary.json",
-            crate::manifest::MANIFEST,
-        ] {
-            match std::fs::remove_file(job.output_dir.join(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(config(format!("--fresh: cannot remove {name}: {e}"))),
-            }
-        }
-    }
+    let carried_spend_usd = if opts.fresh {
+        super::fresh::start_fresh(&job.output_dir, opts.forget_spend).map_err(config)?
+    } else {
+        super::fresh::carried_spend(&job.output_dir)
+    };
     let manifest = Manifest {
         version: 1,
         system: job.request.system.clone(),
@@ -136,6 +129,7 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         // Hashed once, by the scan.
         input_fingerprint: scan.fingerprint.clone(),
         input_bytes: Some(scan.bytes),
+        carried_spend_usd: (!carried_spend_usd.is_zero()).then_some(carried_spend_usd),
     };
     match manifest.check_or_write(&job.output_dir, &job.input) {
         Ok(Ok(None)) => {}
@@ -185,6 +179,7 @@ pub(crate) async fn prepare(job: &Job, opts: &RunOptions) -> Result<Prepared, Ru
         prices,
         client,
         started_at,
+        carried_spend: carried_spend_usd,
         _lock: lock,
     })
 }

@@ -147,3 +147,50 @@ async fn a_budget_stop_says_how_far_to_raise_the_budget() {
     assert!(v["stop"].is_null(), "{v}");
     srv.shutdown().await;
 }
+
+/// `--fresh` keeps the previous results as `results.jsonl.<timestamp>` and says so, and their
+/// spend keeps counting against the budget, unless `--fresh --forget-spend`.
+#[tokio::test]
+async fn fresh_keeps_the_previous_results_and_counts_their_spend() {
+    let srv = mock(MockConfig::default()).await;
+    let s = Scratch::with_rows(6);
+    Orb::run(&s, &srv).output().await.assert_code(0);
+    let spent = recorded_spend(&s.lines());
+    assert!(spent > rust_decimal::Decimal::ZERO);
+    let budget = (spent * dec("1.5")).to_string();
+
+    let out = Orb::run(&s, &srv)
+        .args(["--fresh", "--budget", &budget, "--yes"])
+        .output()
+        .await;
+    // The first run's spend still counts: only about half the rows fit.
+    out.assert_code(3);
+    assert!(out.stderr.contains("kept as"), "{}", out.stderr);
+    let kept = |s: &Scratch| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(s.out())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("results.jsonl."))
+            .collect()
+    };
+    let archived = kept(&s);
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert_eq!(
+        read_lines(&archived[0]).len(),
+        6,
+        "the paid results are all kept"
+    );
+    let second = recorded_spend(&s.lines());
+    assert!(spent + second <= spent * dec("1.5"), "{spent} + {second}");
+    assert!(s.lines().len() < 6);
+
+    // --forget-spend: the budget counts this run alone.
+    let out = Orb::run(&s, &srv)
+        .args(["--fresh", "--forget-spend", "--budget", &budget, "--yes"])
+        .output()
+        .await;
+    out.assert_code(0);
+    assert_eq!(kept(&s).len(), 2);
+    assert_all_ok_once(&s.lines(), 6, &[MODEL]);
+    srv.shutdown().await;
+}
