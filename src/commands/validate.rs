@@ -30,13 +30,20 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     })
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
-    let (report, _) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    let (report, _) = match result {
+        Ok(r) => r,
+        Err(e) if a.json => {
+            print_json(&errors_json(&shown, &e))?;
+            return Ok(Exit::Usage);
+        }
+        Err(e) => return Err(CommandError::from_run(e, &job.output_dir)),
+    };
     let models = crate::runner::job_models(&job, &report);
     let pairs = crate::runner::job_pairs(&job, report.rows, &models);
     if a.json {
         print_json(&serde_json::json!({
             "input": shown, "rows": report.rows, "models": models, "requests": pairs,
-            "columns": report.columns, "errors": 0,
+            "columns": report.columns, "valid": true, "errors": 0, "error_list": [],
         }))?;
     } else {
         print_stdout(&format!(
@@ -48,4 +55,27 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// `validate --json` when the input is refused: `errors` (how many in all) and `error_list`
+/// (the first ones: `file`, `line` (0: the whole file), `message`).
+fn errors_json(input: &str, e: &crate::runner::RunError) -> serde_json::Value {
+    let (count, list) = match e {
+        crate::runner::RunError::Input { errors, count } => (
+            *count,
+            errors
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "file": e.path.display().to_string(), "line": e.line, "message": e.message,
+                    })
+                })
+                .collect(),
+        ),
+        other => (
+            1,
+            vec![serde_json::json!({"file": input, "line": 0, "message": other.to_string()})],
+        ),
+    };
+    serde_json::json!({"input": input, "valid": false, "errors": count, "error_list": list})
 }

@@ -194,3 +194,53 @@ async fn fresh_keeps_the_previous_results_and_counts_their_spend() {
     assert_all_ok_once(&s.lines(), 6, &[MODEL]);
     srv.shutdown().await;
 }
+
+/// `validate --json` gives its errors as JSON; `summary` on a file that is not a results file
+/// and `models FILTER` matching nothing exit non-zero with a message; the estimate's table
+/// fits 80 columns.
+#[tokio::test]
+async fn machine_readable_errors_and_honest_exits() {
+    let srv = mock(MockConfig::default()).await;
+    let s = Scratch::with_rows(3);
+    let out = Orb::new(&s)
+        .args(["validate", "--input", "in.csv", "--model", MODEL])
+        .args(["--prompt", "{{ missing }}", "--json"])
+        .output()
+        .await;
+    out.assert_code(2);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["errors"], 3, "{v}");
+    assert_eq!(v["error_list"][0]["line"], 2, "{v}");
+    assert!(
+        v["error_list"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing"),
+        "{v}"
+    );
+
+    let out = Orb::new(&s).args(["summary", "in.csv"]).output().await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("not a results file"), "{}", out.stderr);
+
+    let url = srv.base_url();
+    let out = Orb::new(&s)
+        .args(["models", "no-such-model-xyz", "--base-url", &url])
+        .output()
+        .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("no model matches"), "{}", out.stderr);
+
+    let out = Orb::new(&s)
+        .args(["estimate", "--input", "in.csv", "--prompt", PROMPT])
+        .args(["--model", "anthropic/claude-3.5-haiku", "--model", MODEL])
+        .args(["--max-tokens", "100000", "--base-url", &url])
+        .output()
+        .await;
+    out.assert_code(0);
+    for line in out.stdout.lines().filter(|l| !l.starts_with("note:")) {
+        assert!(line.chars().count() <= 80, "{line:?} in\n{}", out.stdout);
+    }
+    srv.shutdown().await;
+}
