@@ -239,9 +239,13 @@ pub struct RunArgs {
     /// row, columns per model).
     #[arg(long, value_enum, default_value_t = Layout::Long)]
     pub layout: Layout,
-    /// Discard earlier results in the output dir and start over.
+    /// Start over: earlier results are kept as results.jsonl.<timestamp>, their spend still
+    /// counted against the budget.
     #[arg(long)]
     pub fresh: bool,
+    /// With --fresh: stop counting the earlier results' spend against the budget.
+    #[arg(long, requires = "fresh")]
+    pub forget_spend: bool,
     /// Also re-send the pairs whose latest result is an error.
     #[arg(long)]
     pub retry_failed: bool,

@@ -249,17 +249,23 @@ impl Job {
                 ));
             }
         };
+        let explicit_dir = o.output_dir.or(jf.output_dir);
+        // A job read from stdin is named after its output dir ("stdin" without one).
+        let from_stdin = input == Path::new("-");
         let name = jf
             .name
+            .filter(|n| !n.is_empty())
             .or_else(|| {
-                input
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .map(str::to_owned)
+                let named = if from_stdin {
+                    explicit_dir.as_deref().and_then(Path::file_name)
+                } else {
+                    input.file_stem()
+                };
+                named.and_then(|s| s.to_str()).map(str::to_owned)
             })
-            .filter(|n| !n.is_empty() && input != Path::new("-"))
-            .unwrap_or_else(|| "job".to_string());
-        let output_dir = o.output_dir.or(jf.output_dir).unwrap_or_else(|| {
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| if from_stdin { "stdin" } else { "job" }.to_string());
+        let output_dir = explicit_dir.unwrap_or_else(|| {
             let dir = if o.mock {
                 format!("{name}-mock")
             } else {
@@ -292,6 +298,12 @@ impl Job {
             },
             aliases: Vec::new(),
         };
+        if request.max_tokens == Some(0) {
+            return Err(JobError(
+                "max_tokens must be at least 1 (0 would cut every reply before its first token)"
+                    .into(),
+            ));
+        }
         for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
             if request.extra.contains_key(reserved) {
                 return Err(JobError(format!(
@@ -447,6 +459,21 @@ mod tests {
         assert_eq!(job.limits.budget_usd, Some(Decimal::new(525, 2)));
         assert_eq!(job.request.max_tokens, Some(5));
         assert_eq!(job.output_dir, Path::new("out/d"));
+    }
+
+    #[test]
+    fn a_job_from_stdin_is_named_after_its_output_dir() {
+        let o = |dir: Option<&str>| Overrides {
+            input: Some("-".into()),
+            output_dir: dir.map(PathBuf::from),
+            models: vec!["a/b".into()],
+            ..Overrides::default()
+        };
+        let job = Job::resolve(None, o(Some("out/reviews")), None).unwrap();
+        assert_eq!(job.name, "reviews");
+        let job = Job::resolve(None, o(None), None).unwrap();
+        assert_eq!(job.name, "stdin");
+        assert_eq!(job.output_dir, Path::new("out/stdin"));
         assert_eq!(job.base_url, crate::endpoint::DEFAULT_BASE_URL);
     }
 }

@@ -35,6 +35,17 @@ pub struct Manifest {
     pub id_column: Option<String>,
     /// blake3 of the whole input file.
     pub input_fingerprint: String,
+    /// The input's length in bytes (lets a resume accept rows appended to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bytes: Option<u64>,
+    /// Spend of results `--fresh` set aside (`results.jsonl.<timestamp>`), still counted
+    /// against `budget_usd`; not part of the request shape.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::money::opt"
+    )]
+    pub carried_spend_usd: Option<rust_decimal::Decimal>,
     /// Where the results came from (absent in manifests of earlier versions: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
@@ -130,28 +141,69 @@ impl Manifest {
     }
 
     /// Checks `dir`'s manifest against `self` (writing it when there is none). Returns the
-    /// changes when they differ.
-    pub fn check_or_write(&self, dir: &Path) -> std::io::Result<Result<(), Vec<String>>> {
+    /// changes when they differ. An `input` that only grew (its old content, as long as the
+    /// manifest recorded, is an unchanged prefix ending at a line break) is no change: the
+    /// manifest is rewritten for the longer input and `Ok(Ok(Some(old length)))` returned.
+    pub fn check_or_write(
+        &self,
+        dir: &Path,
+        input: &Path,
+    ) -> std::io::Result<Result<Option<u64>, Vec<String>>> {
         let path = dir.join(MANIFEST);
         match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
                 Ok(old) => {
-                    let changes = self.changes_from(&old);
-                    Ok(if changes.is_empty() {
-                        Ok(())
+                    let grew = old.input_fingerprint != self.input_fingerprint
+                        && old.input_bytes.is_some_and(|n| {
+                            self.input_bytes.is_some_and(|now| now > n)
+                                && starts_with(input, n, &old.input_fingerprint).unwrap_or(false)
+                        });
+                    let compared = Manifest {
+                        input_fingerprint: old.input_fingerprint.clone(),
+                        input_bytes: old.input_bytes,
+                        ..self.clone()
+                    };
+                    let changes = if grew {
+                        compared.changes_from(&old)
                     } else {
-                        Err(changes)
-                    })
+                        self.changes_from(&old)
+                    };
+                    if !changes.is_empty() {
+                        return Ok(Err(changes));
+                    }
+                    if grew {
+                        crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(self)?)?;
+                    }
+                    Ok(Ok(if grew { old.input_bytes } else { None }))
                 }
                 Err(e) => Ok(Err(vec![format!("{} is unreadable ({e})", path.display())])),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(self)?)?;
-                Ok(Ok(()))
+                Ok(Ok(None))
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// True when the first `len` bytes of `input` hash to `fingerprint` and end a line (the byte
+/// before them, or the one after, is a line break): rows were appended, none changed.
+fn starts_with(input: &Path, len: u64, fingerprint: &str) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(input)?;
+    let mut hasher = blake3::Hasher::new();
+    let copied = std::io::copy(&mut (&mut file).take(len), &mut hasher)?;
+    if copied != len || hasher.finalize().to_hex().as_str() != fingerprint {
+        return Ok(false);
+    }
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut around = [0u8; 2];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut around)?;
+    Ok(around[0] == b'\n' || around[1] == b'\n' || around[1] == b'\r')
 }
 
 mod erased {
@@ -241,6 +293,8 @@ mod tests {
             id_column: None,
             input_fingerprint: fp.into(),
             endpoint: None,
+            input_bytes: None,
+            carried_spend_usd: None,
         }
     }
 
@@ -258,17 +312,29 @@ mod tests {
             endpoint: at("http://127.0.0.1:4100/api/v1", true),
             ..m("a", "x")
         };
-        assert!(mock.check_or_write(dir.path()).unwrap().is_ok());
+        assert!(
+            mock.check_or_write(dir.path(), &dir.path().join("in.csv"))
+                .unwrap()
+                .is_ok()
+        );
         let again = Manifest {
             endpoint: at("http://127.0.0.1:4200/api/v1", true),
             ..m("a", "x")
         };
-        assert!(again.check_or_write(dir.path()).unwrap().is_ok());
+        assert!(
+            again
+                .check_or_write(dir.path(), &dir.path().join("in.csv"))
+                .unwrap()
+                .is_ok()
+        );
         let real = Manifest {
             endpoint: at("https://openrouter.ai/api/v1", false),
             ..m("a", "x")
         };
-        let changes = real.check_or_write(dir.path()).unwrap().unwrap_err();
+        let changes = real
+            .check_or_write(dir.path(), &dir.path().join("in.csv"))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert!(
             changes[0].contains("the built-in mock (--mock)")
@@ -296,9 +362,22 @@ mod tests {
     #[test]
     fn changes_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(m("a", "x").check_or_write(dir.path()).unwrap().is_ok());
-        assert!(m("a", "x").check_or_write(dir.path()).unwrap().is_ok());
-        let changes = m("b", "y").check_or_write(dir.path()).unwrap().unwrap_err();
+        assert!(
+            m("a", "x")
+                .check_or_write(dir.path(), dir.path())
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            m("a", "x")
+                .check_or_write(dir.path(), dir.path())
+                .unwrap()
+                .is_ok()
+        );
+        let changes = m("b", "y")
+            .check_or_write(dir.path(), dir.path())
+            .unwrap()
+            .unwrap_err();
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(changes[0].contains("request.prompt"));
     }

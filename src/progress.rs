@@ -92,6 +92,7 @@ impl Progress {
             let style = ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
+            *shown_bar() = Some(bar.clone());
             loop {
                 bar.set_position(self.done());
                 bar.set_message(self.line_short());
@@ -100,6 +101,7 @@ impl Progress {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
+            *shown_bar() = None;
             bar.finish_and_clear();
         } else {
             loop {
@@ -126,5 +128,24 @@ impl Progress {
             self.errors.load(Relaxed),
             self.hits.load(Relaxed)
         )
+    }
+}
+
+/// The bar on the terminal now, if any: a line written past it would be drawn over (and
+/// appear twice once the bar redraws), so [`say`] prints above it.
+fn shown_bar() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
+    static BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+    BAR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `line` to stderr once, above the progress bar when one is shown.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let bar = shown_bar().clone();
+    match bar {
+        Some(bar) if !bar.is_finished() => bar.println(line),
+        _ => {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
     }
 }

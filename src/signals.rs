@@ -6,8 +6,6 @@
 //! Each signal is listened to from the start with one stream, so a signal that arrives while
 //! the first one is being handled is never lost.
 
-use std::io::Write;
-
 use crate::runner::Control;
 
 /// The message printed when the first stop signal arrives (tests wait for it).
@@ -35,9 +33,9 @@ pub async fn handle_stop_signals(control: Control) {
     ));
 }
 
-/// Writes a line to stderr, ignoring a stderr that is gone.
+/// Writes a line to stderr once (above the progress bar), ignoring a stderr that is gone.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    crate::progress::say(line);
 }
 
 /// The stop signals' streams.

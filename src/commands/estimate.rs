@@ -44,17 +44,18 @@ pub(super) async fn estimate(a: EstimateArgs, control: Control) -> Result<Exit, 
     Ok(exit)
 }
 
-/// Prints the warnings (stderr) and the estimate (stdout).
+/// Prints the estimate (stdout) with its warnings, once: in the table, or on stderr beside
+/// the JSON.
 fn print_estimate(
     session: &Session,
     pilot: Option<(&PilotPlan, &Calibration)>,
     json: bool,
 ) -> serde_json::Result<()> {
     let report = session.report(pilot);
-    for w in &report.warnings {
-        eprintln!("orbatch: warning: {w}");
-    }
     if json {
+        for w in &report.warnings {
+            eprintln!("orbatch: warning: {w}");
+        }
         print_json(&report)
     } else {
         print_stdout(&render_estimate(&report));

@@ -20,6 +20,14 @@ pub(super) async fn models(a: ModelsArgs) -> Result<Exit, CommandError> {
         .filter(|e| e.id.to_ascii_lowercase().contains(&filter))
         .collect();
     rows.sort_by(|a, b| a.id.cmp(&b.id));
+    if rows.is_empty() && !filter.is_empty() {
+        return Err(anyhow::anyhow!(
+            "no model matches {:?} (of {} listed); `orbatch models` lists them all",
+            a.filter.as_deref().unwrap_or(""),
+            entries.len()
+        )
+        .into());
+    }
     if a.query.json {
         let v: Vec<_> = rows
             .iter()

@@ -19,6 +19,7 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
     let opts = RunOptions {
         api_key: endpoint.key.clone(),
         fresh: a.fresh,
+        forget_spend: a.forget_spend,
         retry_failed: a.retry_failed,
         progress: !a.no_progress,
         yes: a.yes,
@@ -65,34 +66,78 @@ fn cache_setup(a: &RunArgs, job: &crate::job::Job, mock: bool) -> Option<CacheSe
     Some(CacheSetup { dir, identity })
 }
 
+/// `stop` of `run --json`: `null`, or why the run stopped early (`reason`, a stable word, and
+/// `message`) and what to do (`hint`).
+fn stop_json(stop: Option<&StopReason>) -> serde_json::Value {
+    let Some(stop) = stop else {
+        return serde_json::Value::Null;
+    };
+    let reason = match stop {
+        StopReason::Interrupted => "interrupted",
+        StopReason::BudgetReached(_) => "budget_reached",
+        StopReason::CreditsExhausted(_) => "credits_exhausted",
+        StopReason::AuthRefused(_) => "auth_refused",
+        StopReason::JournalFailed(_) => "journal_failed",
+        StopReason::InputChanged(_) => "input_changed",
+    };
+    let mut v = serde_json::json!({"reason": reason, "message": stop.to_string()});
+    if let StopReason::BudgetReached(Some(at_least)) = stop {
+        v["budget_at_least_usd"] = serde_json::Value::String(at_least.normalize().to_string());
+    }
+    if let Some(hint) = resume_hint(stop) {
+        v["hint"] = serde_json::Value::String(hint);
+    }
+    v
+}
+
 /// How a run ended, for the exit code: its stop, failed rows, pairs left unsent.
 pub(super) fn outcome(report: &RunReport) -> Outcome {
     Outcome {
         auth_refused: matches!(report.stop, Some(StopReason::AuthRefused(_))),
-        stopped: report.stop.is_some() || report.summary.rows.not_sent > 0,
+        stopped: report.stop.is_some()
+            || report.summary.rows.not_sent > 0
+            || report.summary.rows.unfinished > 0,
         rows_failed: report.summary.rows.error > 0,
         ..Outcome::default()
     }
 }
 
 /// What to do after a stop, or nothing when a re-run would not help (a refused key).
-pub(super) fn resume_hint(stop: &StopReason) -> Option<&'static str> {
-    match stop {
-        StopReason::AuthRefused(_) => None,
-        StopReason::InputChanged(_) => Some(
-            "put the input back as it was and run the same command again to resume (a changed input is refused; --fresh starts over)",
-        ),
-        StopReason::JournalFailed(_) => Some(
-            "free space or fix the output dir's permissions, then run the same command again to resume",
-        ),
-        _ => Some("run the same command again to resume; finished rows are not sent again"),
-    }
+pub(super) fn resume_hint(stop: &StopReason) -> Option<String> {
+    let hint = match stop {
+        StopReason::AuthRefused(_) => return None,
+        StopReason::InputChanged(_) => {
+            "put the input back as it was and run the same command again to resume (a changed input is refused; --fresh starts over)"
+        }
+        StopReason::JournalFailed(_) => {
+            "free space or fix the output dir's permissions, then run the same command again to resume"
+        }
+        StopReason::BudgetReached(at_least) => {
+            let at_least = at_least.map_or(String::new(), |d| {
+                format!(
+                    " to at least {}",
+                    crate::money::usd(
+                        d.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::AwayFromZero)
+                    )
+                )
+            });
+            return Some(format!(
+                "raise --budget{at_least} (what is spent plus the next request's worst case) and run again to resume; `orbatch estimate` gives the cost of the rest"
+            ));
+        }
+        _ => "run the same command again to resume; finished rows are not sent again",
+    };
+    Some(hint.to_string())
 }
 
 /// Prints a run's summary (table or JSON on stdout) and how it ended (stderr); gives its code.
 fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
     if json {
-        print_json(&report.summary)?;
+        let mut v = serde_json::to_value(&report.summary)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("stop".into(), stop_json(report.stop.as_ref()));
+        }
+        print_json(&v)?;
     } else {
         print_stdout(&crate::output::table::render_table(&report.summary));
     }
@@ -114,6 +159,12 @@ fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
         eprintln!(
             "orbatch: {} rows failed (see results.jsonl); `--retry-failed` sends them again",
             report.summary.rows.error
+        );
+    }
+    if report.summary.rows.truncated > 0 {
+        eprintln!(
+            "orbatch: warning: {} replies were cut at max_tokens (finish_reason \"length\" in results.csv); raise --max-tokens to get them whole",
+            report.summary.rows.truncated
         );
     }
     eprintln!("orbatch: results in {}", report.output_dir.display());

@@ -14,6 +14,13 @@ pub(super) fn summary(a: SummaryArgs) -> Result<Exit, CommandError> {
         if !f.is_file() {
             return Err(anyhow::anyhow!("{}: no such results file", f.display()).into());
         }
+        if let Some(why) = crate::output::results::not_a_results_file(f)? {
+            return Err(anyhow::anyhow!(
+                "{}: not a results file: {why} (give the results.jsonl of an output dir)",
+                f.display()
+            )
+            .into());
+        }
     }
     let name = a.name.clone().unwrap_or_else(|| {
         a.files[0]

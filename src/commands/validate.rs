@@ -34,7 +34,14 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     })
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
-    let (report, template) = result.map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    let (report, template) = match result {
+        Ok(r) => r,
+        Err(e) if a.json => {
+            print_json(&errors_json(&shown, &e))?;
+            return Ok(Exit::Usage);
+        }
+        Err(e) => return Err(CommandError::from_run(e, &job.output_dir)),
+    };
     let mut job = job;
     let mut models = crate::plan::Plan::new(&job, &report).models().to_vec();
     let prices = check_models(&a, &mut job, &mut models).await?;
@@ -44,7 +51,7 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     if a.json {
         print_json(&serde_json::json!({
             "input": shown, "rows": report.rows, "models": models, "requests": pairs,
-            "columns": report.columns, "errors": 0,
+            "columns": report.columns, "valid": true, "errors": 0, "error_list": [],
         }))?;
     } else {
         print_stdout(&format!(
@@ -82,4 +89,27 @@ async fn check_models(
     crate::runner::check_slugs(job, models, &prices, a.allow_unknown_models)
         .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
     Ok(prices)
+}
+
+/// `validate --json` when the input is refused: `errors` (how many in all) and `error_list`
+/// (the first ones: `file`, `line` (0: the whole file), `message`).
+fn errors_json(input: &str, e: &crate::runner::RunError) -> serde_json::Value {
+    let (count, list) = match e {
+        crate::runner::RunError::Input { errors, count } => (
+            *count,
+            errors
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "file": e.path.display().to_string(), "line": e.line, "message": e.message,
+                    })
+                })
+                .collect(),
+        ),
+        other => (
+            1,
+            vec![serde_json::json!({"file": input, "line": 0, "message": other.to_string()})],
+        ),
+    };
+    serde_json::json!({"input": input, "valid": false, "errors": count, "error_list": list})
 }

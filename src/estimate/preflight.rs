@@ -114,7 +114,7 @@ pub async fn check(
             format!("that is above budget_usd ({})", usd(budget))
         } else {
             format!(
-                "with {} already spent{unknown} in {}, that passes budget_usd ({})",
+                "with {} already spent{unknown} in {}, that exceeds budget_usd ({})",
                 usd(p.spent),
                 job.output_dir.display(),
                 usd(budget)

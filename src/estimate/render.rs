@@ -21,77 +21,77 @@ fn tokens(r: &Range<Option<u64>>) -> String {
     format!("{} / {} / {}", n(r.low), n(r.expected), n(r.high))
 }
 
-/// The estimate as a table plus notes (stdout).
+/// The widest the estimate is drawn when the terminal's width is unknown.
+const WIDTH: u16 = 80;
+
+/// The estimate as a table plus notes (stdout): the costs in a table that fits 80 columns
+/// (only the model column wraps, never a number), each model's token counts below it.
 pub fn render_estimate(r: &Report) -> String {
-    let mut t = table(&[
-        "model",
-        "requests",
-        "prompt tokens",
-        "tokenizer",
-        "completion low / expected / high",
-        "cost low",
-        "cost expected",
-        "cost high",
-        "90% interval",
-    ]);
+    let mut t = table(&["model", "cost low", "cost expected", "cost high"]);
+    let mut details = String::new();
     for m in &r.models {
         let prompt = if m.prompt_tokens_expected != m.prompt_tokens && r.pilot.is_some() {
             format!("{} (local {})", m.prompt_tokens_expected, m.prompt_tokens)
         } else {
             m.prompt_tokens.to_string()
         };
-        let (low, expected, high) = if m.price_known {
-            (
+        let costs = if m.price_known {
+            [
                 money(m.cost_usd.low),
                 money(m.cost_usd.expected),
                 money(m.cost_usd.high),
-            )
+            ]
         } else {
-            (
+            [
                 "price unknown".into(),
                 "price unknown".into(),
                 "price unknown".into(),
-            )
+            ]
         };
-        t.add_row([
-            m.model.clone(),
-            m.rows.to_string(),
-            prompt,
-            format!(
-                "{} ({})",
-                m.tokenizer,
-                if m.exact_tokens {
-                    "exact"
-                } else {
-                    "approximation"
-                }
-            ),
-            format!("{} ({})", tokens(&m.completion_tokens), m.completion_basis),
-            low,
-            expected,
-            high,
-            m.interval.as_ref().map_or("-".into(), |i| {
-                format!("{} - {}", usd(i.low.0), usd(i.high.0))
-            }),
-        ]);
+        let [low, expected, high] = costs;
+        t.add_row([m.model.clone(), low, expected, high]);
+        let exact = if m.exact_tokens {
+            "exact"
+        } else {
+            "approximation"
+        };
+        details.push_str(&format!(
+            "{}: {} requests\n  prompt tokens: {prompt} ({}, {exact})\n  completion tokens low / expected / high: {} ({})\n",
+            m.model,
+            m.rows,
+            m.tokenizer,
+            tokens(&m.completion_tokens),
+            m.completion_basis
+        ));
+        if let Some(i) = &m.interval {
+            details.push_str(&format!(
+                "  90% interval: {} - {}\n",
+                usd(i.low.0),
+                usd(i.high.0)
+            ));
+        }
     }
     let c = &r.total.cost_usd;
     t.add_row([
         "TOTAL".into(),
-        r.requests.to_string(),
-        String::new(),
-        String::new(),
-        String::new(),
         money(c.low),
         money(c.expected),
         money(c.high),
-        r.total.interval.as_ref().map_or("-".into(), |i| {
-            format!("{} - {}", usd(i.low.0), usd(i.high.0))
-        }),
     ]);
-    let mut out = format!("{} rows, {} requests\n{t}\n", r.rows, r.requests);
+    if let Some(i) = &r.total.interval {
+        details.push_str(&format!(
+            "TOTAL 90% interval: {} - {}\n",
+            usd(i.low.0),
+            usd(i.high.0)
+        ));
+    }
+    fit(&mut t);
+    let mut out = format!("{} rows, {} requests\n{t}\n{details}", r.rows, r.requests);
     out.push_str(&match r.minutes_at_limits {
-        Some(m) => format!("time at the job's limits: {m} min\n"),
+        Some(m) => format!(
+            "time at the job's limits: {}\n",
+            crate::output::table::duration(m * 60.0)
+        ),
         None => "time at the job's limits: unbounded (no rpm/tpm limit)\n".into(),
     });
     out.push_str(&match (r.credit, r.credit_remaining_usd) {
@@ -113,6 +113,22 @@ pub fn render_estimate(r: &Report) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+/// Fits `t` to the terminal, or to [`WIDTH`] columns when its width is unknown: the money
+/// columns keep their content width (a number is never split), the model column wraps.
+fn fit(t: &mut Table) {
+    use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement};
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        t.set_width(WIDTH);
+    }
+    for i in 1..4 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
 }
 
 /// A JSON number or string as money; `None` for null or anything else.

@@ -21,7 +21,7 @@ use crate::fsutil::replace_file;
 use crate::input::{Dialect, Row};
 
 /// The result columns that follow the input's columns.
-pub const RESULT_COLUMNS: [&str; 7] = [
+pub const RESULT_COLUMNS: [&str; 8] = [
     "model",
     "status",
     "output",
@@ -29,6 +29,7 @@ pub const RESULT_COLUMNS: [&str; 7] = [
     "prompt_tokens",
     "completion_tokens",
     "error",
+    "finish_reason",
 ];
 
 /// The result columns of each model in the wide layout (`<model>.<column>`).
@@ -246,6 +247,8 @@ struct CsvLine<'a> {
     completion_tokens: Option<u64>,
     #[serde(borrow, default)]
     error: Option<CsvError<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 /// `error` of a [`CsvLine`].
@@ -283,6 +286,7 @@ fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option
     record.push(line.error.as_ref().map_or(Cow::Borrowed(""), |e| {
         Cow::Owned(format!("{}: {}", e.kind.as_str(), e.message))
     }));
+    record.push(Cow::Borrowed(line.finish_reason.as_deref().unwrap_or("")));
 }
 
 /// Pushes the [`WIDE_COLUMNS`] cells of one (row, model): the line's status, output and

@@ -278,6 +278,9 @@ pub struct Summary {
     /// Rows, cost and tokens by provider, `unknown` when none was reported (added).
     #[serde(default)]
     pub providers: BTreeMap<String, GroupTotals>,
+    /// This run's own counts (absent for `orbatch summary`, which is no run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub this_run: Option<ThisRun>,
     /// Wall time of the run (or the span of the result lines, for `orbatch summary`).
     pub wall_secs: f64,
     /// When the run started (RFC 3339).
@@ -325,6 +328,27 @@ pub struct RowCounts {
     pub error: u64,
     /// Pairs with no line (never sent, or stopped early).
     pub not_sent: u64,
+    /// Pairs whose line only records the spend of a pair the run stopped (`resumable`): not
+    /// failures, a plain re-run sends them again (not in `ok`, `error` or `not_sent`).
+    #[serde(default)]
+    pub unfinished: u64,
+    /// Ok pairs whose reply was cut at `max_tokens` (`finish_reason: "length"`).
+    #[serde(default)]
+    pub truncated: u64,
+}
+
+/// `this_run` of the summary: what the run that wrote it did (the other counts are the
+/// output dir's totals, over every run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThisRun {
+    /// Attempts this run sent.
+    pub sent: u64,
+    /// Of them, attempts beyond a pair's first of this run.
+    pub retried: u64,
+    /// This run's wall time.
+    pub wall_secs: f64,
+    /// Attempts sent per minute of wall time; `null` when nothing was sent.
+    pub requests_per_min: Option<f64>,
 }
 
 /// `requests` of the summary.

@@ -354,3 +354,16 @@ pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::
     }
     Ok(stats)
 }
+
+/// Why `path` is not a results file (`None` when its first line is a result line): it has no
+/// line, or its first line does not parse as one.
+pub fn not_a_results_file(path: &Path) -> io::Result<Option<String>> {
+    let mut scanner = LineScanner::new(File::open(path)?);
+    Ok(match scanner.next_line()? {
+        None => Some("it holds no result line".to_string()),
+        Some(_) => scanner
+            .parse()
+            .err()
+            .map(|e| format!("its first line is not a result line ({e})")),
+    })
+}

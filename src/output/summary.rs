@@ -42,6 +42,8 @@ pub struct SummaryMeta {
     /// The job's models: lines of other models go to `left_out`, not the totals. `None`:
     /// every line counts (`orbatch summary`).
     pub models: Option<Vec<String>>,
+    /// What this run sent (`None` for `orbatch summary`).
+    pub this_run: Option<super::ThisRun>,
 }
 
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
@@ -110,6 +112,10 @@ struct SummaryLine<'a> {
     cache_hit: bool,
     #[serde(with = "crate::money::opt", default)]
     cached_cost_usd: Option<Decimal>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    resumable: bool,
 }
 
 /// `error` of a [`SummaryLine`].
@@ -144,6 +150,8 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
             finished_at: l.finished_at.as_deref().map(Cow::Borrowed),
             cache_hit: l.cache_hit,
             cached_cost_usd: l.cached_cost_usd,
+            finish_reason: l.finish_reason.as_deref().map(Cow::Borrowed),
+            resumable: l.resumable,
         }
     }
 }
@@ -207,7 +215,12 @@ impl Acc {
         }
         match line.status {
             Status::Ok => self.rows.ok += 1,
+            // Only the spend of a pair the run stopped: a plain re-run sends it again.
+            Status::Error if line.resumable => self.rows.unfinished += 1,
             Status::Error => self.rows.error += 1,
+        }
+        if line.status == Status::Ok && line.finish_reason.as_deref() == Some("length") {
+            self.rows.truncated += 1;
         }
         self.add_requests(line);
         self.add_tokens(line);
@@ -224,7 +237,7 @@ impl Acc {
         *entry(&mut self.cost.by_provider, provider) += cost;
         add_group(entry(&mut self.models, &line.model), line);
         add_group(entry(&mut self.providers, provider), line);
-        if line.status == Status::Error {
+        if line.status == Status::Error && !line.resumable {
             self.add_error(line, cost);
         }
         self.latencies
@@ -275,7 +288,7 @@ impl Acc {
     }
 
     fn finish(mut self, meta: &SummaryMeta) -> Summary {
-        let sent = self.rows.ok + self.rows.error;
+        let sent = self.rows.ok + self.rows.error + self.rows.unfinished;
         self.rows.total = meta.total_pairs.unwrap_or(sent);
         self.rows.not_sent = self.rows.total.saturating_sub(sent);
         let started_at = meta
@@ -306,6 +319,7 @@ impl Acc {
             errors_by_kind: self.errors_by_kind,
             models: self.models,
             providers: self.providers,
+            this_run: meta.this_run.clone(),
             wall_secs,
             started_at,
             finished_at,

@@ -54,41 +54,63 @@ fn render(s: &Summary, plain: bool) -> String {
     out
 }
 
-/// The lines above the tables: job and state, rows, requests, time.
+/// The lines above the tables: job and state, this run, then the output dir's totals.
 fn header(s: &Summary) -> String {
-    let state = if s.complete {
-        "complete"
-    } else {
-        "stopped early"
-    };
     let r = &s.rows;
     let q = &s.requests;
-    let mut out = format!("job {}: {state}\n", s.job);
-    let _ = writeln!(
-        out,
-        "rows: {} ok, {} error, {} not sent (of {})",
+    let mut out = format!("job {}: {}\n", s.job, state(s));
+    let l = &s.latency_ms;
+    let latency = format!(
+        "latency p50 {} ms, p95 {} ms, max {} ms",
+        l.p50, l.p95, l.max
+    );
+    let totals = if let Some(t) = &s.this_run {
+        let rate = t
+            .requests_per_min
+            .map_or("-".to_string(), |r| format!("{r:.1}"));
+        let _ = writeln!(
+            out,
+            "this run: {} sent, {} retried, {} wall, {rate} req/min",
+            plural(t.sent, "request", "requests"),
+            t.retried,
+            duration(t.wall_secs),
+        );
+        "output dir totals (every run)"
+    } else {
+        let _ = writeln!(out, "time: {} span of the results", duration(s.wall_secs));
+        "totals"
+    };
+    let _ = writeln!(out, "{totals}:");
+    let mut rows = format!(
+        "  rows: {} ok, {} error, {} not sent (of {})",
         r.ok, r.error, r.not_sent, r.total
     );
+    if r.unfinished > 0 {
+        let _ = write!(
+            rows,
+            ", {} stopped in flight (a re-run sends them)",
+            r.unfinished
+        );
+    }
+    if r.truncated > 0 {
+        let _ = write!(rows, "; {} cut at max_tokens", r.truncated);
+    }
+    let _ = writeln!(out, "{rows}");
     let _ = writeln!(
         out,
-        "requests: {} sent, {} retried, {} rate-limited (429)",
+        "  requests: {} sent, {} retried, {} rate-limited (429); {latency}",
         q.sent, q.retried, q.rate_limited
     );
-    let rate = if s.wall_secs > 0.0 {
-        format!("{:.1} req/min", q.sent as f64 * 60.0 / s.wall_secs)
-    } else {
-        "- req/min".to_string()
-    };
-    let l = &s.latency_ms;
-    let _ = writeln!(
-        out,
-        "time: {} wall, {rate}, latency p50 {} ms, p95 {} ms, max {} ms",
-        duration(s.wall_secs),
-        l.p50,
-        l.p95,
-        l.max
-    );
     out
+}
+
+/// `complete`, `finished, N failed` or `stopped early`.
+fn state(s: &Summary) -> String {
+    match (s.complete, s.rows.error) {
+        (true, 0) => "complete".to_string(),
+        (true, n) => format!("finished, {n} failed"),
+        (false, _) => "stopped early".to_string(),
+    }
 }
 
 /// The total cost line, and the notes that qualify it.
@@ -209,20 +231,20 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// `12.3s`, `1m 41s`, `2h 03m 10s`.
-fn duration(secs: f64) -> String {
+/// `12.3 s`, `2 min 30 s`, `2 h 03 min 10 s`.
+pub(crate) fn duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "-".to_string();
     }
     if secs < 60.0 {
-        return format!("{secs:.1}s");
+        return format!("{secs:.1} s");
     }
     let total = secs.round() as u64;
     let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
     if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
+        format!("{h} h {m:02} min {s:02} s")
     } else {
-        format!("{m}m {s:02}s")
+        format!("{m} min {s:02} s")
     }
 }
 
@@ -231,11 +253,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_headline_says_finished_with_failures_not_complete() {
+        let meta = crate::output::summary::SummaryMeta {
+            job: "j".into(),
+            ..Default::default()
+        };
+        let mut s = crate::output::summary::summarize(&[], &meta).unwrap();
+        assert!(header(&s).starts_with("job j: complete\n"));
+        s.rows.error = 3;
+        assert!(header(&s).starts_with("job j: finished, 3 failed\n"));
+        s.complete = false;
+        assert!(header(&s).starts_with("job j: stopped early\n"));
+    }
+
+    #[test]
     fn durations() {
-        assert_eq!(duration(0.0), "0.0s");
-        assert_eq!(duration(12.34), "12.3s");
-        assert_eq!(duration(101.2), "1m 41s");
-        assert_eq!(duration(7390.0), "2h 03m 10s");
+        assert_eq!(duration(0.0), "0.0 s");
+        assert_eq!(duration(12.34), "12.3 s");
+        assert_eq!(duration(150.0), "2 min 30 s");
+        assert_eq!(duration(101.2), "1 min 41 s");
+        assert_eq!(duration(7390.0), "2 h 03 min 10 s");
         assert_eq!(duration(f64::NAN), "-");
     }
 }

@@ -44,7 +44,7 @@ pub(crate) async fn execute(
             window: opts.rate_window,
         }),
         // Earlier attempts of unknown charge count at their worst case, as they did then.
-        budget: Budget::new(job.limits.budget_usd, plan.committed()),
+        budget: Budget::new(job.limits.budget_usd, plan.committed() + p.carried_spend),
         inflight,
         prices: Arc::new(crate::prices::LivePrices::new(p.prices.clone())),
         stop: control.stop.child_token(),
@@ -58,6 +58,7 @@ pub(crate) async fn execute(
             .as_ref()
             .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
         breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
+        sent: Default::default(),
     });
     let progress = Progress::new(plan.pending_count(p.scan.rows));
     let (tx, writer) = {
@@ -107,7 +108,7 @@ pub(crate) async fn execute(
     }
     if let Some(why) = journal_failure {
         // The end files are written from what the journal holds, when it still can be read.
-        return match finish(&p.scan, &plan, &job, &p.started_at, wall, true) {
+        return match finish(&p.scan, &plan, &job, &p.started_at, (wall, &ctx.sent), true) {
             Ok(summary) => Ok(RunReport {
                 summary,
                 stop: Some(StopReason::JournalFailed(why)),
@@ -122,7 +123,14 @@ pub(crate) async fn execute(
     {
         stop = Some(StopReason::InputChanged(e));
     }
-    let summary = finish(&p.scan, &plan, &job, &p.started_at, wall, stop.is_some())?;
+    let summary = finish(
+        &p.scan,
+        &plan,
+        &job,
+        &p.started_at,
+        (wall, &ctx.sent),
+        stop.is_some(),
+    )?;
     Ok(RunReport {
         summary,
         stop,
@@ -137,7 +145,7 @@ fn finish(
     plan: &Plan<'_>,
     job: &crate::job::Job,
     started_at: &str,
-    wall: std::time::Instant,
+    (wall, sent): (std::time::Instant, &super::SentThisRun),
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
     let csv = ResultsCsv::for_job(job, scan, plan.models());
@@ -149,6 +157,7 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
         models: Some(plan.models().to_vec()),
+        this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
     OutputDir::new(&job.output_dir)
         .finalize(&meta, &[&csv, &SummaryJson])

@@ -98,6 +98,7 @@ async fn run_pair(
         lookup_scale: 1.0,
         cache: None,
         breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
+        sent: Default::default(),
         inflight: crate::output::inflight::Inflight::create(
             &tempfile::tempdir()
                 .expect("a temp dir")

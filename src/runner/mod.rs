@@ -17,6 +17,7 @@ mod breaker;
 mod cached;
 mod crashed;
 mod dispatch;
+mod fresh;
 mod lookup;
 #[cfg(test)]
 mod loop_tests;
@@ -53,8 +54,11 @@ pub use prepare::{check_slugs, scan_job, spool_stdin, warn_too_long};
 pub struct RunOptions {
     /// The API key (`OPENROUTER_API_KEY` or `--api-key-file`).
     pub api_key: Option<SecretString>,
-    /// `--fresh`: discard earlier results in the output dir.
+    /// `--fresh`: set earlier results aside (kept as `results.jsonl.<timestamp>`).
     pub fresh: bool,
+    /// `--forget-spend` (with `--fresh`): stop counting the spend of earlier results against
+    /// `budget_usd`.
+    pub forget_spend: bool,
     /// `--retry-failed`: also re-send pairs whose latest line is an error.
     pub retry_failed: bool,
     /// Show the progress bar on a TTY (`--no-progress` clears it).
@@ -93,6 +97,7 @@ impl Default for RunOptions {
         RunOptions {
             api_key: None,
             fresh: false,
+            forget_spend: false,
             retry_failed: false,
             progress: true,
             yes: false,
@@ -121,8 +126,9 @@ pub struct Control {
 pub enum StopReason {
     /// Ctrl-C.
     Interrupted,
-    /// The next request could not fit under `budget_usd`.
-    BudgetReached,
+    /// The next request could not fit under `budget_usd`: the smallest cap that would have
+    /// let it go (what is spent plus its worst case), when known.
+    BudgetReached(Option<rust_decimal::Decimal>),
     /// 402: credits exhausted.
     CreditsExhausted(String),
     /// The key was refused.
@@ -139,7 +145,7 @@ impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StopReason::Interrupted => write!(f, "interrupted"),
-            StopReason::BudgetReached => write!(
+            StopReason::BudgetReached(_) => write!(
                 f,
                 "budget reached: the next request could not fit under budget_usd"
             ),
@@ -226,6 +232,39 @@ pub(crate) struct Ctx {
     pub cache: Option<std::sync::Arc<crate::transport::cache::ResponseCache>>,
     /// Per-model circuit breakers: a model whose first pairs all fail alike is not sent to.
     pub breakers: breaker::Breakers,
+    /// The attempts this run sent.
+    pub sent: SentThisRun,
+}
+
+/// The attempts a run sent, and how many of them were retries (`summary.json`'s `this_run`).
+#[derive(Default)]
+pub(crate) struct SentThisRun {
+    sent: AtomicU64,
+    retried: AtomicU64,
+}
+
+impl SentThisRun {
+    /// Counts an attempt, the `nth` of its pair in this run.
+    pub fn count(&self, nth: u32) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sent.fetch_add(1, Relaxed);
+        if nth > 1 {
+            self.retried.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `this_run` for a run of `wall_secs`.
+    pub fn this_run(&self, wall_secs: f64) -> crate::output::ThisRun {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sent = self.sent.load(Relaxed);
+        crate::output::ThisRun {
+            sent,
+            retried: self.retried.load(Relaxed),
+            wall_secs: (wall_secs * 1000.0).round() / 1000.0,
+            requests_per_min: (sent > 0 && wall_secs > 0.0)
+                .then(|| (sent as f64 * 60.0 / wall_secs * 10.0).round() / 10.0),
+        }
+    }
 }
 
 /// The generation look-up budget and its circuit breaker.
@@ -254,6 +293,12 @@ impl Ctx {
             *r = Some(reason);
         }
         self.stop.cancel();
+    }
+
+    /// Stops the run because a request of worst case `worst` does not fit under the budget.
+    pub fn budget_stop(&self, worst: rust_decimal::Decimal) {
+        let at_least = self.budget.spent().checked_add(worst);
+        self.request_stop(StopReason::BudgetReached(at_least));
     }
 
     pub fn defer(

@@ -26,6 +26,8 @@ pub(crate) struct Prepared {
     pub prices: PriceTable,
     pub client: Client,
     pub started_at: String,
+    /// Spend of results set aside by `--fresh`, still counted against the budget.
+    pub carried_spend: rust_decimal::Decimal,
     pub _lock: DirLock,
 }
 
@@ -132,20 +134,11 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     })?;
     let t = std::time::Instant::now();
 
-    if opts.fresh {
-        for name in [
-            "results.jsonl",
-            "results.csv",
-            "summary.json",
-            crate::manifest::MANIFEST,
-        ] {
-            match std::fs::remove_file(job.output_dir.join(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(config(format!("--fresh: cannot remove {name}: {e}"))),
-            }
-        }
-    }
+    let carried_spend_usd = if opts.fresh {
+        super::fresh::start_fresh(&job.output_dir, opts.forget_spend).map_err(config)?
+    } else {
+        super::fresh::carried_spend(&job.output_dir)
+    };
     let manifest = Manifest {
         version: 1,
         system: job.request.system.clone(),
@@ -160,9 +153,16 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
             base_url: job.base_url.clone(),
             mock: opts.mock,
         }),
+        input_bytes: Some(scan.bytes),
+        carried_spend_usd: (!carried_spend_usd.is_zero()).then_some(carried_spend_usd),
     };
-    match manifest.check_or_write(&job.output_dir) {
-        Ok(Ok(())) => {}
+    match manifest.check_or_write(&job.output_dir, &job.input) {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(old))) => eprintln!(
+            "orbatch: {} grew since the last run ({old} -> {} bytes, the old rows unchanged): the new rows are sent",
+            job.input.display(),
+            scan.bytes
+        ),
         Ok(Err(changes)) => {
             return Err(config(format!(
                 "{} holds results of a different request shape or endpoint:\n  {}\nuse another --output-dir, or --fresh to start over",
@@ -192,6 +192,7 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
         prices,
         client,
         started_at,
+        carried_spend: carried_spend_usd,
         _lock: lock,
     })
 }

@@ -103,7 +103,7 @@ pub(crate) async fn dispatch_rows(
             }
             let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
                 if !ctx.stop.is_cancelled() {
-                    ctx.request_stop(StopReason::BudgetReached);
+                    ctx.budget_stop(worst.amount);
                 }
                 break 'rows;
             };

@@ -132,7 +132,7 @@ async fn attempts(
             None => match ctx.budget.try_reserve_retry(&item.model, worst) {
                 Some(r) => r,
                 None => {
-                    ctx.request_stop(super::StopReason::BudgetReached);
+                    ctx.budget_stop(item.worst);
                     return End::Stopped(last);
                 }
             },
@@ -174,6 +174,7 @@ async fn attempts(
         started.get_or_insert_with(Instant::now);
         tally.attempts = n;
         this_run += 1;
+        ctx.sent.count(this_run);
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, None);

@@ -93,7 +93,8 @@ fn csv_job_one_line_per_pair_exact_costs_and_summary() {
             "cost_usd",
             "prompt_tokens",
             "completion_tokens",
-            "error"
+            "error",
+            "finish_reason"
         ]
     );
     let order: Vec<(&str, &str)> = csv[1..]

@@ -110,6 +110,11 @@ async fn preflight_refuses_when_the_key_limit_is_below_the_high_estimate() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("key credit remaining: $0.000001"), "{text}");
     assert!(text.contains("warning: the high estimate"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("warning: the high estimate"),
+        "said twice: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

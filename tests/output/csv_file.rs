@@ -67,7 +67,8 @@ fn results_csv_in_input_order_with_not_sent_and_escaping() {
             "cost_usd",
             "prompt_tokens",
             "completion_tokens",
-            "error"
+            "error",
+            "finish_reason"
         ]
     );
     let recs: Vec<Vec<String>> = r
@@ -87,6 +88,7 @@ fn results_csv_in_input_order_with_not_sent_and_escaping() {
             "10",
             "2",
             "",
+            "stop",
         ],
         &[
             "1",
@@ -100,6 +102,7 @@ fn results_csv_in_input_order_with_not_sent_and_escaping() {
             "10",
             "2",
             "",
+            "stop",
         ],
         &[
             "2",
@@ -113,10 +116,15 @@ fn results_csv_in_input_order_with_not_sent_and_escaping() {
             "",
             "2",
             "http: =bad, \"quoted\"",
+            "stop",
         ],
-        &["2", "+1", "", "7", "m2", "not_sent", "", "", "", "", ""],
-        &["3", "'\t=x", "", "", "m1", "not_sent", "", "", "", "", ""],
-        &["3", "'\t=x", "", "", "m2", "not_sent", "", "", "", "", ""],
+        &["2", "+1", "", "7", "m2", "not_sent", "", "", "", "", "", ""],
+        &[
+            "3", "'\t=x", "", "", "m1", "not_sent", "", "", "", "", "", "",
+        ],
+        &[
+            "3", "'\t=x", "", "", "m2", "not_sent", "", "", "", "", "", "",
+        ],
     ];
     assert_eq!(
         recs,
@@ -142,6 +150,6 @@ fn results_csv_without_a_results_file_is_all_not_sent() {
     let text = fs::read_to_string(&out).unwrap();
     assert_eq!(
         text,
-        "q,model,status,output,cost_usd,prompt_tokens,completion_tokens,error\nx,m,not_sent,,,,,\n"
+        "q,model,status,output,cost_usd,prompt_tokens,completion_tokens,error,finish_reason\nx,m,not_sent,,,,,,\n"
     );
 }

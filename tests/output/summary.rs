@@ -152,7 +152,7 @@ fn table_contains_the_totals() {
         "job review: stopped early",
         "rows: 2 ok, 2 error, 2 not sent (of 6)",
         "requests: 7 sent, 3 retried, 2 rate-limited (429)",
-        "time: 29.1s wall, 14.4 req/min",
+        "time: 29.1 s span of the results",
         "total cost: $0.0200001 (price table: $0.0300001; 1 row differs by more than 1%)",
         "cost unknown for 2 rows",
         "1 attempt may have been billed",

@@ -135,6 +135,12 @@ async fn second_signal_aborts_in_flight_and_exits_3_quickly(first: &str, second:
     let stderr = rest_of(stderr).await;
     out.assert_code(3);
     assert!(stderr.contains("aborting"), "{stderr}");
+    // Said once; the aborted rows are not failures (a plain re-run sends them).
+    assert!(!stderr.contains("stopping"), "said again: {stderr}");
+    assert!(!stderr.contains("--retry-failed"), "{stderr}");
+    assert!(!stderr.contains("rows failed"), "{stderr}");
+    assert_eq!(s.summary()["rows"]["error"], 0);
+    assert_eq!(s.summary()["rows"]["unfinished"], 4);
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "the abort took {:?}",

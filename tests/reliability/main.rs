@@ -14,6 +14,7 @@ mod input_bounds;
 mod interrupt;
 mod lookups;
 mod money_in_flight;
+mod newcomer;
 mod output_dir;
 mod rate_limits;
 mod resume;
