@@ -42,17 +42,27 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
 }
 
 /// The response cache of this run: `--no-cache` / `[cache] enabled = false` turn it off;
-/// `--cache-dir` beats `[cache] dir`, which beats the default dir.
+/// `--cache-dir` beats `[cache] dir`, which beats the default dir. A `--mock` rehearsal uses
+/// a cache only when one is named (`--cache-dir`, `[cache] dir` or `ORBATCH_CACHE_DIR`): it
+/// leaves nothing in the user's own cache dir.
 fn cache_setup(a: &RunArgs, job: &crate::job::Job, mock: bool) -> Option<CacheSetup> {
     if a.no_cache || !job.cache.enabled {
         return None;
     }
-    let dir = a
+    let named = a
         .cache_dir
         .clone()
         .or_else(|| job.cache.dir.clone())
-        .or_else(crate::transport::cache::default_dir);
+        .or_else(|| std::env::var_os("ORBATCH_CACHE_DIR").map(std::path::PathBuf::from));
+    let dir = if mock {
+        named
+    } else {
+        named.or_else(crate::transport::cache::default_dir)
+    };
     let Some(dir) = dir else {
+        if mock {
+            return None;
+        }
         tracing::warn!(
             "no cache dir (set XDG_CACHE_HOME or HOME, or pass --cache-dir): going on without the response cache"
         );
