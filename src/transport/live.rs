@@ -133,6 +133,19 @@ pub async fn read_capped(mut resp: reqwest::Response, max: u64) -> Result<Bytes,
 }
 
 fn transport_failure(e: &reqwest::Error) -> Failure {
+    if head_too_large(e) {
+        // The server answered, so it may have billed the request, but the HTTP stack refuses
+        // a response head over ~400 KiB before the body can be read. Sending it again would
+        // buy the same refused answer again: fail the pair (possibly billed) instead.
+        return Failure {
+            verdict: crate::retry::Verdict::Fail,
+            ..Failure::retryable(
+                ErrorKind::InvalidResponse,
+                "the response's headers are larger than the HTTP client accepts (about 400 KiB): the server answered and may have billed it; not re-sent (--retry-failed sends it again)".into(),
+                true,
+            )
+        };
+    }
     let (kind, message) = if e.is_timeout() {
         (ErrorKind::Timeout, "the attempt timed out".to_string())
     } else if e.is_decode() {
@@ -142,6 +155,19 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     };
     // Only a refused connection is known not to have reached the server.
     Failure::retryable(kind, message, !e.is_connect())
+}
+
+/// hyper's "message head is too large": a response whose headers passed its read buffer.
+fn head_too_large(e: &reqwest::Error) -> bool {
+    use std::error::Error;
+    let mut src: Option<&dyn Error> = e.source();
+    while let Some(s) = src {
+        if s.to_string().contains("message head is too large") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A transport error's chain, without the URL (which may name a private host or userinfo).

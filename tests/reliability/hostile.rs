@@ -134,6 +134,28 @@ async fn an_endless_body_fails_the_attempt_as_invalid_response() {
 }
 
 #[tokio::test]
+async fn a_response_with_a_megabyte_of_headers_is_not_bought_twice() {
+    let srv = Hostile::start(|_| {
+        let mut r = answer("0.001");
+        let junk = HeaderValue::from_str(&"x".repeat(1 << 20)).unwrap();
+        r.headers_mut().insert("x-junk", junk);
+        r
+    })
+    .await;
+    let s = Scratch::with_rows(1);
+    let out = Orb::run_at(&s, &srv.url).output().await;
+    out.assert_code(1);
+    // The answer could not be read, but it is not bought again: one request, one failed line
+    // counting a possibly-billed attempt.
+    assert_eq!(srv.hits(), 1);
+    let l = &s.lines()[0];
+    let e = l.error.as_ref().unwrap();
+    assert_eq!(e.kind, ErrorKind::InvalidResponse, "{}", e.message);
+    assert!(e.message.contains("headers"), "{}", e.message);
+    assert_eq!(l.unknown_cost_attempts, 1);
+}
+
+#[tokio::test]
 async fn an_hour_long_retry_after_is_capped() {
     let srv = Hostile::start(|n| {
         if n == 0 {
