@@ -1,5 +1,5 @@
 //! The mock OpenRouter server over real 127.0.0.1 sockets: the chat answer's shape
-//! (docs/openrouter-api.md, Appendix A), exact costs, determinism, the request log, `serve`.
+//! (docs/provider-api.md, Appendix A), exact costs, determinism, the request log, `serve`.
 //! Other endpoints are in `mock_server/endpoints.rs`, faults and limits in
 //! `mock_server/faults.rs`, the SDK check in `mock_server/sdk.rs`.
 

@@ -1,6 +1,6 @@
 //! The built-in mock OpenRouter server (axum), used by every test and by the offline demo.
 //!
-//! It serves `docs/openrouter-api.md`'s endpoints under `/api/v1` (`POST /chat/completions`,
+//! It serves `docs/provider-api.md`'s endpoints under `/api/v1` (`POST /chat/completions`,
 //! `GET /generation?id=`, `/models`, `/key`, `/auth/key`, `/credits`) with deterministic
 //! replies, token counts and prices for a handful of models ([`price`], [`prompt_tokens`],
 //! [`completion_for`]), every field the official SDK requires, and injected faults
