@@ -15,7 +15,7 @@ use crate::transport::cache::{CachedAnswer, Key};
 /// The pair's line when the cache holds its answer (`None`: a miss, or no cache). The line
 /// keeps the key's earlier counters (cost and attempts of earlier runs in this output dir) and
 /// adds nothing to them: `cost_usd` grows by 0, `cached_cost_usd` says what the hit saved.
-pub(crate) async fn hit(
+pub(crate) fn hit(
     ctx: &Ctx,
     key: Option<Key>,
     id: &str,
@@ -23,7 +23,7 @@ pub(crate) async fn hit(
     vars: RawJson,
     prior: Option<&Prior>,
 ) -> Option<ResultLine> {
-    let answer = ctx.cache.as_ref()?.get(key?).await?;
+    let answer = ctx.cache.as_ref()?.get(key?)?;
     answer.content.as_ref()?;
     let mut line = LineBuilder::new(id, model)
         .vars(vars)

@@ -95,9 +95,7 @@ pub(crate) async fn dispatch_rows(
                 model,
                 row_vars.clone(),
                 pending.prior.as_ref(),
-            )
-            .await
-            {
+            ) {
                 tx.send(line).await;
                 continue;
             }

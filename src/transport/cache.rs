@@ -154,11 +154,8 @@ impl Store {
     pub fn get(&self, key: &Key) -> rusqlite::Result<Option<CachedAnswer>> {
         let text: Option<String> = self
             .conn
-            .query_row(
-                "SELECT answer FROM responses WHERE key = ?1",
-                params![key.as_slice()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT answer FROM responses WHERE key = ?1")?
+            .query_row(params![key.as_slice()], |r| r.get(0))
             .optional()?;
         // An entry that does not parse is a miss (it is replaced when the answer is paid again).
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
@@ -235,17 +232,18 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// A message to the cache thread.
-enum Op {
-    Get(Key, tokio::sync::oneshot::Sender<Option<CachedAnswer>>),
-    Put(Vec<(Key, CachedAnswer)>),
-}
+/// One batch of answers for the store thread to insert.
+type Inserts = Vec<(Key, CachedAnswer)>;
 
-/// The run's handle on the cache: a thread owning one connection, fed by messages. Cheap to
-/// share (`Arc`). Once the cache fails it is bypassed for the rest of the run (one warning).
+/// The run's handle on the cache: inserts go to a thread owning one connection (batched, off
+/// the runtime thread); look-ups read through a second connection on the caller's thread (a
+/// primary-key read of a WAL database, which never waits for the writer: cheaper than a
+/// round trip to another thread for every pair). Cheap to share (`Arc`). Once the cache
+/// fails it is bypassed for the rest of the run (one warning).
 pub struct ResponseCache {
     identity: String,
-    tx: std::sync::Mutex<Option<mpsc::Sender<Op>>>,
+    reader: std::sync::Mutex<Store>,
+    tx: std::sync::Mutex<Option<mpsc::Sender<Inserts>>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     broken: Arc<AtomicBool>,
 }
@@ -254,7 +252,7 @@ impl ResponseCache {
     /// Opens the cache in `dir` for requests sent to `identity`; a cache that cannot be opened
     /// is reported (one warning) and the run goes on without it (`None`).
     pub fn open(dir: &Path, identity: &str) -> Option<Arc<ResponseCache>> {
-        let store = match Store::open(dir) {
+        let (store, reader) = match Store::open(dir).and_then(|s| Ok((s, Store::open(dir)?))) {
             Ok(s) => s,
             Err(e) => {
                 warn_bypassed(&dir.join(FILE_NAME), &e);
@@ -270,6 +268,7 @@ impl ResponseCache {
             .ok()?;
         Some(Arc::new(ResponseCache {
             identity: identity.to_string(),
+            reader: std::sync::Mutex::new(reader),
             tx: std::sync::Mutex::new(Some(tx)),
             thread: std::sync::Mutex::new(Some(thread)),
             broken,
@@ -281,27 +280,31 @@ impl ResponseCache {
         key(&self.identity, body)
     }
 
-    fn send(&self, op: Op) -> bool {
-        if self.broken.load(Relaxed) {
-            return false;
-        }
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        tx.as_ref().is_some_and(|tx| tx.send(op).is_ok())
-    }
-
     /// The answer stored under `key` (`None`: a miss, or the cache is bypassed).
-    pub async fn get(&self, key: Key) -> Option<CachedAnswer> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if !self.send(Op::Get(key, tx)) {
+    pub fn get(&self, key: Key) -> Option<CachedAnswer> {
+        if self.broken.load(Relaxed) {
             return None;
         }
-        rx.await.ok().flatten()
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        match reader.get(&key) {
+            Ok(answer) => answer,
+            Err(e) => {
+                if !self.broken.swap(true, Relaxed) {
+                    warn_bypassed(reader.path(), &e);
+                }
+                None
+            }
+        }
     }
 
     /// Stores answers whose result lines are written (in the background, one transaction).
-    pub fn put(&self, entries: Vec<(Key, CachedAnswer)>) {
-        if !entries.is_empty() {
-            self.send(Op::Put(entries));
+    pub fn put(&self, entries: Inserts) {
+        if entries.is_empty() || self.broken.load(Relaxed) {
+            return;
+        }
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = tx.as_ref() {
+            let _ = tx.send(entries);
         }
     }
 
@@ -322,21 +325,15 @@ fn warn_bypassed(path: &Path, e: &rusqlite::Error) {
     );
 }
 
-/// The cache thread: answers look-ups, stores batches, and bypasses the cache after its first
-/// failure.
-fn serve(mut store: Store, rx: mpsc::Receiver<Op>, broken: Arc<AtomicBool>) {
-    while let Ok(op) = rx.recv() {
+/// The cache thread: stores batches, and bypasses the cache after its first failure.
+fn serve(mut store: Store, rx: mpsc::Receiver<Inserts>, broken: Arc<AtomicBool>) {
+    while let Ok(entries) = rx.recv() {
         if broken.load(Relaxed) {
             continue;
         }
-        let result = match op {
-            Op::Get(key, reply) => store.get(&key).map(|a| {
-                let _ = reply.send(a);
-            }),
-            Op::Put(entries) => store.put(&entries),
-        };
-        if let Err(e) = result {
-            broken.store(true, Relaxed);
+        if let Err(e) = store.put(&entries)
+            && !broken.swap(true, Relaxed)
+        {
             warn_bypassed(store.path(), &e);
         }
     }
