@@ -25,6 +25,7 @@
 //! Latency applies to processed requests (faults included), not to 401/400/429/402.
 
 mod chat;
+pub mod classify;
 mod config;
 mod endpoints;
 mod models;

@@ -217,6 +217,12 @@ pub fn completion_for(
     hash_value(&mut h, messages);
     let digest = h.finalize();
     let b = digest.as_bytes();
+    if let Some(label) = labelled(model, messages, b[1]) {
+        return match max_tokens {
+            Some(0) => (String::new(), 0, "length"),
+            _ => (label, 1, "stop"),
+        };
+    }
     let natural = 1 + u64::from(b[0]) % 40 + (prompt_tokens(messages) / 16).min(20);
     let (n, finish) = match max_tokens {
         Some(m) if m < natural => (m, "length"),
@@ -234,6 +240,31 @@ pub fn completion_for(
         out.push('.');
     }
     (out, n, finish)
+}
+
+/// The classifier's answer when the last user message asks for a sentiment label
+/// ([`super::classify`]): the label, capitalised with a period for some replies (so that
+/// checks meet case and punctuation).
+fn labelled(model: &str, messages: &Value, salt: u8) -> Option<String> {
+    let turns = messages.as_array()?;
+    let last = turns.iter().rev().find(|m| m["role"] == "user")?;
+    let text = last["content"].as_str()?;
+    if !super::classify::asks_for_label(text) {
+        return None;
+    }
+    let conversation = turns
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let label = super::classify::label_for(model, &conversation, text);
+    Some(if salt % 4 == 0 {
+        let mut c = label.chars();
+        let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or_default();
+        format!("{first}{}.", c.as_str())
+    } else {
+        label.to_string()
+    })
 }
 
 /// Feeds a JSON value into the hasher with sorted object keys, so that the reply does not
