@@ -3,6 +3,6 @@
 
 #[allow(unused_imports)]
 pub use crate::support::{
-    HAIKU, KEY, MINI, Mock, Workdir, assert_costs_are_the_mocks, assert_one_line_per_pair,
+    HAIKU, KEY, MINI, Mock, PLAIN, Workdir, assert_costs_are_the_mocks, assert_one_line_per_pair,
     assert_summary_sums, max_in_window, out, rows_csv,
 };

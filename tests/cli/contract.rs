@@ -349,17 +349,7 @@ fn a_closed_stdout_is_a_clean_exit() {
     for args in [
         vec!["models", "--mock"],
         vec!["models", "--mock", "--json"],
-        vec![
-            "run",
-            "--mock",
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-            "--no-progress",
-        ],
+        [&["run", "--mock"][..], &PLAIN, &["--no-progress"]].concat(),
     ] {
         wd.create("in.csv", &rows_csv(2));
         let mut child = std::process::Command::new(&bin)

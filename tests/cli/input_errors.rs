@@ -26,18 +26,7 @@ fn refused(wd: &Workdir, args: &[&str], want: &str) {
 fn a_csv_row_with_the_wrong_field_count_is_refused_with_file_and_line() {
     let wd = Workdir::new();
     wd.create("in.csv", "id,text\n1,fine\n2,too,many\n3,fine\n");
-    refused(
-        &wd,
-        &[
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-        ],
-        "in.csv:3:",
-    );
+    refused(&wd, &PLAIN, "in.csv:3:");
 }
 
 #[test]

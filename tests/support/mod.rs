@@ -33,6 +33,16 @@ use tempfile::TempDir;
 pub const KEY: &str = "sk-or-v1-mock-test";
 /// Two models of the mock's catalogue, with different providers and prices.
 pub const MINI: &str = "openai/gpt-4o-mini";
+
+/// The plain job most tests run: `in.csv` with `--model MINI --prompt "{{ text }}"`.
+pub const PLAIN: [&str; 6] = [
+    "--input",
+    "in.csv",
+    "--model",
+    MINI,
+    "--prompt",
+    "{{ text }}",
+];
 pub const HAIKU: &str = "anthropic/claude-3.5-haiku";
 /// The default model of [`Orb::run`] (= [`MINI`]).
 pub const MODEL: &str = MINI;

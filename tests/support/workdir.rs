@@ -7,7 +7,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use orbatch::output::{ResultLine, Summary};
 
-use super::{MINI, Mock, Scratch, rows_csv};
+use super::{Mock, PLAIN, Scratch, rows_csv};
 
 /// A [`Scratch`] (every method of which it has, through `Deref`) whose `path()` is the directory
 /// itself and whose readers take the output dir's name.
@@ -43,15 +43,7 @@ impl Workdir {
     /// `extra`: the plain job most tests vary one flag of.
     pub fn run_rows(&self, mock: &Mock, rows: usize, extra: &[&str]) -> Command {
         self.create("in.csv", &rows_csv(rows));
-        let mut args = vec![
-            "--input",
-            "in.csv",
-            "--model",
-            MINI,
-            "--prompt",
-            "{{ text }}",
-        ];
-        args.extend_from_slice(extra);
+        let args = [&PLAIN[..], extra].concat();
         self.run(mock, &args)
     }
 
