@@ -105,7 +105,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
     };
     let reader = Format::from_path(path).and_then(|format| {
         let source = decoded(path, tee);
-        RowReader::from_reader_with(path, format, source, opts.id_column, opts.delimiter)
+        RowReader::from_reader(path, format, source, opts.id_column, opts.delimiter)
     });
     match reader {
         Ok(mut reader) => {

@@ -30,7 +30,8 @@ fn nasty_bytes() -> impl Strategy<Value = Vec<u8>> {
 fn drain(format: Format, bytes: &[u8]) -> u64 {
     let path = Path::new("p");
     let mut n = 0;
-    if let Ok(mut reader) = RowReader::from_reader(path, format, Cursor::new(bytes.to_vec()), None)
+    if let Ok(mut reader) =
+        RowReader::from_reader(path, format, Cursor::new(bytes.to_vec()), None, None)
     {
         for item in reader.by_ref() {
             if let Ok(row) = item {
@@ -115,7 +116,7 @@ proptest! {
             want_lines.push(1 + bytes.iter().filter(|&&b| b == b'\n').count() as u64);
             bytes.extend(csv_record(record));
         }
-        let reader = RowReader::from_reader(Path::new("p.csv"), Format::Csv, Cursor::new(bytes), None).unwrap();
+        let reader = RowReader::from_reader(Path::new("p.csv"), Format::Csv, Cursor::new(bytes), None, None).unwrap();
         let rows: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(rows.len(), records.len());
         for (i, (row, record)) in rows.iter().zip(&records).enumerate() {
@@ -140,7 +141,7 @@ proptest! {
         let line = 1 + bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         bytes.extend_from_slice(b"x,\"open");
         bytes.extend_from_slice(tail.as_bytes());
-        let reader = RowReader::from_reader(Path::new("p.csv"), Format::Csv, Cursor::new(bytes), None).unwrap();
+        let reader = RowReader::from_reader(Path::new("p.csv"), Format::Csv, Cursor::new(bytes), None, None).unwrap();
         let items: Vec<_> = reader.collect();
         prop_assert_eq!(items.len(), good + 1);
         prop_assert!(items[..good].iter().all(Result::is_ok));
@@ -166,7 +167,7 @@ proptest! {
         if want.is_empty() {
             return Ok(());
         }
-        let reader = RowReader::from_reader(Path::new("p.jsonl"), Format::Jsonl, Cursor::new(bytes), None).unwrap();
+        let reader = RowReader::from_reader(Path::new("p.jsonl"), Format::Jsonl, Cursor::new(bytes), None, None).unwrap();
         let rows: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(rows.len(), want.len());
         for (i, (row, obj)) in rows.iter().zip(&want).enumerate() {

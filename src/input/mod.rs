@@ -251,24 +251,15 @@ impl RowReader {
         let file = std::fs::File::open(path)
             .map_err(|e| InputError::new(path, 0, format!("cannot open the input: {e}")))?;
         let source = decoded(path, file.take(bytes));
-        RowReader::from_reader_with(path, format, source, id_column, delimiter)
+        RowReader::from_reader(path, format, source, id_column, delimiter)
     }
 
     /// Reads rows of `format` from any byte stream (a tee that hashes what it reads, a spooled
-    /// stdin, ..). `path` only names the input in error messages. The stream is read in
-    /// blocks as rows are asked for: memory does not grow with the number of rows.
+    /// stdin, ..), read as it is (not decompressed). `path` only names the input in error
+    /// messages. A CSV is split on `delimiter` when given, else a tab for `.tsv`, else the one
+    /// found from its header line. The stream is read in blocks as rows are asked for: memory
+    /// does not grow with the number of rows.
     pub fn from_reader<R: Read + Send + 'static>(
-        path: &Path,
-        format: Format,
-        reader: R,
-        id_column: Option<&str>,
-    ) -> Result<RowReader, InputError> {
-        RowReader::from_reader_with(path, format, reader, id_column, None)
-    }
-
-    /// [`RowReader::from_reader`] with the CSV delimiter, when given (else a tab for `.tsv`,
-    /// else found from the header line). The stream is read as it is (not decompressed).
-    pub fn from_reader_with<R: Read + Send + 'static>(
         path: &Path,
         format: Format,
         reader: R,
