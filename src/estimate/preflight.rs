@@ -187,7 +187,9 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     })
     .ok()?;
     let mut p = Pending {
-        spent: plan.spent(),
+        // What earlier runs spent (and `--fresh` would carry on) counts as the run's cap does.
+        spent: plan.spent()
+            + crate::runner::spend_to_carry(&job.output_dir, opts.fresh, opts.forget_spend),
         carried: plan.carried_worst(),
         ..Default::default()
     };

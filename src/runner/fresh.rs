@@ -20,6 +20,26 @@ pub(crate) fn carried_spend(dir: &Path) -> Decimal {
         .unwrap_or_default()
 }
 
+/// The spend earlier runs left in `dir` that the coming run's budget counts: the manifest's
+/// carried spend, plus, for `--fresh` (unless `--forget-spend`), what the results about to
+/// be set aside cost. The pre-flight asks before [`start_fresh`] moves anything.
+pub fn spend_to_carry(dir: &Path, fresh: bool, forget_spend: bool) -> Decimal {
+    if !fresh {
+        return carried_spend(dir);
+    }
+    if forget_spend {
+        return Decimal::ZERO;
+    }
+    let results = dir.join("results.jsonl");
+    let spent = match std::fs::metadata(&results) {
+        Ok(m) if m.len() > 0 => summarize(std::slice::from_ref(&results), &SummaryMeta::default())
+            .map(|s| s.cost_usd.total)
+            .unwrap_or_default(),
+        _ => Decimal::ZERO,
+    };
+    carried_spend(dir) + spent
+}
+
 /// Sets `dir` aside for a fresh start: keeps `results.jsonl` as `results.jsonl.<timestamp>`
 /// (saying so), removes the files derived from it, and returns the spend to carry on.
 pub(crate) fn start_fresh(dir: &Path, forget_spend: bool) -> Result<Decimal, String> {

@@ -47,6 +47,7 @@ use crate::output::{ResultLine, Summary};
 use crate::prices::LivePrices;
 
 pub use crashed::recorded;
+pub use fresh::spend_to_carry;
 pub use prepare::{check_slugs, scan_job, spool_stdin, warn_too_long};
 
 /// How `run` behaves beyond the job itself.

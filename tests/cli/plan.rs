@@ -72,3 +72,57 @@ fn the_preflight_counts_resumable_pairs_and_the_carried_worst_case() {
     wd.run(&mock2, &["job.toml"]).assert().code(0);
     assert_eq!(mock2.requests().len() as u64, counted);
 }
+
+/// The "could cost up to $X" of the pre-flight's refusal.
+fn preflight_high(stderr: &str) -> Decimal {
+    let at = stderr
+        .find("could cost up to $")
+        .unwrap_or_else(|| panic!("no high estimate in {stderr}"));
+    let rest = &stderr[at + "could cost up to $".len()..];
+    let n = rest.split(' ').next().unwrap_or_default();
+    n.parse()
+        .unwrap_or_else(|e| panic!("{e}: {n:?} in {stderr}"))
+}
+
+/// `--fresh` carries the earlier spend into the run's budget, so the pre-flight counts it too:
+/// a budget that covers the fresh run's high estimate but not that plus the carried spend is
+/// refused before anything is sent (the run's cap would stop it part way).
+#[test]
+fn the_preflight_counts_the_spend_fresh_carries() {
+    let wd = Workdir::new();
+    wd.create("in.csv", &rows_csv(10));
+    wd.create("job.toml", JOB);
+    let mock = Mock::plain();
+    wd.run(&mock, &["job.toml", "--no-cache"]).assert().code(0);
+    let spent: Decimal = wd.results("out/p").iter().filter_map(|l| l.cost_usd).sum();
+    assert!(spent > Decimal::ZERO);
+    let refused = |budget: &str, extra: &[&str]| {
+        let args = [
+            &["job.toml", "--fresh", "--no-cache", "--budget", budget][..],
+            extra,
+        ]
+        .concat();
+        let out = wd.run(&mock, &args).assert().code(2);
+        String::from_utf8_lossy(&out.get_output().stderr).to_string()
+    };
+    let high = preflight_high(&refused("0.0000001", &[]));
+    let budget = (high + spent / Decimal::TWO).to_string();
+    let stderr = refused(&budget, &[]);
+    assert!(stderr.contains("already spent"), "{stderr}");
+    let sent = mock.requests().len();
+    // --forget-spend: the budget covers this run alone, and it goes on.
+    wd.run(
+        &mock,
+        &[
+            "job.toml",
+            "--fresh",
+            "--forget-spend",
+            "--no-cache",
+            "--budget",
+            &budget,
+        ],
+    )
+    .assert()
+    .code(0);
+    assert_eq!(mock.requests().len(), sent + 10);
+}
