@@ -10,15 +10,25 @@ use crate::common::*;
 
 const JOB: &str = "input = \"in.csv\"\noutput_dir = \"out/p\"\n[request]\nmodels = [\"anthropic/claude-3.5-haiku\"]\nprompt = \"{{ text }}\"\nmax_tokens = 8\n[limits]\nconcurrency = 1\n";
 
+/// The word of the pre-flight's message after `marker`, parsed.
+fn preflight_word<T: std::str::FromStr>(stderr: &str, marker: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    let at = stderr
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {stderr}"));
+    let word = stderr[at + marker.len()..]
+        .split(' ')
+        .next()
+        .unwrap_or_default();
+    word.parse()
+        .unwrap_or_else(|e| panic!("{e}: {word:?} in {stderr}"))
+}
+
 /// The `N` of "the N requests ... still has to send" in the pre-flight's refusal.
 fn preflight_count(stderr: &str) -> u64 {
-    let at = stderr
-        .find("pre-flight: the ")
-        .unwrap_or_else(|| panic!("no pre-flight count in {stderr}"));
-    let rest = &stderr[at + "pre-flight: the ".len()..];
-    let n = rest.split(' ').next().unwrap_or_default();
-    n.parse()
-        .unwrap_or_else(|e| panic!("{e}: {n:?} in {stderr}"))
+    preflight_word(stderr, "pre-flight: the ")
 }
 
 #[test]
@@ -75,13 +85,7 @@ fn the_preflight_counts_resumable_pairs_and_the_carried_worst_case() {
 
 /// The "could cost up to $X" of the pre-flight's refusal.
 fn preflight_high(stderr: &str) -> Decimal {
-    let at = stderr
-        .find("could cost up to $")
-        .unwrap_or_else(|| panic!("no high estimate in {stderr}"));
-    let rest = &stderr[at + "could cost up to $".len()..];
-    let n = rest.split(' ').next().unwrap_or_default();
-    n.parse()
-        .unwrap_or_else(|e| panic!("{e}: {n:?} in {stderr}"))
+    preflight_word(stderr, "could cost up to $")
 }
 
 /// `--fresh` carries the earlier spend into the run's budget, so the pre-flight counts it too:
