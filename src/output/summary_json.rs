@@ -33,6 +33,10 @@ pub struct Summary {
     /// Rows, cost and tokens by requested model (added; `cost_usd.by_model` has the totals).
     #[serde(default)]
     pub models: BTreeMap<String, GroupTotals>,
+    /// Rows, cost and tokens by prompt variant (added; only when the job has variants;
+    /// `cost_usd.by_variant` has the totals).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, GroupTotals>,
     /// Rows, cost and tokens by provider, `unknown` when none was reported (added).
     #[serde(default)]
     pub providers: BTreeMap<String, GroupTotals>,
@@ -155,6 +159,13 @@ pub struct CostTotals {
     /// Total by provider (`unknown` when no provider was reported).
     #[serde(with = "money_map")]
     pub by_provider: BTreeMap<String, Decimal>,
+    /// Total by prompt variant (added; only when the job has variants).
+    #[serde(
+        with = "money_map",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub by_variant: BTreeMap<String, Decimal>,
 }
 
 /// One entry of `errors_by_kind`.

@@ -83,6 +83,8 @@ struct SummaryLine<'a> {
     #[serde(borrow)]
     model: Cow<'a, str>,
     #[serde(borrow, default)]
+    variant: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     provider: Option<Cow<'a, str>>,
     #[serde(default)]
     prompt_tokens: Option<u64>,
@@ -131,6 +133,7 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
         SummaryLine {
             status: l.status,
             model: Cow::Borrowed(&l.model),
+            variant: l.variant.as_deref().map(Cow::Borrowed),
             provider: l.provider.as_deref().map(Cow::Borrowed),
             prompt_tokens: l.prompt_tokens,
             completion_tokens: l.completion_tokens,
@@ -168,6 +171,7 @@ struct Acc {
     messages: HashMap<(ErrorKind, String), u64>,
     latencies: Vec<u32>,
     models: BTreeMap<String, GroupTotals>,
+    variants: BTreeMap<String, GroupTotals>,
     providers: BTreeMap<String, GroupTotals>,
     first_start: Option<OffsetDateTime>,
     last_finish: Option<OffsetDateTime>,
@@ -237,6 +241,10 @@ impl Acc {
         *entry(&mut self.cost.by_provider, provider) += cost;
         add_group(entry(&mut self.models, &line.model), line);
         add_group(entry(&mut self.providers, provider), line);
+        if let Some(variant) = line.variant.as_deref() {
+            *entry(&mut self.cost.by_variant, variant) += cost;
+            add_group(entry(&mut self.variants, variant), line);
+        }
         if line.status == Status::Error && !line.resumable {
             self.add_error(line, cost);
         }
@@ -318,6 +326,7 @@ impl Acc {
             cost_usd: self.cost,
             errors_by_kind: self.errors_by_kind,
             models: self.models,
+            variants: self.variants,
             providers: self.providers,
             this_run: meta.this_run.clone(),
             wall_secs,
