@@ -145,4 +145,28 @@ mod tests {
         assert_eq!(journal, text);
         assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), inflight);
     }
+
+    #[tokio::test]
+    async fn a_crashed_variant_is_counted_under_its_own_key() {
+        use crate::output::inflight::{FILE_NAME, Inflight};
+        use crate::output::key::ResultKey;
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = LineBuilder::new("1", "m").ok("a").build();
+        ok.cost_usd = Some(Decimal::ONE);
+        let text = serde_json::to_string(&ok).unwrap() + "\n";
+        std::fs::write(dir.path().join("results.jsonl"), &text).unwrap();
+        // The same row and model under the variant "v" was in flight, at most $2.
+        Inflight::create(&dir.path().join(FILE_NAME))
+            .unwrap()
+            .sent(ResultKey::of("1", Some("v"), "m"), 1, Decimal::TWO)
+            .await
+            .unwrap();
+        let r = recorded(dir.path()).unwrap();
+        assert_eq!((r.spent, r.unknown_max), (Decimal::ONE, Decimal::TWO));
+        let plan = crate::plan::Plan::with_models(vec!["m".into()], false).resuming(&r, false);
+        assert!(plan.pending("1", None, "m").is_none());
+        let crashed = plan.pending("1", Some("v"), "m").expect("pending");
+        assert_eq!(crashed.carried_worst(), Decimal::TWO);
+    }
 }

@@ -320,3 +320,24 @@ fn validate_and_estimate_count_triples_and_render_every_variant() {
         .stderr(predicate::str::contains("variant bad: prompt template"));
     assert_eq!(mock.requests().len(), 0);
 }
+
+#[test]
+fn the_pre_flight_counts_the_triples_still_to_send() {
+    let wd = Workdir::new();
+    let mock = Mock::plain();
+    wd.create("in.csv", &rows_csv(3));
+    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE, EXPLAINED]));
+    let tiny = ["job.toml", "--budget", "0.0000001"];
+    let refused = wd.run(&mock, &tiny).assert();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert!(stderr.contains("pre-flight: the 12 requests"), "{stderr}");
+    assert_eq!(mock.requests().len(), 0);
+    // With one variant done, only the other's triples are still to send.
+    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE]));
+    wd.run(&mock, &["job.toml"]).assert().code(0);
+    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE, EXPLAINED]));
+    let refused = wd.run(&mock, &tiny).assert();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert!(stderr.contains("pre-flight: the 6 requests"), "{stderr}");
+    assert_eq!(mock.requests().len(), 6);
+}
