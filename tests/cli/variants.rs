@@ -23,6 +23,14 @@ fn job(models: &[&str], variants: &[(&str, &str, &str)]) -> String {
     s
 }
 
+/// A workdir with `in.csv` of `rows` rows and `job.toml` of [`job`], and a mock.
+fn setup(rows: usize, models: &[&str], variants: &[(&str, &str, &str)]) -> (Workdir, Mock) {
+    let wd = Workdir::new();
+    wd.create("in.csv", &rows_csv(rows));
+    wd.create("job.toml", &job(models, variants));
+    (wd, Mock::plain())
+}
+
 const TERSE: (&str, &str, &str) = ("terse", "Label: {{ text }}", "");
 const EXPLAINED: (&str, &str, &str) = (
     "explained",
@@ -45,10 +53,7 @@ fn keys(lines: &[orbatch::output::ResultLine]) -> BTreeSet<(String, String, Stri
 
 #[test]
 fn every_row_is_sent_for_every_variant_and_model() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
-    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE, EXPLAINED]));
+    let (wd, mock) = setup(3, &[MINI, HAIKU], &[TERSE, EXPLAINED]);
     wd.run(&mock, &["job.toml"]).assert().code(0);
 
     // 3 rows x 2 variants x 2 models, each request shaped by its variant.
@@ -160,10 +165,7 @@ fn every_row_is_sent_for_every_variant_and_model() {
 
 #[test]
 fn without_variants_every_line_has_a_null_variant_and_no_variant_column() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(2));
-    wd.create("job.toml", &job(&[MINI], &[]));
+    let (wd, mock) = setup(2, &[MINI], &[]);
     wd.run(&mock, &["job.toml"]).assert().code(0);
     let text = wd.read("out/v/results.jsonl");
     assert_eq!(text.lines().count(), 2);
@@ -178,10 +180,7 @@ fn without_variants_every_line_has_a_null_variant_and_no_variant_column() {
 
 #[test]
 fn adding_a_variant_or_a_model_sends_only_the_new_triples() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
-    wd.create("job.toml", &job(&[MINI], &[TERSE]));
+    let (wd, mock) = setup(3, &[MINI], &[TERSE]);
     wd.run(&mock, &["job.toml"]).assert().code(0);
     assert_eq!(mock.requests().len(), 3);
 
@@ -214,10 +213,7 @@ fn adding_a_variant_or_a_model_sends_only_the_new_triples() {
 
 #[test]
 fn a_changed_variant_is_refused_naming_it() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(2));
-    wd.create("job.toml", &job(&[MINI], &[TERSE, EXPLAINED]));
+    let (wd, mock) = setup(2, &[MINI], &[TERSE, EXPLAINED]);
     wd.run(&mock, &["job.toml"]).assert().code(0);
     assert_eq!(mock.requests().len(), 4);
 
@@ -256,10 +252,7 @@ fn a_changed_variant_is_refused_naming_it() {
 
 #[test]
 fn an_output_dir_from_before_variants_resumes() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
-    wd.create("job.toml", &job(&[MINI], &[]));
+    let (wd, mock) = setup(3, &[MINI], &[]);
     wd.run(&mock, &["job.toml", "--limit", "2"])
         .assert()
         .code(0);
@@ -279,10 +272,7 @@ fn an_output_dir_from_before_variants_resumes() {
 
 #[test]
 fn validate_and_estimate_count_triples_and_render_every_variant() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
-    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE, EXPLAINED]));
+    let (wd, mock) = setup(3, &[MINI, HAIKU], &[TERSE, EXPLAINED]);
     let url = mock.url();
     let out = wd
         .command(&["validate", "job.toml", "--base-url", &url, "--json"])
@@ -323,10 +313,7 @@ fn validate_and_estimate_count_triples_and_render_every_variant() {
 
 #[test]
 fn the_pre_flight_counts_the_triples_still_to_send() {
-    let wd = Workdir::new();
-    let mock = Mock::plain();
-    wd.create("in.csv", &rows_csv(3));
-    wd.create("job.toml", &job(&[MINI, HAIKU], &[TERSE, EXPLAINED]));
+    let (wd, mock) = setup(3, &[MINI, HAIKU], &[TERSE, EXPLAINED]);
     let tiny = ["job.toml", "--budget", "0.0000001"];
     let refused = wd.run(&mock, &tiny).assert();
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
