@@ -67,7 +67,8 @@ pub struct CacheTotals {
     pub saved_usd: Decimal,
 }
 
-/// `left_out` of the summary: the latest lines of models that are not in the current job.
+/// `left_out` of the summary: the latest lines of models, or prompt variants, that are not in
+/// the current job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeftOut {
     /// How many (row, model) lines.
@@ -77,6 +78,9 @@ pub struct LeftOut {
     pub cost_usd: Decimal,
     /// The models, sorted.
     pub models: Vec<String>,
+    /// The prompt variants no longer in the job, sorted (added; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
 }
 
 /// `rows` of the summary.

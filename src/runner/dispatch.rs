@@ -157,6 +157,7 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
         models: Some(plan.models().to_vec()),
+        variants: Some(plan.variants().to_vec()),
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
     OutputDir::new(&job.output_dir)

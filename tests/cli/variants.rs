@@ -328,3 +328,29 @@ fn the_pre_flight_counts_the_triples_still_to_send() {
     assert!(stderr.contains("pre-flight: the 6 requests"), "{stderr}");
     assert_eq!(mock.requests().len(), 6);
 }
+
+#[test]
+fn results_of_a_variant_left_out_of_the_job_are_kept_apart() {
+    let (wd, mock) = setup(2, &[MINI], &[TERSE, EXPLAINED]);
+    wd.run(&mock, &["job.toml"]).assert().code(0);
+    wd.create("job.toml", &job(&[MINI], &[TERSE]));
+    wd.run(&mock, &["job.toml"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "2 earlier results of variants not in this job (variant explained;",
+        ));
+    assert_eq!(mock.requests().len(), 4);
+    let s = wd.summary("out/v");
+    assert_eq!((s.rows.total, s.rows.ok, s.rows.not_sent), (2, 2, 0));
+    let left = s.left_out.expect("left_out");
+    assert_eq!(
+        (left.rows, left.variants),
+        (2, vec!["explained".to_string()])
+    );
+    assert_eq!(left.cost_usd + s.cost_usd.total, mock.spent());
+    assert_eq!(s.cost_usd.by_variant.keys().collect::<Vec<_>>(), ["terse"]);
+    // Still in results.jsonl, not in results.csv.
+    assert_eq!(wd.results("out/v").len(), 4);
+    assert_eq!(wd.csv("out/v").len(), 3);
+}

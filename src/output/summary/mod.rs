@@ -42,6 +42,9 @@ pub struct SummaryMeta {
     /// The job's models: lines of other models go to `left_out`, not the totals. `None`:
     /// every line counts (`orbatch summary`).
     pub models: Option<Vec<String>>,
+    /// The job's prompt variants (`[None]` without variants): lines of others go to
+    /// `left_out`. `None`: every line counts.
+    pub variants: Option<Vec<Option<String>>>,
     /// What this run sent (`None` for `orbatch summary`).
     pub this_run: Option<super::ThisRun>,
 }
@@ -179,6 +182,8 @@ struct Acc {
     needs_times: bool,
     /// The job's models, when lines of others are left out.
     only: Option<std::collections::HashSet<String>>,
+    /// The job's variants, when lines of others are left out.
+    only_variants: Option<Vec<Option<String>>>,
     left_out: LeftOut,
 }
 
@@ -200,20 +205,32 @@ impl Acc {
                 || meta.finished_at.is_none()
                 || meta.wall_secs.is_none(),
             only: meta.models.as_ref().map(|m| m.iter().cloned().collect()),
+            only_variants: meta.variants.clone(),
             ..Acc::default()
         }
     }
 
     fn add(&mut self, line: &SummaryLine<'_>) {
         let cost = line.cost_usd.unwrap_or_default();
-        if let Some(only) = &self.only
-            && !only.contains(line.model.as_ref())
-        {
+        let other_model = self
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(line.model.as_ref()));
+        let other_variant = self
+            .only_variants
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|v| v.as_deref() == line.variant.as_deref()));
+        if other_model || other_variant {
             let l = &mut self.left_out;
             l.rows += 1;
             l.cost_usd += cost;
-            if let Err(at) = l.models.binary_search_by(|m| m.as_str().cmp(&line.model)) {
-                l.models.insert(at, line.model.to_string());
+            let (list, name) = match (other_model, line.variant.as_deref()) {
+                (true, _) => (&mut l.models, line.model.as_ref()),
+                (false, Some(v)) => (&mut l.variants, v),
+                (false, None) => return,
+            };
+            if let Err(at) = list.binary_search_by(|m| m.as_str().cmp(name)) {
+                list.insert(at, name.to_string());
             }
             return;
         }
