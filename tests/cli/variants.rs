@@ -248,6 +248,12 @@ fn a_changed_variant_is_refused_naming_it() {
     wd.create("job.toml", &job(&[MINI], &[renamed, TERSE, EXPLAINED]));
     wd.run(&mock, &["job.toml"]).assert().code(0);
     assert_eq!(mock.requests().len(), 6);
+    // --fresh starts over with the changed definition.
+    wd.create("job.toml", &job(&[MINI], &[changed]));
+    wd.run(&mock, &["job.toml", "--fresh"]).assert().code(0);
+    let lines = wd.results("out/v");
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l.variant.as_deref() == Some("terse")));
 }
 
 #[test]
