@@ -15,6 +15,8 @@ struct Missing {
     name: String,
     rows: u64,
     lines: Vec<u64>,
+    /// The last row's line (two prompt variants lacking it on one row count it once).
+    last: u64,
     /// The columns of the first row that lacked it.
     columns: Vec<String>,
 }
@@ -30,6 +32,10 @@ impl MissingVars {
     /// Notes that `row` lacks `name`.
     pub fn add(&mut self, name: &str, row: &Row) {
         if let Some(m) = self.seen.iter_mut().find(|m| m.name == name) {
+            if m.last == row.line {
+                return;
+            }
+            m.last = row.line;
             m.rows += 1;
             if m.lines.len() < LINES_SHOWN {
                 m.lines.push(row.line);
@@ -40,6 +46,7 @@ impl MissingVars {
             name: name.to_owned(),
             rows: 1,
             lines: vec![row.line],
+            last: row.line,
             columns: row.vars.keys().cloned().collect(),
         });
     }

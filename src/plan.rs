@@ -1,5 +1,5 @@
 //! The plan: the work of a job, defined once. Its keys are (row x variant x model) (the
-//! variant is always `None` until prompt variants exist); the pending ones are those not
+//! variant is `None` when the job defines no `[[variants]]`); the pending ones are those not
 //! finished yet: a key whose latest line is `ok` is finished, and so is one whose latest line
 //! is an error, unless `--retry-failed` or the line is `resumable` (stopped early: a plain
 //! re-run sends it again). Each pending key carries its [`Prior`] and, once its messages are
@@ -26,8 +26,10 @@ use crate::scan::ScanReport;
 pub struct Plan<'a> {
     /// The job's models, or (batch lines naming their own) every model the lines name.
     models: Vec<String>,
-    /// Each batch line names its own model: one key a row.
+    /// Each batch line names its own model: one key a row (and variant).
     per_row_model: bool,
+    /// The job's prompt variants (`[None]` when it defines none).
+    variants: Vec<Option<String>>,
     /// What earlier runs recorded (`None`: nothing, as in `validate` or `--fresh`).
     recovered: Option<&'a Recovered>,
     /// `--retry-failed`: failed keys are pending too.
@@ -71,11 +73,12 @@ impl PendingKey<'_> {
 impl<'a> Plan<'a> {
     /// Every key of `job` (whose input `scan` validated) is pending.
     pub fn new(job: &Job, scan: &ScanReport) -> Plan<'a> {
-        if job.request.models.is_empty() {
+        let plan = if job.request.models.is_empty() {
             Plan::with_models(scan.batch_models.clone(), true)
         } else {
             Plan::with_models(job.request.models.clone(), false)
-        }
+        };
+        plan.with_variants_of(job)
     }
 
     /// Every key of `job` is pending, before its input was scanned: when batch lines name
@@ -83,7 +86,7 @@ impl<'a> Plan<'a> {
     pub fn for_job(job: &Job) -> Plan<'a> {
         let models = job.request.models.clone();
         let per_row_model = models.is_empty();
-        Plan::with_models(models, per_row_model)
+        Plan::with_models(models, per_row_model).with_variants_of(job)
     }
 
     /// Every key is pending: every row x `models`, or (`per_row_model`: batch lines name
@@ -92,10 +95,25 @@ impl<'a> Plan<'a> {
         Plan {
             models,
             per_row_model,
+            variants: vec![None],
             recovered: None,
             retry_failed: false,
             only_rows: None,
         }
+    }
+
+    /// The plan over `job`'s prompt variants (each row x variant x model is a key).
+    pub fn with_variants_of(self, job: &Job) -> Plan<'a> {
+        let variants = match job.variants.is_empty() {
+            true => vec![None],
+            false => job.variants.iter().map(|v| Some(v.name.clone())).collect(),
+        };
+        Plan { variants, ..self }
+    }
+
+    /// The job's variants (`[None]` when it defines none).
+    pub fn variants(&self) -> &[Option<String>] {
+        &self.variants
     }
 
     /// The plan less what `recovered` finished; `retry_failed` makes failed keys pending again.
@@ -120,14 +138,15 @@ impl<'a> Plan<'a> {
         &self.models
     }
 
-    /// The keys of `rows` rows: every row x every model, or one a row when batch lines name
-    /// their own model.
+    /// The keys of `rows` rows: every row x every variant x every model, or one a row and
+    /// variant when batch lines name their own model.
     pub fn total(&self, rows: u64) -> u64 {
-        if self.per_row_model {
-            rows
+        let per_row = if self.per_row_model {
+            1
         } else {
-            rows * self.models.len() as u64
-        }
+            self.models.len() as u64
+        };
+        rows * per_row * self.variants.len() as u64
     }
 
     /// Whether the row with this 0-based index is part of the plan.
@@ -137,9 +156,14 @@ impl<'a> Plan<'a> {
             .is_none_or(|only| only.contains(&index))
     }
 
-    /// The key (`id`, `model`) when it is still to send (`None`: finished).
-    pub fn pending<'r>(&self, id: &'r str, model: &'r str) -> Option<PendingKey<'r>> {
-        let key = ResultKey::new(id, model);
+    /// The key (`id`, `variant`, `model`) when it is still to send (`None`: finished).
+    pub fn pending<'r>(
+        &self,
+        id: &'r str,
+        variant: Option<&'r str>,
+        model: &'r str,
+    ) -> Option<PendingKey<'r>> {
+        let key = ResultKey::of(id, variant, model);
         let Some(r) = self.recovered else {
             return Some(PendingKey { key, prior: None });
         };
@@ -236,10 +260,12 @@ mod tests {
         r.unknown_max = Decimal::ONE;
         r.spent = Decimal::TWO;
         let plan = Plan::with_models(models(&["a", "b"]), false).resuming(&r, false);
-        assert!(plan.pending("1", "a").is_none());
-        assert!(plan.pending("1", "b").is_some());
-        assert!(plan.pending("2", "a").is_none());
-        let stopped = plan.pending("3", "a").expect("a resumable key is pending");
+        assert!(plan.pending("1", None, "a").is_none());
+        assert!(plan.pending("1", None, "b").is_some());
+        assert!(plan.pending("2", None, "a").is_none());
+        let stopped = plan
+            .pending("3", None, "a")
+            .expect("a resumable key is pending");
         assert_eq!(stopped.prior, Some(prior(true)));
         assert_eq!(stopped.key.variant, None);
         assert_eq!(stopped.carried_worst(), Decimal::ZERO);
@@ -247,7 +273,7 @@ mod tests {
         assert_eq!(plan.pending_count(4), 6);
         assert_eq!(plan.committed(), Decimal::from(3));
         let retry = plan.clone().resuming(&r, true);
-        assert!(retry.pending("2", "a").is_some());
+        assert!(retry.pending("2", None, "a").is_some());
         assert_eq!(retry.pending_count(4), 7);
     }
 
@@ -259,5 +285,19 @@ mod tests {
         assert_eq!(plan.total(5), 5);
         assert_eq!(plan.pending_count(5), 2);
         assert!(plan.includes_row(2) && !plan.includes_row(1));
+    }
+
+    #[test]
+    fn variants_multiply_the_keys_and_each_is_its_own() {
+        let mut r = Recovered::default();
+        r.done.insert(ResultKey::of("1", Some("v1"), "a").hash());
+        let mut plan = Plan::with_models(models(&["a", "b"]), false);
+        plan.variants = vec![Some("v1".into()), Some("v2".into())];
+        assert_eq!(plan.total(3), 12);
+        let plan = plan.resuming(&r, false);
+        assert!(plan.pending("1", Some("v1"), "a").is_none());
+        assert!(plan.pending("1", Some("v2"), "a").is_some());
+        assert!(plan.pending("1", None, "a").is_some());
+        assert_eq!(plan.pending_count(3), 11);
     }
 }

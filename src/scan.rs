@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::input::{Format, InputError, Row, RowBody, RowReader, decoded};
 use crate::missing::MissingVars;
-use crate::template::Template;
+use crate::prompts::Prompts;
 
 /// What to scan and how.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +27,9 @@ pub struct ScanOptions<'a> {
     pub delimiter: Option<u8>,
     /// The job file the templates come from, for messages.
     pub job_file: Option<&'a std::path::PathBuf>,
-    /// The job's compiled templates; every row's messages are rendered with them.
-    pub template: &'a Template,
+    /// The job's compiled prompts (one per variant); every row's messages are rendered with
+    /// each of them.
+    pub prompts: &'a Prompts,
     /// True when the job names no models: every Batch row must then carry `body.model`.
     pub need_batch_model: bool,
     /// Scan only the first N records.
@@ -187,21 +188,21 @@ impl Checker {
             self.last_duplicate = Some(hash);
             return Err(err(format!("duplicate id '{}'", shorten(&row.id))));
         }
-        let messages = match opts.template.messages(row) {
-            Ok(m) => m,
-            Err(e) => {
-                return match opts.template.missing_variable(row) {
-                    Some(name) => {
-                        self.missing.add(name, row);
-                        Ok(())
+        for prompt in opts.prompts.iter() {
+            let messages = match prompt.messages(row) {
+                Ok(m) => m,
+                Err(e) => {
+                    match prompt.template.missing_variable(row) {
+                        Some(name) => self.missing.add(name, row),
+                        None => return Err(err(e)),
                     }
-                    None => Err(err(e)),
-                };
-            }
-        };
-        self.max_prompt_upper = self
-            .max_prompt_upper
-            .max(crate::prices::prompt_tokens_upper_bound(&messages));
+                    continue;
+                }
+            };
+            self.max_prompt_upper = self
+                .max_prompt_upper
+                .max(crate::prices::prompt_tokens_upper_bound(&messages));
+        }
         if let RowBody::Batch(body) = &row.body {
             match body.get("model") {
                 Some(Value::String(model)) if !model.is_empty() => {
@@ -287,7 +288,10 @@ impl Read for HashingReader {
 mod tests {
     use super::*;
 
-    fn scan_text(name: &str, text: &str, template: &Template) -> ScanReport {
+    use crate::template::Template;
+
+    fn scan_text(name: &str, text: &str, template: Template) -> ScanReport {
+        let prompts = Prompts::single(template);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -296,7 +300,7 @@ mod tests {
             id_column: None,
             delimiter: None,
             job_file: None,
-            template,
+            prompts: &prompts,
             need_batch_model: true,
             limit: None,
             max_errors: 2,
@@ -314,7 +318,7 @@ mod tests {
     #[test]
     fn counts_rows_finds_duplicates_and_caps_errors() {
         let t = Template::new(None, Some("{{ text }}")).unwrap();
-        let r = scan_text("x.csv", "id,text\n1,a\n2,b\n1,c\n3\n4,d\n", &t);
+        let r = scan_text("x.csv", "id,text\n1,a\n2,b\n1,c\n3\n4,d\n", t);
         assert_eq!(r.rows, 5);
         assert_eq!(r.error_count, 2);
         assert!(
@@ -343,7 +347,7 @@ mod tests {
             id_column: None,
             delimiter: None,
             job_file: None,
-            template: &t,
+            prompts: &Prompts::single(t),
             need_batch_model: true,
             limit: Some(1),
             max_errors: 2,
@@ -367,7 +371,7 @@ mod tests {
         };
         let text =
             line("a", "\"model\":\"m1\",") + &line("b", "") + &line("c", "\"model\":\"m1\",");
-        let r = scan_text("b.jsonl", &text, &t);
+        let r = scan_text("b.jsonl", &text, t);
         assert_eq!(r.batch_models, ["m1"]);
         assert_eq!(r.error_count, 1);
         assert!(

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use orbatch::input::{Row, RowBody, RowReader};
+use orbatch::prompts::Prompts;
 use orbatch::scan::{ScanOptions, ScanReport, scan};
 use orbatch::template::Template;
 use serde_json::json;
@@ -246,13 +247,13 @@ fn jsonl_empty_file_and_missing_id_field() {
     );
 }
 
-fn run_scan(path: &Path, template: &Template, limit: Option<u64>) -> ScanReport {
+fn run_scan(path: &Path, prompts: &Prompts, limit: Option<u64>) -> ScanReport {
     let opts = ScanOptions {
         path,
         id_column: None,
         delimiter: None,
         job_file: None,
-        template,
+        prompts,
         need_batch_model: false,
         limit,
         max_errors: 20,
@@ -268,7 +269,7 @@ fn scan_lists_template_and_duplicate_errors_with_lines() {
         "s.csv",
         b"id,text,body\n1,\"a\nb\",x\n2,c,y\n1,d,z\n3,e\n",
     );
-    let t = Template::new(Some("sys"), Some("{{ text }} {{ lang }}")).unwrap();
+    let t = Prompts::single(Template::new(Some("sys"), Some("{{ text }} {{ lang }}")).unwrap());
     let r = run_scan(&path, &t, None);
     let p = path.display();
     let shown: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
@@ -294,7 +295,7 @@ fn scan_limit_and_fingerprint() {
     let text =
         b"{\"id\":1,\"prompt\":\"a\"}\n{\"id\":2,\"prompt\":\"b\"}\n{\"id\":3,\"prompt\":null}\n";
     let path = write(&dir, "f.jsonl", text);
-    let t = Template::new(None, None).unwrap();
+    let t = Prompts::single(Template::new(None, None).unwrap());
     let full = run_scan(&path, &t, None);
     assert_eq!(full.fingerprint, blake3::hash(text).to_hex().to_string());
     assert_eq!((full.rows, full.error_count), (3, 1));
@@ -310,7 +311,7 @@ fn scan_limit_and_fingerprint() {
         id_column: None,
         delimiter: None,
         job_file: None,
-        template: &t,
+        prompts: &t,
         need_batch_model: false,
         limit: None,
         max_errors: 20,
@@ -327,7 +328,7 @@ fn scan_limit_and_fingerprint() {
 fn scan_reports_a_file_level_error_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "e.csv", b"");
-    let t = Template::new(None, None).unwrap();
+    let t = Prompts::single(Template::new(None, None).unwrap());
     let r = run_scan(&path, &t, None);
     assert_eq!((r.rows, r.error_count), (0, 1));
     assert_eq!(r.errors[0].line, 0);

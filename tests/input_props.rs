@@ -5,6 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use orbatch::input::{Format, RowReader};
+use orbatch::prompts::Prompts;
 use orbatch::scan::{ScanOptions, scan};
 use orbatch::template::Template;
 use proptest::prelude::*;
@@ -90,8 +91,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(if csv { "in.csv" } else { "in.jsonl" });
         std::fs::write(&path, &bytes).unwrap();
-        let template = Template::new(Some("s {{ a }}"), None).unwrap();
-        let opts = ScanOptions { path: &path, id_column: None, delimiter: None, job_file: None, template: &template,
+        let prompts = Prompts::single(Template::new(Some("s {{ a }}"), None).unwrap());
+        let opts = ScanOptions { path: &path, id_column: None, delimiter: None, job_file: None, prompts: &prompts,
             need_batch_model: true, limit, max_errors: 3 };
         let report = scan(&opts).unwrap();
         prop_assert!(report.errors.len() as u64 <= report.error_count.min(3));

@@ -158,10 +158,17 @@ fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
         }
     }
     if let Some(l) = &report.summary.left_out {
+        let variants = l.variants.iter().map(|v| format!("variant {v}"));
+        let names: Vec<String> = l.models.iter().cloned().chain(variants).collect();
+        let what = match (l.models.is_empty(), l.variants.is_empty()) {
+            (_, true) => "models",
+            (true, false) => "variants",
+            (false, false) => "models or variants",
+        };
         eprintln!(
-            "orbatch: {} earlier results of models not in this job ({}; {}) are kept in results.jsonl but left out of results.csv, the summary and the exit code",
+            "orbatch: {} earlier results of {what} not in this job ({}; {}) are kept in results.jsonl but left out of results.csv, the summary and the exit code",
             l.rows,
-            l.models.join(", "),
+            names.join(", "),
             crate::money::usd(l.cost_usd)
         );
     }

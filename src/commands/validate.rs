@@ -34,7 +34,7 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     })
     .await?;
     let _ = std::fs::remove_dir_all(&spool);
-    let (report, template) = match result {
+    let (report, prompts) = match result {
         Ok(r) => r,
         Err(e) if a.json => {
             print_json(&errors_json(&shown, &e))?;
@@ -45,17 +45,26 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     let mut job = job;
     let mut models = crate::plan::Plan::new(&job, &report).models().to_vec();
     let prices = check_models(&a, &mut job, &mut models).await?;
-    crate::runner::warn_too_long(&job, &template, &prices, &report)
+    crate::runner::warn_too_long(&job, &prompts, &prices, &report)
         .map_err(|e| CommandError::Input(e.to_string()))?;
     let pairs = crate::plan::Plan::new(&job, &report).total(report.rows);
+    let variants: Vec<&str> = job.variants.iter().map(|v| v.name.as_str()).collect();
     if a.json {
-        print_json(&serde_json::json!({
+        let mut out = serde_json::json!({
             "input": shown, "rows": report.rows, "models": models, "requests": pairs,
             "columns": report.columns, "valid": true, "errors": 0, "error_list": [],
-        }))?;
+        });
+        if !variants.is_empty() {
+            out["variants"] = serde_json::json!(variants);
+        }
+        print_json(&out)?;
     } else {
+        let times_variants = match variants.len() {
+            0 => String::new(),
+            n => format!(" x {n} variant(s)"),
+        };
         print_stdout(&format!(
-            "{}: {} rows x {} model(s) = {} requests; every row parses and renders",
+            "{}: {} rows{times_variants} x {} model(s) = {} requests; every row parses and renders",
             shown,
             report.rows,
             models.len(),

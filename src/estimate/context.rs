@@ -10,8 +10,7 @@ use super::count::for_each_row;
 use crate::input::InputError;
 use crate::job::Job;
 use crate::prices::{PriceTable, prompt_tokens_upper_bound};
-use crate::request::BodyBuilder;
-use crate::template::Template;
+use crate::prompts::Prompts;
 use crate::tokens::Encoding;
 
 /// Examples kept for the message.
@@ -86,11 +85,7 @@ pub fn may_be_too_long(max_prompt_upper: u64, prices: &PriceTable) -> bool {
 
 /// Finds the job's prompts longer than their model's context length. Models without a known
 /// context length are not checked.
-pub fn too_long(
-    job: &Job,
-    template: &Template,
-    prices: &PriceTable,
-) -> Result<TooLong, InputError> {
+pub fn too_long(job: &Job, prompts: &Prompts, prices: &PriceTable) -> Result<TooLong, InputError> {
     let mut out = TooLong::default();
     let smallest = prices
         .models
@@ -100,24 +95,26 @@ pub fn too_long(
     let Some(smallest) = smallest else {
         return Ok(out);
     };
-    let builder = BodyBuilder::new(&job.request);
+    let arms = prompts.arms(&job.request);
     let mut encodings: HashMap<String, Encoding> = HashMap::new();
     for_each_row(job, |row| {
-        let Ok(messages) = template.messages(&row) else {
-            return true;
-        };
-        if prompt_tokens_upper_bound(&messages) <= smallest {
-            return true;
-        }
-        for model in builder.models_for(&row) {
-            let Some(price) = prices.get(model) else {
+        for arm in &arms {
+            let Ok(messages) = arm.prompt.messages(&row) else {
                 continue;
             };
-            let enc = *encodings
-                .entry(model.to_string())
-                .or_insert_with(|| Encoding::for_model(model, price.tokenizer.as_deref()).0);
-            let tokens = enc.count_messages(&messages);
-            out.check((&job.input, row.line), model, tokens, prices);
+            if prompt_tokens_upper_bound(&messages) <= smallest {
+                continue;
+            }
+            for model in arm.builder.models_for(&row) {
+                let Some(price) = prices.get(model) else {
+                    continue;
+                };
+                let enc = *encodings
+                    .entry(model.to_string())
+                    .or_insert_with(|| Encoding::for_model(model, price.tokenizer.as_deref()).0);
+                let tokens = enc.count_messages(&messages);
+                out.check((&job.input, row.line), model, tokens, prices);
+            }
         }
         true
     })?;

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 
 use super::model::Counts;
 use crate::input::{InputError, Row, RowReader};
-use crate::job::{Job, RequestSpec};
+use crate::job::Job;
 use crate::prices::{PriceTable, prompt_tokens_upper_bound};
-use crate::request::BodyBuilder;
-use crate::template::Template;
+use crate::prompts::{Arm, Prompts};
 use crate::tokens::Encoding;
 
 /// Calls `f` with every row of the job's input (first `limit` rows), in order, until it
@@ -34,11 +33,10 @@ pub fn for_each_row(job: &Job, mut f: impl FnMut(Row) -> bool) -> Result<(), Inp
     Ok(())
 }
 
-/// Counts the requests of rows, per model.
+/// Counts the requests of rows (each prompt variant x each model), per model.
 pub struct Counter<'a> {
-    spec: &'a RequestSpec,
-    template: &'a Template,
-    builder: BodyBuilder,
+    /// Each variant's request and body builder.
+    arms: Vec<Arm<'a>>,
     prices: &'a PriceTable,
     /// Count with tiktoken (false: only the byte bound and the caps, no tokenizer built).
     tokenize: bool,
@@ -49,14 +47,12 @@ impl<'a> Counter<'a> {
     /// A counter for `job`'s requests; `tokenize` builds the tiktoken tables on first use.
     pub fn new(
         job: &'a Job,
-        template: &'a Template,
+        prompts: &'a Prompts,
         prices: &'a PriceTable,
         tokenize: bool,
     ) -> Counter<'a> {
         Counter {
-            spec: &job.request,
-            template,
-            builder: BodyBuilder::new(&job.request),
+            arms: prompts.arms(&job.request),
             prices,
             tokenize,
             encodings: HashMap::new(),
@@ -74,22 +70,32 @@ impl<'a> Counter<'a> {
         e
     }
 
-    /// Calls `f(model, counts of that one request)` for each request of `row`. Returns false
-    /// when the row does not render (the scan has reported it).
-    pub fn row(&mut self, row: &Row, mut f: impl FnMut(&str, &Counts)) -> bool {
-        let Ok(messages) = self.template.messages(row) else {
+    /// Calls `f(variant, model, counts of that one request)` for each request of `row` (each
+    /// variant x each model). Returns false when the row does not render (the scan has
+    /// reported it).
+    pub fn row(&mut self, row: &Row, mut f: impl FnMut(Option<&str>, &str, &Counts)) -> bool {
+        let arms = std::mem::take(&mut self.arms);
+        let mut rendered = true;
+        for arm in &arms {
+            rendered &= self.arm_row(arm, row, &mut f);
+        }
+        self.arms = arms;
+        rendered
+    }
+
+    fn arm_row(
+        &mut self,
+        arm: &Arm<'_>,
+        row: &Row,
+        f: &mut impl FnMut(Option<&str>, &str, &Counts),
+    ) -> bool {
+        let Ok(messages) = arm.prompt.messages(row) else {
             return false;
         };
         let upper = prompt_tokens_upper_bound(&messages);
-        let cap = crate::request::completion_cap(row, self.spec);
-        let models: Vec<String> = self
-            .builder
-            .models_for(row)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let cap = crate::request::completion_cap(row, &arm.spec);
         let mut counted: Vec<(Encoding, u64)> = Vec::with_capacity(2);
-        for model in &models {
+        for model in arm.builder.models_for(row) {
             let local = if self.tokenize {
                 let (enc, _) = self.encoding(model);
                 match counted.iter().find(|(e, _)| *e == enc) {
@@ -110,9 +116,9 @@ impl<'a> Counter<'a> {
                 capped_requests: u64::from(cap.is_some()),
                 cap_sum: cap.unwrap_or(0),
                 capped_guess: cap.map_or(0, |c| c.div_ceil(2)),
-                tpm_tokens: local + self.spec.max_tokens.unwrap_or(0),
+                tpm_tokens: local + arm.spec.max_tokens.unwrap_or(0),
             };
-            f(model, &c);
+            f(arm.variant, model, &c);
         }
         true
     }
@@ -168,12 +174,12 @@ pub struct FirstPass {
 /// Counts every row of the job.
 pub fn first_pass(
     job: &Job,
-    template: &Template,
+    prompts: &Prompts,
     prices: &PriceTable,
     models: &[String],
     keep_row_tokens: bool,
 ) -> Result<FirstPass, InputError> {
-    let mut counter = Counter::new(job, template, prices, true);
+    let mut counter = Counter::new(job, prompts, prices, true);
     let mut out = FirstPass {
         tally: Tally::with_models(models),
         rows: 0,
@@ -182,7 +188,7 @@ pub fn first_pass(
     };
     for_each_row(job, |row| {
         let mut first: Option<u64> = None;
-        counter.row(&row, |model, c| {
+        counter.row(&row, |_, model, c| {
             out.tally.add(model, c);
             let at = (job.input.as_path(), row.line);
             out.too_long.check(at, model, c.prompt_tokens, prices);

@@ -18,7 +18,7 @@ use super::model::{Counts, Fit, Sample, expected_cost, fit};
 use crate::job::Job;
 use crate::output::{ResultLine, Status};
 use crate::prices::{ModelPrice, PriceTable};
-use crate::template::Template;
+use crate::prompts::Prompts;
 
 /// Bootstrap resamples for the interval.
 pub const RESAMPLES: usize = 1000;
@@ -66,25 +66,27 @@ pub struct PilotRow {
     pub slot: usize,
     /// The row's weight.
     pub weight: u64,
-    /// (model, counts of that one request).
-    pub requests: Vec<(String, Counts)>,
+    /// (variant, model, counts of that one request).
+    pub requests: Vec<(Option<String>, String, Counts)>,
 }
 
 /// Reads the picked rows again and counts their requests (keyed by row id).
 pub fn pilot_rows(
     job: &Job,
-    template: &Template,
+    prompts: &Prompts,
     prices: &PriceTable,
     picks: &[Pick],
 ) -> Result<HashMap<String, PilotRow>, crate::input::InputError> {
     let weights: HashMap<u64, u64> = picks.iter().map(|p| (p.index, p.weight)).collect();
-    let mut counter = Counter::new(job, template, prices, true);
+    let mut counter = Counter::new(job, prompts, prices, true);
     let mut out = HashMap::new();
     let mut left = weights.len();
     for_each_row(job, |row| {
         if let Some(&weight) = weights.get(&row.index) {
             let mut requests = Vec::new();
-            counter.row(&row, |m, c| requests.push((m.to_string(), *c)));
+            counter.row(&row, |v, m, c| {
+                requests.push((v.map(str::to_owned), m.to_string(), *c));
+            });
             let slot = out.len();
             out.insert(
                 row.id.clone(),
@@ -156,7 +158,11 @@ pub fn calibrate(
             continue;
         };
         let slot = row.slot;
-        let Some((_, counts)) = row.requests.iter().find(|(m, _)| *m == line.model) else {
+        let Some((_, _, counts)) = row
+            .requests
+            .iter()
+            .find(|(v, m, _)| *m == line.model && *v == line.variant)
+        else {
             continue;
         };
         let m = cal.models.entry(line.model.clone()).or_default();

@@ -21,8 +21,8 @@ use crate::money::usd;
 use crate::output::results::Recovered;
 use crate::plan::Plan;
 use crate::prices::PriceTable;
+use crate::prompts::Prompts;
 use crate::runner::RunOptions;
-use crate::template::Template;
 
 /// The requests a run would still send, and their worst case.
 #[derive(Debug, Default)]
@@ -162,8 +162,7 @@ pub async fn check(
 /// as `run` applies them) and their high estimate. `None` when the job's templates do not
 /// compile or its input cannot be read: `run` reports that itself.
 pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option<Pending> {
-    let template =
-        Template::new(job.request.system.as_deref(), job.request.prompt.as_deref()).ok()?;
+    let prompts = Prompts::compile(job).ok()?;
     let recovered = if opts.fresh {
         Recovered::default()
     } else {
@@ -173,12 +172,12 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     let plan = Plan::for_job(job)
         .resuming(&recovered, opts.retry_failed)
         .only_rows(opts.only_rows.clone());
-    let mut counter = Counter::new(job, &template, prices, false);
+    let mut counter = Counter::new(job, &prompts, prices, false);
     let mut tally = Tally::default();
     for_each_row(job, |row| {
         if plan.includes_row(row.index) {
-            counter.row(&row, |model, c| {
-                if plan.pending(&row.id, model).is_some() {
+            counter.row(&row, |variant, model, c| {
+                if plan.pending(&row.id, variant, model).is_some() {
                     tally.add(model, c);
                 }
             });

@@ -131,7 +131,7 @@ pub struct TotalReport {
 pub struct PilotReport {
     /// Rows picked.
     pub rows: u64,
-    /// Requests recorded (rows x models).
+    /// Requests recorded (rows x variants x models).
     pub requests: u64,
     /// What they cost.
     pub spent_usd: Usd,
@@ -144,7 +144,7 @@ pub struct PilotReport {
 pub struct Report {
     /// Input rows.
     pub rows: u64,
-    /// Requests (rows x models).
+    /// Requests (rows x variants x models).
     pub requests: u64,
     /// Per model.
     pub models: Vec<ModelReport>,

@@ -16,8 +16,8 @@ use super::report::{Credit, Inputs, PilotInput, Report, build};
 use crate::client::Client;
 use crate::job::Job;
 use crate::prices::PriceTable;
+use crate::prompts::Prompts;
 use crate::runner::{RunError, RunOptions};
-use crate::template::Template;
 
 /// How old a cached price table `estimate` uses without `--refresh-prices`.
 pub const PRICE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -25,7 +25,7 @@ pub const PRICE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// A job scanned and counted for an estimate, with its prices and the key's credit.
 pub struct Session {
     job: Job,
-    template: Arc<Template>,
+    prompts: Arc<Prompts>,
     prices: Arc<PriceTable>,
     first: FirstPass,
     credit: Credit,
@@ -86,15 +86,15 @@ impl Session {
         };
         let other = |e: String| RunError::Other(anyhow::anyhow!(e));
         let scan_input = job.clone();
-        let (scan, template) =
+        let (scan, prompts) =
             tokio::task::spawn_blocking(move || crate::runner::scan_job(&scan_input))
                 .await
                 .map_err(|e| other(e.to_string()))??;
-        let template = Arc::new(template);
+        let prompts = Arc::new(prompts);
         let models = crate::plan::Plan::new(&job, &scan).models().to_vec();
         let prices = Arc::new(prices_task.await.unwrap_or_default());
         let first = {
-            let (j, t, p) = (job.clone(), template.clone(), prices.clone());
+            let (j, t, p) = (job.clone(), prompts.clone(), prices.clone());
             tokio::task::spawn_blocking(move || first_pass(&j, &t, &p, &models, for_pilot))
                 .await
                 .map_err(|e| other(e.to_string()))?
@@ -103,7 +103,7 @@ impl Session {
         let key = key_task.await.unwrap_or_else(|e| Err(e.to_string()));
         Ok(Session {
             job,
-            template,
+            prompts,
             prices,
             first,
             credit: Credit::from_key(key.as_ref().map_err(Clone::clone)),
@@ -120,7 +120,7 @@ impl Session {
         let picks = pick(&self.first.row_tokens, n, seed);
         let (j, t, p, k) = (
             self.job.clone(),
-            self.template.clone(),
+            self.prompts.clone(),
             self.prices.clone(),
             picks.clone(),
         );

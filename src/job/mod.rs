@@ -10,6 +10,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod variants;
+pub use variants::Variant;
+
 /// A job-file or override error (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -43,6 +46,8 @@ struct JobFile {
     cost: CostFile,
     #[serde(default)]
     cache: CacheFile,
+    #[serde(default)]
+    variants: Vec<variants::VariantFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +227,8 @@ pub struct Job {
     pub base_url: String,
     /// The response cache (`[cache]`).
     pub cache: CacheSpec,
+    /// The prompt variants (`[[variants]]`), in file order; empty: none.
+    pub variants: Vec<Variant>,
 }
 
 impl Job {
@@ -304,7 +311,7 @@ impl Job {
                     .into(),
             ));
         }
-        for reserved in ["messages", "model", "stream", "max_tokens", "temperature"] {
+        for reserved in variants::RESERVED_EXTRA {
             if request.extra.contains_key(reserved) {
                 return Err(JobError(format!(
                     "request.extra.{reserved} (or --param {reserved}=..): set this with its own key or flag, not inside `extra`"
@@ -377,6 +384,7 @@ impl Job {
                     false => d,
                 }),
             },
+            variants: variants::resolve(jf.variants),
         })
     }
 }
@@ -394,14 +402,16 @@ fn parse_job_file(path: &Path, text: &str) -> Result<JobFile, JobError> {
             path.display()
         )));
     }
-    toml::from_str(text).map_err(|e| {
+    let jf: JobFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
             .unwrap_or(0);
         let msg = e.message().trim().to_string();
         JobError(format!("{}:{line}: {msg}", path.display()))
-    })
+    })?;
+    variants::check(path, text, &jf.variants)?;
+    Ok(jf)
 }
 
 /// The line of a key-looking entry (`api_key = ..`, or a value starting with `sk-or-`).

@@ -46,6 +46,9 @@ pub struct Manifest {
         with = "crate::money::opt"
     )]
     pub carried_spend_usd: Option<rust_decimal::Decimal>,
+    /// Every prompt variant run in the output dir, resolved over `[request]` (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<crate::job::Variant>,
     /// Where the results came from (absent in manifests of earlier versions: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
@@ -125,6 +128,7 @@ impl Manifest {
         );
         cmp("request.extra", j(&old.extra), j(&self.extra));
         cmp("id_column", j(&old.id_column), j(&self.id_column));
+        out.extend(variants::changes(&old.variants, &self.variants));
         if let (Some(was), Some(now)) = (&old.endpoint, &self.endpoint)
             && !was.same_as(now)
         {
@@ -163,6 +167,9 @@ impl Manifest {
                         input_bytes: old.input_bytes,
                         ..self.clone()
                     };
+                    // New variants join the recorded ones (a dropped one stays recorded).
+                    let all = variants::union(&old.variants, &self.variants);
+                    let new_variants = all.len() > old.variants.len();
                     let changes = if grew {
                         compared.changes_from(&old)
                     } else {
@@ -171,8 +178,12 @@ impl Manifest {
                     if !changes.is_empty() {
                         return Ok(Err(changes));
                     }
-                    if grew {
-                        crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(self)?)?;
+                    if grew || new_variants {
+                        let kept = Manifest {
+                            variants: all,
+                            ..if grew { self.clone() } else { old.clone() }
+                        };
+                        crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(&kept)?)?;
                     }
                     Ok(Ok(if grew { old.input_bytes } else { None }))
                 }
@@ -205,6 +216,8 @@ fn starts_with(input: &Path, len: u64, fingerprint: &str) -> std::io::Result<boo
     file.read_exact(&mut around)?;
     Ok(around[0] == b'\n' || around[1] == b'\n' || around[1] == b'\r')
 }
+
+mod variants;
 
 mod erased {
     /// Renders a value as compact JSON for change messages.

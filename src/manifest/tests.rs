@@ -13,6 +13,7 @@ fn m(prompt: &str, fp: &str) -> Manifest {
         endpoint: None,
         input_bytes: None,
         carried_spend_usd: None,
+        variants: Vec::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `results.csv`: the results in input order x model order, for spreadsheets.
+//! `results.csv`: the results in input order x variant order x model order, for spreadsheets.
 //!
 //! The rows come from re-reading the input; each (row, model) result is read from
 //! `results.jsonl` through an index of key hash -> byte offset, so memory is about 16 bytes per
@@ -15,7 +15,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::Status;
-use super::key::key_hash;
+use super::key::ResultKey;
 use super::lines::{LineReaderAt, LineScanner};
 use crate::fsutil::replace_file;
 use crate::input::{Dialect, Row};
@@ -52,6 +52,8 @@ pub struct CsvSpec<'a> {
     pub columns: &'a [String],
     /// The models, in order.
     pub models: &'a [String],
+    /// The prompt variants, in order (`[None]`, or empty, when the job defines none).
+    pub variants: &'a [Option<String>],
     /// The input's BOM, line ending and delimiter.
     pub dialect: Dialect,
     /// Long or wide.
@@ -59,15 +61,42 @@ pub struct CsvSpec<'a> {
 }
 
 impl CsvSpec<'_> {
+    /// True when the job defines prompt variants: the long layout then has a `variant` column
+    /// after `model`, and the wide layout's columns are `<variant>/<model>.<column>`.
+    pub fn has_variants(&self) -> bool {
+        self.variants.iter().any(Option::is_some)
+    }
+
+    /// The variants to write, in order (`[None]` without variants).
+    fn variant_list(&self) -> &[Option<String>] {
+        match self.variants.is_empty() {
+            true => &[None],
+            false => self.variants,
+        }
+    }
+
     /// The header: the input's columns, then the result columns, each renamed
     /// `result.<name>` when an input column has its name (the input's column is kept as is).
     pub fn header(&self) -> Vec<String> {
         let results: Vec<String> = match self.layout {
-            Layout::Long => RESULT_COLUMNS.iter().map(|c| c.to_string()).collect(),
-            Layout::Wide => self
-                .models
+            Layout::Long => RESULT_COLUMNS
                 .iter()
-                .flat_map(|m| WIDE_COLUMNS.iter().map(move |c| format!("{m}.{c}")))
+                .flat_map(|&c| match c == "model" && self.has_variants() {
+                    true => vec!["model", "variant"],
+                    false => vec![c],
+                })
+                .map(str::to_string)
+                .collect(),
+            Layout::Wide => self
+                .variant_list()
+                .iter()
+                .flat_map(|v| {
+                    let prefix = v.as_ref().map_or(String::new(), |v| format!("{v}/"));
+                    self.models.iter().flat_map(move |m| {
+                        let prefix = prefix.clone();
+                        WIDE_COLUMNS.iter().map(move |c| format!("{prefix}{m}.{c}"))
+                    })
+                })
                 .collect(),
         };
         let renamed = results.into_iter().map(|name| {
@@ -98,6 +127,7 @@ pub fn write_results_csv(
     let spec = CsvSpec {
         columns,
         models,
+        variants: &[],
         dialect: Dialect::default(),
         layout: Layout::Long,
     };
@@ -144,25 +174,36 @@ pub fn write_results_csv_indexed(
         write_escaped(&mut csv, spec.header().iter().map(String::as_str))?;
         let mut written = 0u64;
         let mut wide: Vec<String> = Vec::new();
+        let with_variant = spec.has_variants();
         for row in rows {
             wide.clear();
-            for model in models {
-                let bytes = match (&mut reader, offset_of(key_hash(&row.id, model))) {
+            for (variant, model) in spec
+                .variant_list()
+                .iter()
+                .flat_map(|v| models.iter().map(move |m| (v.as_deref(), m)))
+            {
+                let key = ResultKey::of(&row.id, variant, model).hash();
+                let bytes = match (&mut reader, offset_of(key)) {
                     (Some(r), Some(offset)) => Some(r.read_at(offset)?),
                     _ => None,
                 };
                 let line = bytes
                     .and_then(|b| serde_json::from_slice::<CsvLine<'_>>(b).ok())
-                    .filter(|l| l.id == row.id && l.model == model.as_str());
+                    .filter(|l| {
+                        l.id == row.id
+                            && l.model == model.as_str()
+                            && l.variant.as_deref() == variant
+                    });
                 if spec.layout == Layout::Wide {
                     wide_cells(&mut wide, line.as_ref());
                     continue;
                 }
                 // Cells borrow from the row and the line: no copy of the big texts.
                 let mut record: Vec<Cow<'_, str>> =
-                    Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
+                    Vec::with_capacity(columns.len() + RESULT_COLUMNS.len() + 1);
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
-                result_cells(&mut record, model, line.as_ref());
+                let variant = with_variant.then(|| variant.unwrap_or(""));
+                result_cells(&mut record, (model, variant), line.as_ref());
                 write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
@@ -236,6 +277,8 @@ struct CsvLine<'a> {
     id: Cow<'a, str>,
     #[serde(borrow)]
     model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    variant: Option<Cow<'a, str>>,
     status: Status,
     #[serde(borrow, default)]
     output: Option<Cow<'a, str>>,
@@ -259,9 +302,15 @@ struct CsvError<'a> {
     message: Cow<'a, str>,
 }
 
-/// Pushes the [`RESULT_COLUMNS`] cells of one (row, model).
-fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option<&'a CsvLine<'a>>) {
+/// Pushes the [`RESULT_COLUMNS`] cells of one (row, variant, model); the `variant` cell
+/// follows `model` when the job has variants (`Some`).
+fn result_cells<'a>(
+    record: &mut Vec<Cow<'a, str>>,
+    (model, variant): (&'a str, Option<&'a str>),
+    line: Option<&'a CsvLine<'a>>,
+) {
     record.push(Cow::Borrowed(model));
+    record.extend(variant.map(Cow::Borrowed));
     let Some(line) = line else {
         record.push(Cow::Borrowed("not_sent"));
         record.extend(std::iter::repeat_n(

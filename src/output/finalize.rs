@@ -63,6 +63,8 @@ pub struct ResultsCsv {
     pub columns: Vec<String>,
     /// The job's models, in order.
     pub models: Vec<String>,
+    /// The job's prompt variants, in order (empty: none).
+    pub variants: Vec<Option<String>>,
     /// The CSV delimiter the job gives, if any (else the input's own).
     pub delimiter: Option<u8>,
     /// Long or wide.
@@ -83,6 +85,7 @@ impl ResultsCsv {
             bytes: scan.bytes,
             columns: scan.columns.clone(),
             models: models.to_vec(),
+            variants: job.variants.iter().map(|v| Some(v.name.clone())).collect(),
             delimiter: job.delimiter,
             layout: job.layout,
         }
@@ -101,6 +104,7 @@ impl Exporter for ResultsCsv {
         let spec = CsvSpec {
             columns: &self.columns,
             models: &self.models,
+            variants: &self.variants,
             dialect: reader.dialect(),
             layout: self.layout,
         };

@@ -1,7 +1,7 @@
 //! The in-flight record, `inflight.jsonl` in the output dir: money that may be spent but is not
 //! in results.jsonl yet.
 //!
-//! Before each attempt is sent, a line `{"id","model","n","worst"}` is appended (`n` is the
+//! Before each attempt is sent, a line `{"id","model","variant"?,"n","worst"}` is appended (`n` is the
 //! key's cumulative attempt number, `worst` its worst-case charge). A failed attempt whose
 //! charge is known appends `{"id","model","n","charge"}`. An attempt is settled once the key's
 //! latest line in results.jsonl counts `n` attempts or more (that line carries its cost); the
@@ -23,6 +23,8 @@ use std::sync::Mutex;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::key::ResultKey;
+
 /// The record's file name in the output dir.
 pub const FILE_NAME: &str = "inflight.jsonl";
 
@@ -31,6 +33,8 @@ pub const FILE_NAME: &str = "inflight.jsonl";
 struct Entry {
     id: String,
     model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
     n: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     worst: Option<Decimal>,
@@ -56,42 +60,51 @@ pub struct Crashed {
     pub id: String,
     /// The model.
     pub model: String,
+    /// The prompt variant (`None`: the job defines none).
+    pub variant: Option<String>,
     /// The attempts, in order.
     pub attempts: Vec<Unsettled>,
 }
 
+impl Crashed {
+    /// The key whose attempts these are.
+    pub fn key(&self) -> ResultKey<'_> {
+        ResultKey::of(&self.id, self.variant.as_deref(), &self.model)
+    }
+}
+
 /// Reads the record at `path` (absent = empty) and returns, per key, the attempts numbered
-/// above `accounted(id, model)` (the attempts results.jsonl counts for that key). A torn or
+/// above `accounted(key)` (the attempts results.jsonl counts for that key). A torn or
 /// unreadable line is skipped: it was being written when the process died, before its request
 /// could be sent.
 pub fn unsettled(
     path: &Path,
-    mut accounted: impl FnMut(&str, &str) -> u32,
+    mut accounted: impl FnMut(ResultKey<'_>) -> u32,
 ) -> io::Result<Vec<Crashed>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut keys: HashMap<(String, String), usize> = HashMap::new();
+    let mut keys: HashMap<u64, usize> = HashMap::new();
     let mut out: Vec<Crashed> = Vec::new();
     for line in io::BufReader::new(file).split(b'\n') {
         let Ok(e) = serde_json::from_slice::<Entry>(&line?) else {
             continue;
         };
-        if e.n <= accounted(&e.id, &e.model) {
+        let key = ResultKey::of(&e.id, e.variant.as_deref(), &e.model);
+        if e.n <= accounted(key) {
             continue;
         }
-        let slot = *keys
-            .entry((e.id.clone(), e.model.clone()))
-            .or_insert_with(|| {
-                out.push(Crashed {
-                    id: e.id.clone(),
-                    model: e.model.clone(),
-                    attempts: Vec::new(),
-                });
-                out.len() - 1
+        let slot = *keys.entry(key.hash()).or_insert_with(|| {
+            out.push(Crashed {
+                id: e.id.clone(),
+                model: e.model.clone(),
+                variant: e.variant.clone(),
+                attempts: Vec::new(),
             });
+            out.len() - 1
+        });
         let attempts = &mut out[slot].attempts;
         match attempts.iter_mut().find(|a| a.n == e.n) {
             Some(a) => {
@@ -149,10 +162,10 @@ impl Inflight {
         })
     }
 
-    /// Records attempt `n` of (`id`, `model`), worst case `worst`, and returns once the record
-    /// is in the file (the page cache): call it right before the request is sent.
-    pub async fn sent(&self, id: &str, model: &str, n: u32, worst: Decimal) -> io::Result<()> {
-        let seq = self.queue(id, model, n, Some(worst), None)?;
+    /// Records attempt `n` of `key`, worst case `worst`, and returns once the record is in
+    /// the file (the page cache): call it right before the request is sent.
+    pub async fn sent(&self, key: ResultKey<'_>, n: u32, worst: Decimal) -> io::Result<()> {
+        let seq = self.queue(key, n, Some(worst), None)?;
         // Let the other attempts admitted in this turn queue theirs: one write for all.
         tokio::task::yield_now().await;
         self.write_through(seq)
@@ -160,8 +173,8 @@ impl Inflight {
 
     /// Records the known charge of attempt `n` (a failed attempt; an answer is settled by its
     /// result line). Written with the next group, or at once when nothing else is pending.
-    pub fn charged(&self, id: &str, model: &str, n: u32, charge: Decimal) -> io::Result<()> {
-        let seq = self.queue(id, model, n, None, Some(charge))?;
+    pub fn charged(&self, key: ResultKey<'_>, n: u32, charge: Decimal) -> io::Result<()> {
+        let seq = self.queue(key, n, None, Some(charge))?;
         self.write_through(seq)
     }
 
@@ -180,15 +193,15 @@ impl Inflight {
 
     fn queue(
         &self,
-        id: &str,
-        model: &str,
+        key: ResultKey<'_>,
         n: u32,
         worst: Option<Decimal>,
         charge: Option<Decimal>,
     ) -> io::Result<u64> {
         let entry = Entry {
-            id: id.to_string(),
-            model: model.to_string(),
+            id: key.id.to_string(),
+            model: key.model.to_string(),
+            variant: key.variant.map(str::to_owned),
             n,
             worst,
             charge,
@@ -221,6 +234,10 @@ impl Inflight {
 mod tests {
     use super::*;
 
+    fn k(id: &str) -> ResultKey<'_> {
+        ResultKey::new(id, "m")
+    }
+
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
     }
@@ -230,14 +247,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let rec = Inflight::create(&path).unwrap();
-        rec.sent("a", "m", 1, d("0.5")).await.unwrap();
-        rec.sent("b", "m", 3, d("0.25")).await.unwrap();
-        rec.charged("b", "m", 3, d("0")).unwrap();
-        rec.sent("b", "m", 4, d("0.25")).await.unwrap();
-        rec.charged("b", "m", 4, d("0.01")).unwrap();
-        rec.sent("c", "m", 1, d("1")).await.unwrap();
-        rec.sent("z", "m", 1, d("1")).await.unwrap();
-        rec.charged("z", "m", 1, d("0")).unwrap();
+        rec.sent(k("a"), 1, d("0.5")).await.unwrap();
+        rec.sent(k("b"), 3, d("0.25")).await.unwrap();
+        rec.charged(k("b"), 3, d("0")).unwrap();
+        rec.sent(k("b"), 4, d("0.25")).await.unwrap();
+        rec.charged(k("b"), 4, d("0.01")).unwrap();
+        rec.sent(k("c"), 1, d("1")).await.unwrap();
+        rec.sent(k("z"), 1, d("1")).await.unwrap();
+        rec.charged(k("z"), 1, d("0")).unwrap();
         // A torn last line (the process died while writing it).
         std::fs::OpenOptions::new()
             .append(true)
@@ -246,7 +263,7 @@ mod tests {
             .write_all(br#"{"id":"d","mo"#)
             .unwrap();
         // results.jsonl counts 1 attempt of "a" and 2 of "b".
-        let got = unsettled(&path, |id, _| match id {
+        let got = unsettled(&path, |key| match key.id {
             "a" => 1,
             "b" => 2,
             _ => 0,
@@ -273,19 +290,21 @@ mod tests {
                 Crashed {
                     id: "b".into(),
                     model: "m".into(),
+                    variant: None,
                     attempts: vec![b, b4]
                 },
                 Crashed {
                     id: "c".into(),
                     model: "m".into(),
+                    variant: None,
                     attempts: vec![c]
                 },
             ]
         );
         rec.clear().unwrap();
-        assert!(unsettled(&path, |_, _| 0).unwrap().is_empty());
+        assert!(unsettled(&path, |_| 0).unwrap().is_empty());
         assert!(
-            unsettled(&dir.path().join("absent"), |_, _| 0)
+            unsettled(&dir.path().join("absent"), |_| 0)
                 .unwrap()
                 .is_empty()
         );
@@ -299,13 +318,34 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let rec = rec.clone();
-                tokio::spawn(async move { rec.sent(&format!("r{i}"), "m", 1, d("1")).await })
+                tokio::spawn(async move { rec.sent(k(&format!("r{i}")), 1, d("1")).await })
             })
             .collect();
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        assert_eq!(unsettled(&path, |_, _| 0).unwrap().len(), 50);
+        assert_eq!(unsettled(&path, |_| 0).unwrap().len(), 50);
         assert_eq!(rec.lock().written, 50);
+    }
+
+    #[tokio::test]
+    async fn a_variant_is_its_own_key_in_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let rec = Inflight::create(&path).unwrap();
+        let terse = ResultKey::of("a", Some("terse"), "m");
+        rec.sent(k("a"), 1, d("1")).await.unwrap();
+        rec.sent(terse, 1, d("2")).await.unwrap();
+        // results.jsonl accounts for (a, m) with no variant only.
+        let got = unsettled(&path, |key| u32::from(key.variant.is_none())).unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].key(), terse);
+        assert_eq!(got[0].attempts[0].worst, d("2"));
+        // Lines without a variant are written as before (no `variant` field).
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(r#"{"id":"a","model":"m","n":1,"#),
+            "{text}"
+        );
     }
 }

@@ -1,12 +1,13 @@
-//! The resume key of a result line: (id, variant, model). `variant` is `None` for now (every
-//! line of today's journals); the JSON lines keep their `id` and `model` fields.
+//! The resume key of a result line: (id, variant, model). `variant` is `None` when the job
+//! defines no prompt variants (and on every line written before variants existed), and then
+//! the hash is the one of (id, model), so those output dirs resume unchanged.
 
 /// The key a result line is stored, resumed and compacted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResultKey<'a> {
     /// The row's id.
     pub id: &'a str,
-    /// The prompt variant (not used yet: always `None`).
+    /// The prompt variant (`None`: the job defines none).
     pub variant: Option<&'a str>,
     /// The requested model slug.
     pub model: &'a str,
@@ -20,6 +21,11 @@ impl<'a> ResultKey<'a> {
             variant: None,
             model,
         }
+    }
+
+    /// The key of (id, variant, model).
+    pub fn of(id: &'a str, variant: Option<&'a str>, model: &'a str) -> Self {
+        ResultKey { id, variant, model }
     }
 
     /// Stable 64-bit hash: the first 8 bytes (little-endian) of `blake3(id || 0x00 || model)`
@@ -38,6 +44,13 @@ impl<'a> ResultKey<'a> {
         let mut first = [0u8; 8];
         first.copy_from_slice(&bytes.as_bytes()[..8]);
         u64::from_le_bytes(first)
+    }
+}
+
+impl crate::output::ResultLine {
+    /// The line's key: (id, variant, model).
+    pub fn key(&self) -> ResultKey<'_> {
+        ResultKey::of(&self.id, self.variant.as_deref(), &self.model)
     }
 }
 

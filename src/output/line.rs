@@ -18,6 +18,7 @@ impl LineBuilder {
             line: ResultLine {
                 id: id.into(),
                 model: model.into(),
+                variant: None,
                 status: Status::Ok,
                 output: None,
                 response_model: None,
@@ -46,6 +47,13 @@ impl LineBuilder {
                 cache_ticket: None,
             },
         }
+    }
+
+    /// An `ok` line of `key` (id, variant, model) with nothing known yet.
+    pub fn for_key(key: super::key::ResultKey<'_>) -> Self {
+        let mut b = LineBuilder::new(key.id, key.model);
+        b.line.variant = key.variant.map(str::to_owned);
+        b
     }
 
     /// The row's template variables.

@@ -76,7 +76,7 @@ impl<R: Read> LineScanner<R> {
     /// earlier line of its key in compaction or in a summary.
     pub(crate) fn readable_key(&self) -> Result<u64, String> {
         let line = self.parse()?;
-        Ok(crate::output::key::key_hash(&line.id, &line.model))
+        Ok(line.key().hash())
     }
 
     /// Parses the last line read as a [`ResultLine`].

@@ -111,6 +111,10 @@ pub struct ResultLine {
     pub id: String,
     /// The requested model slug.
     pub model: String,
+    /// The prompt variant (`[[variants]]`; `null` when the job defines none). With `id` and
+    /// `model`, the resume key.
+    #[serde(default)]
+    pub variant: Option<String>,
     /// `ok` or `error`.
     pub status: Status,
     /// `message.content`, verbatim.

@@ -156,7 +156,7 @@ impl Journal {
             rec.lines += 1;
             match parsed {
                 Ok(line) => {
-                    let key = key_hash(&line.id, &line.model);
+                    let key = line.key().hash();
                     let (cost, unknown) = previous_cost(&mut rec, &latest, &mut reread, path, key)?;
                     rec.spent += line.cost_usd.unwrap_or_default() - cost;
                     rec.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - unknown;

@@ -33,6 +33,10 @@ pub struct Summary {
     /// Rows, cost and tokens by requested model (added; `cost_usd.by_model` has the totals).
     #[serde(default)]
     pub models: BTreeMap<String, GroupTotals>,
+    /// Rows, cost and tokens by prompt variant (added; only when the job has variants;
+    /// `cost_usd.by_variant` has the totals).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, GroupTotals>,
     /// Rows, cost and tokens by provider, `unknown` when none was reported (added).
     #[serde(default)]
     pub providers: BTreeMap<String, GroupTotals>,
@@ -63,7 +67,8 @@ pub struct CacheTotals {
     pub saved_usd: Decimal,
 }
 
-/// `left_out` of the summary: the latest lines of models that are not in the current job.
+/// `left_out` of the summary: the latest lines of models, or prompt variants, that are not in
+/// the current job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeftOut {
     /// How many (row, model) lines.
@@ -73,6 +78,9 @@ pub struct LeftOut {
     pub cost_usd: Decimal,
     /// The models, sorted.
     pub models: Vec<String>,
+    /// The prompt variants no longer in the job, sorted (added; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
 }
 
 /// `rows` of the summary.
@@ -155,6 +163,13 @@ pub struct CostTotals {
     /// Total by provider (`unknown` when no provider was reported).
     #[serde(with = "money_map")]
     pub by_provider: BTreeMap<String, Decimal>,
+    /// Total by prompt variant (added; only when the job has variants).
+    #[serde(
+        with = "money_map",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub by_variant: BTreeMap<String, Decimal>,
 }
 
 /// One entry of `errors_by_kind`.

@@ -1,5 +1,5 @@
 //! The human summary printed at the end of `run` and by `orbatch summary`: a few header lines,
-//! cost by model and by provider, the total, and the failures (comfy-table).
+//! cost by model, by prompt variant (when the job has variants) and by provider, the total, and the failures (comfy-table).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +30,10 @@ fn render(s: &Summary, plain: bool) -> String {
     let models = groups_or_costs(&s.models, &s.cost_usd.by_model);
     let providers = groups_or_costs(&s.providers, &s.cost_usd.by_provider);
     let _ = writeln!(out, "\n{}\n", group_table("model", &models, plain));
+    if !s.variants.is_empty() {
+        let variants = groups_or_costs(&s.variants, &s.cost_usd.by_variant);
+        let _ = writeln!(out, "{}\n", group_table("variant", &variants, plain));
+    }
     let _ = writeln!(out, "{}\n", group_table("provider", &providers, plain));
     out.push_str(&cost_lines(s));
     if !s.errors_by_kind.is_empty() {

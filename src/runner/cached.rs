@@ -18,14 +18,13 @@ use crate::transport::cache::{CachedAnswer, Key};
 pub(crate) fn hit(
     ctx: &Ctx,
     key: Option<Key>,
-    id: &str,
-    model: &str,
+    pair: crate::output::key::ResultKey<'_>,
     vars: RawJson,
     prior: Option<&Prior>,
 ) -> Option<ResultLine> {
     let answer = ctx.cache.as_ref()?.get(key?)?;
     answer.content.as_ref()?;
-    let mut line = LineBuilder::new(id, model)
+    let mut line = LineBuilder::for_key(pair)
         .vars(vars)
         .counts(
             Some(prior.and_then(|p| p.cost_usd).unwrap_or_default()),

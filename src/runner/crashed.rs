@@ -8,7 +8,7 @@ use super::prepare::Prepared;
 use super::tally::crashed_line;
 use super::{RunError, RunOptions};
 use crate::output::inflight::{self, Inflight};
-use crate::output::results::{Prior, Recovered, for_each_latest, key_hash};
+use crate::output::results::{Prior, Recovered, for_each_latest};
 use crate::output::{ResultLine, Status};
 
 /// Reads the in-flight record an earlier run left (unless `--fresh`), turns the attempts that
@@ -46,7 +46,7 @@ pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
         for_each_latest(&[results], |line| {
             r.spent += line.cost_usd.unwrap_or_default();
             r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
-            let key = key_hash(&line.id, &line.model);
+            let key = line.key().hash();
             match line.status {
                 Status::Ok => {
                     r.done.insert(key);
@@ -68,8 +68,8 @@ pub(crate) fn absorb_unsettled(
     path: &std::path::Path,
     r: &mut Recovered,
 ) -> std::io::Result<Vec<ResultLine>> {
-    let crashed = inflight::unsettled(path, |id, model| {
-        let key = key_hash(id, model);
+    let crashed = inflight::unsettled(path, |key| {
+        let key = key.hash();
         if r.done.contains(&key) {
             u32::MAX
         } else {
@@ -83,7 +83,7 @@ pub(crate) fn absorb_unsettled(
 fn absorb_crashed(r: &mut Recovered, crashed: &[inflight::Crashed]) -> Vec<ResultLine> {
     let mut lines = Vec::with_capacity(crashed.len());
     for c in crashed {
-        let key = key_hash(&c.id, &c.model);
+        let key = c.key().hash();
         let prior = r.failed.get(&key);
         let line = crashed_line(c, prior);
         let before = prior.map_or((Decimal::ZERO, Decimal::ZERO), |p| {
@@ -129,7 +129,7 @@ mod tests {
         // A crash left an attempt of row 3 in flight, at most $0.5.
         Inflight::create(&dir.path().join(FILE_NAME))
             .unwrap()
-            .sent("3", "m", 1, half)
+            .sent(crate::output::key::ResultKey::new("3", "m"), 1, half)
             .await
             .unwrap();
         let inflight = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
@@ -137,12 +137,36 @@ mod tests {
         let r = recorded(dir.path()).unwrap();
         assert_eq!((r.spent, r.unknown_max), (Decimal::ONE, Decimal::ONE));
         let plan = crate::plan::Plan::with_models(vec!["m".into()], false).resuming(&r, false);
-        assert!(plan.pending("1", "m").is_none());
-        assert!(plan.pending("2", "m").is_some() && plan.pending("3", "m").is_some());
+        assert!(plan.pending("1", None, "m").is_none());
+        assert!(plan.pending("2", None, "m").is_some() && plan.pending("3", None, "m").is_some());
         assert_eq!(plan.committed(), Decimal::TWO);
         // Nothing was written.
         let journal = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
         assert_eq!(journal, text);
         assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), inflight);
+    }
+
+    #[tokio::test]
+    async fn a_crashed_variant_is_counted_under_its_own_key() {
+        use crate::output::inflight::{FILE_NAME, Inflight};
+        use crate::output::key::ResultKey;
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = LineBuilder::new("1", "m").ok("a").build();
+        ok.cost_usd = Some(Decimal::ONE);
+        let text = serde_json::to_string(&ok).unwrap() + "\n";
+        std::fs::write(dir.path().join("results.jsonl"), &text).unwrap();
+        // The same row and model under the variant "v" was in flight, at most $2.
+        Inflight::create(&dir.path().join(FILE_NAME))
+            .unwrap()
+            .sent(ResultKey::of("1", Some("v"), "m"), 1, Decimal::TWO)
+            .await
+            .unwrap();
+        let r = recorded(dir.path()).unwrap();
+        assert_eq!((r.spent, r.unknown_max), (Decimal::ONE, Decimal::TWO));
+        let plan = crate::plan::Plan::with_models(vec!["m".into()], false).resuming(&r, false);
+        assert!(plan.pending("1", None, "m").is_none());
+        let crashed = plan.pending("1", Some("v"), "m").expect("pending");
+        assert_eq!(crashed.carried_worst(), Decimal::TWO);
     }
 }

@@ -77,7 +77,7 @@ pub(crate) async fn execute(
     let tracker = TaskTracker::new();
     // Only the bytes the scan validated are read: rows appended since were not checked.
     let reader = spawn_reader(&job, p.scan.bytes);
-    let reader_error = dispatch_rows(&ctx, &p.template, &plan, &tracker, &tx, reader).await;
+    let reader_error = dispatch_rows(&ctx, &p.prompts, &plan, &tracker, &tx, reader).await;
     tracker.close();
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
@@ -157,6 +157,7 @@ fn finish(
         finished_at: Some(crate::output::summary::now_rfc3339()),
         wall_secs: Some(wall.elapsed().as_secs_f64()),
         models: Some(plan.models().to_vec()),
+        variants: Some(plan.variants().to_vec()),
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
     OutputDir::new(&job.output_dir)

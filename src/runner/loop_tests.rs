@@ -111,6 +111,7 @@ async fn run_pair(
     let item = WorkItem {
         id: "r1".into(),
         model: "m/x".into(),
+        variant: None,
         body: Bytes::from_static(b"{}"),
         vars: RawJson::of(&serde_json::json!({})),
         prior: None,

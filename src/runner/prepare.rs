@@ -11,13 +11,14 @@ use crate::manifest::{DirLock, Manifest};
 use crate::output::results::{Journal, Recovered};
 use crate::plan::Plan;
 use crate::prices::PriceTable;
+use crate::prompts::Prompts;
 use crate::scan::{ScanOptions, ScanReport, scan};
-use crate::template::Template;
 
 /// Everything the dispatcher needs.
 pub(crate) struct Prepared {
     pub job: Job,
-    pub template: Arc<Template>,
+    /// Each prompt variant's compiled templates.
+    pub prompts: Arc<Prompts>,
     pub scan: ScanReport,
     /// Every key of the job (the dispatcher subtracts what earlier runs finished).
     pub plan: Plan<'static>,
@@ -31,16 +32,16 @@ pub(crate) struct Prepared {
     pub _lock: DirLock,
 }
 
-/// Compiles the templates and scans the whole input (the work of `validate`).
-pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
-    let template = Template::new(job.request.system.as_deref(), job.request.prompt.as_deref())
-        .map_err(RunError::Config)?;
+/// Compiles every variant's templates and scans the whole input, rendering each row with
+/// each of them (the work of `validate`).
+pub fn scan_job(job: &Job) -> Result<(ScanReport, Prompts), RunError> {
+    let prompts = Prompts::compile(job).map_err(RunError::Config)?;
     let report = scan(&ScanOptions {
         path: &job.input,
         id_column: job.id_column.as_deref(),
         delimiter: job.delimiter,
         job_file: job.file.as_ref(),
-        template: &template,
+        prompts: &prompts,
         need_batch_model: job.request.models.is_empty(),
         limit: job.limit_rows,
         max_errors: 20,
@@ -60,7 +61,7 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
             "no model: set request.models in the job file or pass --model".into(),
         ));
     }
-    Ok((report, template))
+    Ok((report, prompts))
 }
 
 /// Prepares a run. When it fails (a bad row, a changed request shape, ...), it leaves no
@@ -108,7 +109,7 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     };
     let t = std::time::Instant::now();
     let scan_input = job.clone();
-    let (scan, template) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
+    let (scan, prompts) = tokio::task::spawn_blocking(move || scan_job(&scan_input))
         .await
         .map_err(|e| RunError::Other(anyhow::anyhow!("input scan failed: {e}")))??;
     let mut models = Plan::new(&job, &scan).models().to_vec();
@@ -126,9 +127,10 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     }
     check_slugs(&mut job, &mut models, &prices, opts.allow_unknown_models)?;
     // The plan knows the job's models as checked (a batch file's bare names mapped to slugs).
-    let plan = Plan::with_models(models.clone(), job.request.models.is_empty());
+    let plan =
+        Plan::with_models(models.clone(), job.request.models.is_empty()).with_variants_of(&job);
     check_budget_is_enforceable(&job, &models, &prices)?;
-    warn_too_long(&job, &template, &prices, &scan).map_err(|e| RunError::Input {
+    warn_too_long(&job, &prompts, &prices, &scan).map_err(|e| RunError::Input {
         errors: vec![e],
         count: 1,
     })?;
@@ -155,6 +157,11 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
         }),
         input_bytes: Some(scan.bytes),
         carried_spend_usd: (!carried_spend_usd.is_zero()).then_some(carried_spend_usd),
+        variants: job
+            .variants
+            .iter()
+            .map(|v| v.resolved(&job.request))
+            .collect(),
     };
     match manifest.check_or_write(&job.output_dir, &job.input) {
         Ok(Ok(None)) => {}
@@ -184,7 +191,7 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     let started_at = crate::output::summary::now_rfc3339();
     Ok(Prepared {
         job,
-        template: Arc::new(template),
+        prompts: Arc::new(prompts),
         scan,
         plan,
         journal,
@@ -269,14 +276,14 @@ pub fn check_slugs(
 /// pass over the input only when the scan's bound says some prompt may be.
 pub fn warn_too_long(
     job: &Job,
-    template: &Template,
+    prompts: &Prompts,
     prices: &PriceTable,
     scan: &ScanReport,
 ) -> Result<(), crate::input::InputError> {
     if !crate::estimate::may_be_too_long(scan.max_prompt_upper, prices) {
         return Ok(());
     }
-    for w in crate::estimate::too_long(job, template, prices)?.warnings() {
+    for w in crate::estimate::too_long(job, prompts, prices)?.warnings() {
         eprintln!("orbatch: warning: {w}");
     }
     Ok(())
@@ -291,12 +298,21 @@ fn check_budget_is_enforceable(
     if job.limits.budget_usd.is_none() {
         return Ok(());
     }
+    // Each variant's max_tokens (a variant may set one where [request] has none).
+    let caps: Vec<Option<u64>> = match job.variants.is_empty() {
+        true => vec![job.request.max_tokens],
+        false => job
+            .variants
+            .iter()
+            .map(|v| v.max_tokens.or(job.request.max_tokens))
+            .collect(),
+    };
     let unpriced: Vec<&str> = models
         .iter()
         .filter(|m| {
             prices
                 .get(m)
-                .is_none_or(|p| p.completion_cap(job.request.max_tokens).is_none())
+                .is_none_or(|p| caps.iter().any(|cap| p.completion_cap(*cap).is_none()))
         })
         .map(String::as_str)
         .collect();

@@ -1,4 +1,5 @@
-//! The row loop: reads rows (from the reader thread), asks the plan which of their keys are
+//! The row loop: reads rows (from the reader thread), asks the plan which of their keys (each
+//! prompt variant x each model) are
 //! still to send, reserves each pair's worst case from the budget, waits for a concurrency
 //! slot and hands the pair to a worker task.
 
@@ -13,14 +14,13 @@ use super::reserve::reserve;
 use super::worker::{WorkItem, work};
 use super::{Ctx, StopReason, writer};
 use crate::plan::Plan;
-use crate::request::BodyBuilder;
 use crate::tokens::Encoding;
 
 /// Dispatches every pending pair of the rows `reader` reads; returns the reader's error (the
 /// input changed during the run), if any.
 pub(crate) async fn dispatch_rows(
     ctx: &Arc<Ctx>,
-    template: &crate::template::Template,
+    prompts: &crate::prompts::Prompts,
     plan: &Plan<'_>,
     tracker: &TaskTracker,
     tx: &writer::Sink,
@@ -28,7 +28,8 @@ pub(crate) async fn dispatch_rows(
 ) -> Option<String> {
     let mut rows = reader.rows;
     let job = &ctx.job;
-    let builder = BodyBuilder::new(&job.request);
+    // Each variant's request, over the job's (its models as checked).
+    let arms = prompts.arms(&job.request);
     // The tokenizer is built only when a TPM limit needs token estimates.
     let encoding = job.limits.tokens_per_minute.map(|_| {
         let model = job.request.models.first().map(String::as_str).unwrap_or("");
@@ -55,86 +56,88 @@ pub(crate) async fn dispatch_rows(
             continue;
         }
         let share = Arc::new(share);
-        let mut messages: Option<Vec<serde_json::Value>> = None;
         let mut vars: Option<crate::output::RawJson> = None;
-        for model in builder.models_for(&row) {
-            let Some(pending) = plan.pending(&row.id, model) else {
-                continue;
-            };
-            if ctx.breakers.is_open(model) {
-                continue;
-            }
-            if messages.is_none() {
-                match template.messages(&row) {
-                    Ok(m) => messages = Some(m),
-                    Err(e) => {
-                        // Validated before the run; only a changed file gets here.
-                        let at = format!("{}:{}: {e}", job.input.display(), row.line);
-                        ctx.request_stop(StopReason::InputChanged(at));
-                        break 'rows;
+        for arm in &arms {
+            let mut messages: Option<Vec<serde_json::Value>> = None;
+            for model in arm.builder.models_for(&row) {
+                let Some(pending) = plan.pending(&row.id, arm.variant, model) else {
+                    continue;
+                };
+                if ctx.breakers.is_open(model) {
+                    continue;
+                }
+                if messages.is_none() {
+                    match arm.prompt.messages(&row) {
+                        Ok(m) => messages = Some(m),
+                        Err(e) => {
+                            // Validated before the run; only a changed file gets here.
+                            let at = format!("{}:{}: {e}", job.input.display(), row.line);
+                            ctx.request_stop(StopReason::InputChanged(at));
+                            break 'rows;
+                        }
                     }
                 }
-            }
-            let msgs = messages.as_deref().unwrap_or(&[]);
-            let cap = crate::request::completion_cap(&row, &job.request);
-            // Computed without a budget too: an ambiguous attempt records its worst case, which
-            // a later run with a budget counts.
-            let priced = ctx.prices.current();
-            let worst = Worst {
-                amount: pending.worst(&priced, msgs, cap, job.limits.budget_usd.is_some()),
-                generation: priced.generation,
-            };
-            // A cache hit is answered here: no budget, no limiter, nothing sent.
-            let body = builder.body(&row, model, msgs);
-            let cache_key = ctx.cache.as_ref().map(|c| c.key(&body));
-            let row_vars = vars.get_or_insert_with(|| crate::output::RawJson::of(&row.vars));
-            if let Some(line) = super::cached::hit(
-                ctx,
-                cache_key,
-                &row.id,
-                model,
-                row_vars.clone(),
-                pending.prior.as_ref(),
-            ) {
-                tx.send(line).await;
-                continue;
-            }
-            let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
-                if !ctx.stop.is_cancelled() {
-                    ctx.budget_stop(worst.amount);
-                }
-                break 'rows;
-            };
-            let permit = tokio::select! {
-                biased;
-                _ = ctx.stop.cancelled() => {
-                    ctx.budget.settle(reservation, Some(Decimal::ZERO));
-                    break 'rows;
-                }
-                p = ctx.limiter.slot() => p,
-            };
-            let tokens = encoding
-                .map(|e| e.count_messages(msgs) + job.request.max_tokens.unwrap_or(0))
-                .unwrap_or(0);
-            let item = WorkItem {
-                id: row.id.clone(),
-                model: model.to_string(),
-                body,
-                vars: row_vars.clone(),
-                prior: pending.prior,
-                worst: worst.amount,
-                tokens,
-                cache_key,
-            };
-            let ctx = ctx.clone();
-            let tx = tx.clone();
-            let share = share.clone();
-            tracker.spawn(async move {
-                if let Some(line) = work(ctx, item, permit, reservation).await {
+                let msgs = messages.as_deref().unwrap_or(&[]);
+                let cap = crate::request::completion_cap(&row, &arm.spec);
+                // Computed without a budget too: an ambiguous attempt records its worst case,
+                // which a later run with a budget counts.
+                let priced = ctx.prices.current();
+                let worst = Worst {
+                    amount: pending.worst(&priced, msgs, cap, job.limits.budget_usd.is_some()),
+                    generation: priced.generation,
+                };
+                // A cache hit is answered here: no budget, no limiter, nothing sent.
+                let body = arm.builder.body(&row, model, msgs);
+                let cache_key = ctx.cache.as_ref().map(|c| c.key(&body));
+                let row_vars = vars.get_or_insert_with(|| crate::output::RawJson::of(&row.vars));
+                if let Some(line) = super::cached::hit(
+                    ctx,
+                    cache_key,
+                    pending.key,
+                    row_vars.clone(),
+                    pending.prior.as_ref(),
+                ) {
                     tx.send(line).await;
+                    continue;
                 }
-                drop(share);
-            });
+                let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
+                    if !ctx.stop.is_cancelled() {
+                        ctx.budget_stop(worst.amount);
+                    }
+                    break 'rows;
+                };
+                let permit = tokio::select! {
+                    biased;
+                    _ = ctx.stop.cancelled() => {
+                        ctx.budget.settle(reservation, Some(Decimal::ZERO));
+                        break 'rows;
+                    }
+                    p = ctx.limiter.slot() => p,
+                };
+                let tokens = encoding
+                    .map(|e| e.count_messages(msgs) + arm.spec.max_tokens.unwrap_or(0))
+                    .unwrap_or(0);
+                let item = WorkItem {
+                    id: row.id.clone(),
+                    model: model.to_string(),
+                    variant: arm.variant.map(str::to_owned),
+                    body,
+                    vars: row_vars.clone(),
+                    prior: pending.prior,
+                    worst: worst.amount,
+                    tokens,
+                    cache_key,
+                };
+                let ctx = ctx.clone();
+                let tx = tx.clone();
+                let share = share.clone();
+                tracker.spawn(async move {
+                    if let Some(line) = work(ctx, item, permit, reservation).await {
+                        tx.send(line).await;
+                    }
+                    drop(share);
+                });
+            }
         }
     }
     drop(rows);

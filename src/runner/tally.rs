@@ -1,6 +1,7 @@
 //! The counters and the result line of one pair's attempts: carried over from earlier runs,
 //! added to per attempt, turned into a line (and the line of attempts a crash left in flight).
 
+use crate::output::key::ResultKey;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
@@ -56,7 +57,7 @@ pub(crate) fn crashed_line(c: &Crashed, prior: Option<&Prior>) -> ResultLine {
         tally.attempts = tally.attempts.max(a.n);
         tally.add_charge(a.charge, a.worst);
     }
-    let mut line = new_line(&c.id, &c.model, &RawJson::default(), &tally, Instant::now());
+    let mut line = new_line(c.key(), &RawJson::default(), &tally, Instant::now());
     let f = Failure {
         kind: ErrorKind::Network,
         verdict: Verdict::Fail,
@@ -73,13 +74,12 @@ pub(crate) fn crashed_line(c: &Crashed, prior: Option<&Prior>) -> ResultLine {
 }
 
 pub(crate) fn new_line(
-    id: &str,
-    model: &str,
+    key: ResultKey<'_>,
     vars: &RawJson,
     tally: &Attempts,
     started: Instant,
 ) -> ResultLine {
-    LineBuilder::new(id.to_string(), model.to_string())
+    LineBuilder::for_key(key)
         .vars(vars.clone())
         .counts(
             tally.known_cost,

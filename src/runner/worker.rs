@@ -16,6 +16,7 @@ use super::tally::{Attempts, fail, fill_completion, new_line};
 use crate::budget::{Reservation, Worst};
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
+use crate::output::key::ResultKey;
 use crate::output::results::Prior;
 use crate::output::{CostSource, ErrorKind, RawJson, ResultLine};
 use crate::retry::{Verdict, backoff};
@@ -24,6 +25,8 @@ use crate::retry::{Verdict, backoff};
 pub(crate) struct WorkItem {
     pub id: String,
     pub model: String,
+    /// The prompt variant (`None`: the job defines none).
+    pub variant: Option<String>,
     pub body: Bytes,
     pub vars: RawJson,
     pub prior: Option<Prior>,
@@ -33,6 +36,13 @@ pub(crate) struct WorkItem {
     pub tokens: u64,
     /// The response-cache key of `body` (`None`: no cache).
     pub cache_key: Option<crate::transport::cache::Key>,
+}
+
+impl WorkItem {
+    /// The pair's key: (id, variant, model).
+    fn key(&self) -> ResultKey<'_> {
+        ResultKey::of(&self.id, self.variant.as_deref(), &self.model)
+    }
 }
 
 enum End {
@@ -56,7 +66,7 @@ pub(crate) async fn work(
     let end = attempts(&ctx, &item, &mut tally, first, &mut started).await;
     drop(permit);
     let started = started.unwrap_or_else(Instant::now);
-    let mut line = new_line(&item.id, &item.model, &item.vars, &tally, started);
+    let mut line = new_line(item.key(), &item.vars, &tally, started);
     let failure = match &end {
         End::Failed(f) if f.verdict == Verdict::Fail => Some((f.kind, f.message.as_str())),
         _ => None,
@@ -153,11 +163,7 @@ async fn attempts(
         }
         // The record of money in flight is in the file before the request leaves.
         let n = tally.attempts + 1;
-        if let Err(e) = ctx
-            .inflight
-            .sent(&item.id, &item.model, n, item.worst)
-            .await
-        {
+        if let Err(e) = ctx.inflight.sent(item.key(), n, item.worst).await {
             ctx.budget.settle(res, Some(Decimal::ZERO));
             let why = format!(
                 "cannot write {}: {e}; stopping (nothing more is sent)",
@@ -200,7 +206,7 @@ async fn attempts(
                 learned(ctx, item, c, item.worst);
             }
             // Without this the next run would count the attempt at its worst case.
-            if let Err(e) = ctx.inflight.charged(&item.id, &item.model, n, c) {
+            if let Err(e) = ctx.inflight.charged(item.key(), n, c) {
                 tracing::debug!("cannot record a settled attempt: {e}");
             }
         }
@@ -210,7 +216,7 @@ async fn attempts(
             tally.rate_limited += 1;
             ctx.limiter.on_rate_limited(f.retry_after);
         }
-        tracing::debug!(id = %item.id, model = %item.model, kind = f.kind.as_str(), "attempt failed: {}", f.message);
+        tracing::debug!(id = %item.id, variant = ?item.variant, model = %item.model, kind = f.kind.as_str(), "attempt failed: {}", f.message);
         match f.verdict {
             Verdict::StopAuth => {
                 ctx.request_stop(super::StopReason::AuthRefused(f.message.clone()));

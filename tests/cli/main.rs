@@ -24,3 +24,4 @@ mod resume;
 mod run;
 mod spreadsheets;
 mod stops;
+mod variants;

@@ -17,6 +17,7 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
     ResultLine {
         id: id.to_string(),
         model: model.to_string(),
+        variant: None,
         status: Status::Ok,
         output: Some(format!("out {id}")),
         response_model: Some(model.to_string()),

@@ -42,6 +42,9 @@ pub struct SummaryMeta {
     /// The job's models: lines of other models go to `left_out`, not the totals. `None`:
     /// every line counts (`orbatch summary`).
     pub models: Option<Vec<String>>,
+    /// The job's prompt variants (`[None]` without variants): lines of others go to
+    /// `left_out`. `None`: every line counts.
+    pub variants: Option<Vec<Option<String>>>,
     /// What this run sent (`None` for `orbatch summary`).
     pub this_run: Option<super::ThisRun>,
 }
@@ -82,6 +85,8 @@ struct SummaryLine<'a> {
     status: Status,
     #[serde(borrow)]
     model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    variant: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     provider: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -131,6 +136,7 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
         SummaryLine {
             status: l.status,
             model: Cow::Borrowed(&l.model),
+            variant: l.variant.as_deref().map(Cow::Borrowed),
             provider: l.provider.as_deref().map(Cow::Borrowed),
             prompt_tokens: l.prompt_tokens,
             completion_tokens: l.completion_tokens,
@@ -168,6 +174,7 @@ struct Acc {
     messages: HashMap<(ErrorKind, String), u64>,
     latencies: Vec<u32>,
     models: BTreeMap<String, GroupTotals>,
+    variants: BTreeMap<String, GroupTotals>,
     providers: BTreeMap<String, GroupTotals>,
     first_start: Option<OffsetDateTime>,
     last_finish: Option<OffsetDateTime>,
@@ -175,6 +182,8 @@ struct Acc {
     needs_times: bool,
     /// The job's models, when lines of others are left out.
     only: Option<std::collections::HashSet<String>>,
+    /// The job's variants, when lines of others are left out.
+    only_variants: Option<Vec<Option<String>>>,
     left_out: LeftOut,
 }
 
@@ -196,20 +205,32 @@ impl Acc {
                 || meta.finished_at.is_none()
                 || meta.wall_secs.is_none(),
             only: meta.models.as_ref().map(|m| m.iter().cloned().collect()),
+            only_variants: meta.variants.clone(),
             ..Acc::default()
         }
     }
 
     fn add(&mut self, line: &SummaryLine<'_>) {
         let cost = line.cost_usd.unwrap_or_default();
-        if let Some(only) = &self.only
-            && !only.contains(line.model.as_ref())
-        {
+        let other_model = self
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(line.model.as_ref()));
+        let other_variant = self
+            .only_variants
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|v| v.as_deref() == line.variant.as_deref()));
+        if other_model || other_variant {
             let l = &mut self.left_out;
             l.rows += 1;
             l.cost_usd += cost;
-            if let Err(at) = l.models.binary_search_by(|m| m.as_str().cmp(&line.model)) {
-                l.models.insert(at, line.model.to_string());
+            let (list, name) = match (other_model, line.variant.as_deref()) {
+                (true, _) => (&mut l.models, line.model.as_ref()),
+                (false, Some(v)) => (&mut l.variants, v),
+                (false, None) => return,
+            };
+            if let Err(at) = list.binary_search_by(|m| m.as_str().cmp(name)) {
+                list.insert(at, name.to_string());
             }
             return;
         }
@@ -237,6 +258,10 @@ impl Acc {
         *entry(&mut self.cost.by_provider, provider) += cost;
         add_group(entry(&mut self.models, &line.model), line);
         add_group(entry(&mut self.providers, provider), line);
+        if let Some(variant) = line.variant.as_deref() {
+            *entry(&mut self.cost.by_variant, variant) += cost;
+            add_group(entry(&mut self.variants, variant), line);
+        }
         if line.status == Status::Error && !line.resumable {
             self.add_error(line, cost);
         }
@@ -318,6 +343,7 @@ impl Acc {
             cost_usd: self.cost,
             errors_by_kind: self.errors_by_kind,
             models: self.models,
+            variants: self.variants,
             providers: self.providers,
             this_run: meta.this_run.clone(),
             wall_secs,
