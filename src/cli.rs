@@ -132,6 +132,9 @@ pub struct JobArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub shard: crate::shard::ShardArgs,
 }
 
 impl JobArgs {

@@ -256,6 +256,7 @@ fn run_scan(path: &Path, template: &Template, limit: Option<u64>) -> ScanReport 
         need_batch_model: false,
         limit,
         max_errors: 20,
+        shard: None,
     };
     scan(&opts).unwrap()
 }
@@ -314,6 +315,7 @@ fn scan_limit_and_fingerprint() {
         need_batch_model: false,
         limit: None,
         max_errors: 20,
+        shard: None,
     };
     assert!(
         scan(&missing)

@@ -16,6 +16,14 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
         o.layout = a.layout;
     })?;
     endpoint.require_key()?;
+    if let Some(shard) = job.shard {
+        let argv = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        crate::shard::record::ShardRecord::new(&job, shard, argv)
+            .write(&job.output_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", job.output_dir.display()))?;
+    }
     let opts = RunOptions {
         api_key: endpoint.key.clone(),
         fresh: a.fresh,

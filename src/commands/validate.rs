@@ -47,17 +47,17 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     let prices = check_models(&a, &mut job, &mut models).await?;
     crate::runner::warn_too_long(&job, &template, &prices, &report)
         .map_err(|e| CommandError::Input(e.to_string()))?;
-    let pairs = crate::plan::Plan::new(&job, &report).total(report.rows);
+    let pairs = crate::plan::Plan::new(&job, &report).total(report.shard_rows);
     if a.json {
         print_json(&serde_json::json!({
-            "input": shown, "rows": report.rows, "models": models, "requests": pairs,
+            "input": shown, "rows": report.shard_rows, "models": models, "requests": pairs,
             "columns": report.columns, "valid": true, "errors": 0, "error_list": [],
         }))?;
     } else {
         print_stdout(&format!(
             "{}: {} rows x {} model(s) = {} requests; every row parses and renders",
             shown,
-            report.rows,
+            report.shard_rows,
             models.len(),
             pairs
         ));

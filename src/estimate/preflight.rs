@@ -176,7 +176,7 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     let mut counter = Counter::new(job, &template, prices, false);
     let mut tally = Tally::default();
     for_each_row(job, |row| {
-        if plan.includes_row(row.index) {
+        if plan.includes_row(row.index, &row.id) {
             counter.row(&row, |model, c| {
                 if plan.pending(&row.id, model).is_some() {
                     tally.add(model, c);

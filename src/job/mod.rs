@@ -222,6 +222,8 @@ pub struct Job {
     pub base_url: String,
     /// The response cache (`[cache]`).
     pub cache: CacheSpec,
+    /// Only this shard's rows (`--shard`; set by [`crate::shard::apply`]).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Job {
@@ -377,6 +379,7 @@ impl Job {
                     false => d,
                 }),
             },
+            shard: None,
         })
     }
 }

@@ -44,6 +44,7 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Template), RunError> {
         need_batch_model: job.request.models.is_empty(),
         limit: job.limit_rows,
         max_errors: 20,
+        shard: job.shard,
     })
     .map_err(|e| RunError::Input {
         errors: vec![e],
@@ -126,7 +127,7 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     }
     check_slugs(&mut job, &mut models, &prices, opts.allow_unknown_models)?;
     // The plan knows the job's models as checked (a batch file's bare names mapped to slugs).
-    let plan = Plan::with_models(models.clone(), job.request.models.is_empty());
+    let plan = Plan::with_models(models.clone(), job.request.models.is_empty()).sharded(job.shard);
     check_budget_is_enforceable(&job, &models, &prices)?;
     warn_too_long(&job, &template, &prices, &scan).map_err(|e| RunError::Input {
         errors: vec![e],
