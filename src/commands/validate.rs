@@ -21,6 +21,7 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
             .unwrap_or_else(|| crate::endpoint::DEFAULT_BASE_URL.to_string()),
     );
     let mut job = Job::resolve(a.job.as_deref(), o, None)?;
+    crate::shard::apply(&mut job, &a.shard, |k| std::env::var(k).ok())?;
     // stdin is spooled into a temp dir, not into the output dir.
     let spool = std::env::temp_dir().join(format!("orbatch-validate-{}", std::process::id()));
     let shown = job.input.display().to_string();

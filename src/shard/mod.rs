@@ -6,6 +6,7 @@
 //! `--shard auto` reads the index and the count from the engine's variables ([`engines`]).
 
 pub mod engines;
+pub mod merge;
 pub mod record;
 
 use std::fmt;
@@ -148,6 +149,39 @@ pub fn apply(
     job.output_dir = job.output_dir.join(shard.dir_name());
     job.shard = Some(shard);
     Ok(())
+}
+
+/// The results files `paths` name for `orbatch summary`: a file as is; a dir's results.jsonl,
+/// or, when it has none, the results.jsonl of each `shard-K-of-N/` dir in it (in shard order).
+pub fn results_files(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let results = crate::output::finalize::RESULTS;
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() || p.join(results).is_file() {
+            out.push(if p.is_dir() {
+                p.join(results)
+            } else {
+                p.clone()
+            });
+            continue;
+        }
+        let mut shards: Vec<(Shard, std::path::PathBuf)> = std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let shard = Shard::from_dir_name(e.file_name().to_str()?)?;
+                Some((shard, e.path().join(results)))
+            })
+            .filter(|(_, f)| f.is_file())
+            .collect();
+        shards.sort_by_key(|(s, _)| (s.count, s.index));
+        if shards.is_empty() {
+            out.push(p.join(results));
+        }
+        out.extend(shards.into_iter().map(|(_, f)| f));
+    }
+    out
 }
 
 #[cfg(test)]
