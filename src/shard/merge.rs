@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use super::Shard;
 use super::record::ShardRecord;
-use crate::job::Job;
 use crate::manifest::{DirLock, MANIFEST, Manifest};
 use crate::output::Summary;
 use crate::output::finalize::{OutputDir, RESULTS};
@@ -83,10 +82,10 @@ pub fn merge(dirs: &[PathBuf], into: Option<&Path>, partial: bool) -> Result<Mer
         .collect::<Result<Vec<_>, _>>()
         .map_err(refuse)?;
     let count = same_job(&found).map_err(refuse)?;
-    let job = rebuild_job(&found[0].record, &out).map_err(refuse)?;
+    let job = found[0].record.job(&out).map_err(refuse)?;
     let (scan, _) = crate::runner::scan_job(&job).map_err(|e| refuse(format!("{e}")))?;
     let plan = Plan::new(&job, &scan);
-    let expected = rows_per_shard(&job, scan.bytes, count).map_err(refuse)?;
+    let expected = super::rows_per_shard(&job, scan.bytes, count).map_err(refuse)?;
     std::fs::create_dir_all(&out).map_err(|e| refuse(format!("{}: {e}", out.display())))?;
     let _lock = DirLock::acquire(&out).map_err(refuse)?;
     let mut states: Vec<ShardState> = (0..count)
@@ -309,59 +308,6 @@ fn same_job(found: &[Found]) -> Result<u32, String> {
         }
     }
     Ok(first.record.count)
-}
-
-/// The job the shards ran, rebuilt from a shard's command line in its directory, writing to
-/// `out` and limited to no shard.
-fn rebuild_job(record: &ShardRecord, out: &Path) -> Result<Job, String> {
-    use clap::Parser;
-    let cli = crate::cli::Cli::try_parse_from(&record.argv).map_err(|e| {
-        format!(
-            "cannot read the shard's command line {:?}: {e}",
-            record.argv
-        )
-    })?;
-    let crate::cli::Command::Run(args) = cli.command else {
-        return Err(format!(
-            "the shard's command line is not `orbatch run`: {:?}",
-            record.argv
-        ));
-    };
-    let mut o = args.overrides();
-    let at = |p: PathBuf| {
-        if p.is_relative() && p != Path::new("-") {
-            record.cwd.join(p)
-        } else {
-            p
-        }
-    };
-    o.input = o.input.map(at);
-    let file = args.job.job.clone().map(at);
-    let mut job = Job::resolve(file.as_deref(), o, None).map_err(|e| e.0)?;
-    job.input = at(job.input);
-    if job.input == Path::new("-") {
-        return Err("the shards read stdin: merge needs an input file".into());
-    }
-    job.output_dir = out.to_path_buf();
-    job.shard = None;
-    Ok(job)
-}
-
-/// How many of the input's rows (its first `bytes`) each of `count` shards owns.
-fn rows_per_shard(job: &Job, bytes: u64, count: u32) -> Result<Vec<u64>, String> {
-    let reader = crate::input::RowReader::open_with(
-        &job.input,
-        job.id_column.as_deref(),
-        job.delimiter,
-        bytes,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut counts = vec![0u64; count as usize];
-    let limit = job.limit_rows.map_or(usize::MAX, |n| n as usize);
-    for row in reader.take(limit).filter_map(Result::ok) {
-        counts[Shard::of(&row.id, count) as usize] += 1;
-    }
-    Ok(counts)
 }
 
 /// Reads every shard's latest lines: a key in two shards, or in a shard its id does not hash

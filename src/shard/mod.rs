@@ -151,6 +151,23 @@ pub fn apply(
     Ok(())
 }
 
+/// How many of the input's rows (its first `bytes`) each of `count` shards owns.
+pub fn rows_per_shard(job: &Job, bytes: u64, count: u32) -> Result<Vec<u64>, String> {
+    let reader = crate::input::RowReader::open_with(
+        &job.input,
+        job.id_column.as_deref(),
+        job.delimiter,
+        bytes,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut counts = vec![0u64; count as usize];
+    let limit = job.limit_rows.map_or(usize::MAX, |n| n as usize);
+    for row in reader.take(limit).filter_map(Result::ok) {
+        counts[Shard::of(&row.id, count) as usize] += 1;
+    }
+    Ok(counts)
+}
+
 /// The results files `paths` name for `orbatch summary`: a file as is; a dir's results.jsonl,
 /// or, when it has none, the results.jsonl of each `shard-K-of-N/` dir in it (in shard order).
 pub fn results_files(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {

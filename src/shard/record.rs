@@ -79,4 +79,41 @@ impl ShardRecord {
             .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
+
+    /// The job the shard ran, rebuilt from a shard's command line in its directory, writing to
+    /// `out` and limited to no shard.
+    pub fn job(&self, out: &Path) -> Result<crate::job::Job, String> {
+        let record = self;
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(&record.argv).map_err(|e| {
+            format!(
+                "cannot read the shard's command line {:?}: {e}",
+                record.argv
+            )
+        })?;
+        let crate::cli::Command::Run(args) = cli.command else {
+            return Err(format!(
+                "the shard's command line is not `orbatch run`: {:?}",
+                record.argv
+            ));
+        };
+        let mut o = args.overrides();
+        let at = |p: PathBuf| {
+            if p.is_relative() && p != Path::new("-") {
+                record.cwd.join(p)
+            } else {
+                p
+            }
+        };
+        o.input = o.input.map(at);
+        let file = args.job.job.clone().map(at);
+        let mut job = crate::job::Job::resolve(file.as_deref(), o, None).map_err(|e| e.0)?;
+        job.input = at(job.input);
+        if job.input == Path::new("-") {
+            return Err("the shards read stdin: merge needs an input file".into());
+        }
+        job.output_dir = out.to_path_buf();
+        job.shard = None;
+        Ok(job)
+    }
 }
