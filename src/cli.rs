@@ -44,6 +44,12 @@ pub enum Command {
         after_help = "Example:\n  orbatch summary out/demo/results.jsonl shard2/results.jsonl --json"
     )]
     Summary(SummaryArgs),
+    /// Merge the shards of a job (`run --shard`) into its output dir: results.jsonl,
+    /// results.csv, summary.json and every other end-of-run file.
+    #[command(
+        after_help = "Examples:\n  orbatch merge out/big-job\n  orbatch merge out/big-job/shard-0-of-2 out/big-job/shard-1-of-2 --partial"
+    )]
+    Merge(MergeArgs),
     /// List models with their prices (GET /models).
     #[command(after_help = "Example:\n  orbatch models gpt-4o")]
     Models(ModelsArgs),
@@ -132,6 +138,9 @@ pub struct JobArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub shard: crate::shard::ShardArgs,
 }
 
 impl JobArgs {
@@ -271,6 +280,34 @@ pub struct RunArgs {
     pub lookup_backoff_scale: f64,
 }
 
+impl RunArgs {
+    /// The overrides `run` resolves its job with (`orbatch merge` rebuilds a shard's job so).
+    pub fn overrides(&self) -> Overrides {
+        let mut o = self.job.overrides();
+        self.send.apply(&mut o);
+        o.layout = self.layout;
+        o
+    }
+}
+
+/// `orbatch merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The job's output dir (holding shard-K-of-N/ dirs), or the shard dirs themselves.
+    #[arg(required = true, value_name = "OUTPUT_DIR|SHARD_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Merge what is there when shards are missing or unfinished (summary.json says
+    /// complete: false) instead of exiting 3.
+    #[arg(long)]
+    pub partial: bool,
+    /// Where the merged files go [default: OUTPUT_DIR, or the shard dirs' parent].
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Print summary.json instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `orbatch estimate`.
 #[derive(Debug, Clone, Args)]
 pub struct EstimateArgs {
@@ -297,8 +334,9 @@ pub struct EstimateArgs {
 /// `orbatch summary`.
 #[derive(Debug, Clone, Args)]
 pub struct SummaryArgs {
-    /// results.jsonl files (shards are merged; a later file wins for the same key).
-    #[arg(required = true, value_name = "RESULTS.jsonl")]
+    /// results.jsonl files (shards are merged; a later file wins for the same key), or
+    /// output dirs (their results.jsonl, or that of each shard-K-of-N/ dir in them).
+    #[arg(required = true, value_name = "RESULTS.jsonl|DIR")]
     pub files: Vec<PathBuf>,
     /// The job name shown (default: the first file's directory name).
     #[arg(long)]

@@ -42,6 +42,7 @@ pub mod request;
 pub mod retry;
 pub mod runner;
 pub mod scan;
+pub mod shard;
 pub mod slugs;
 pub mod template;
 pub mod tokens;

@@ -20,6 +20,7 @@ use crate::output::key::ResultKey;
 use crate::output::results::{Prior, Recovered};
 use crate::prices::PriceTable;
 use crate::scan::ScanReport;
+use crate::shard::Shard;
 
 /// A job's keys, less the finished ones.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Plan<'a> {
     retry_failed: bool,
     /// Only these rows (0-based indexes: the estimate's pilot).
     only_rows: Option<Arc<HashSet<u64>>>,
+    /// Only the rows whose id hashes to this shard (`--shard`).
+    shard: Option<Shard>,
 }
 
 /// A key the plan still has to send.
@@ -77,7 +80,8 @@ impl<'a> Plan<'a> {
             Plan::with_models(scan.batch_models.clone(), true)
         } else {
             Plan::with_models(job.request.models.clone(), false)
-        };
+        }
+        .sharded(job.shard);
         plan.with_variants_of(job)
     }
 
@@ -86,7 +90,9 @@ impl<'a> Plan<'a> {
     pub fn for_job(job: &Job) -> Plan<'a> {
         let models = job.request.models.clone();
         let per_row_model = models.is_empty();
-        Plan::with_models(models, per_row_model).with_variants_of(job)
+        Plan::with_models(models, per_row_model)
+            .sharded(job.shard)
+            .with_variants_of(job)
     }
 
     /// Every key is pending: every row x `models`, or (`per_row_model`: batch lines name
@@ -99,6 +105,7 @@ impl<'a> Plan<'a> {
             recovered: None,
             retry_failed: false,
             only_rows: None,
+            shard: None,
         }
     }
 
@@ -133,13 +140,24 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// The plan limited to the rows of `shard` (`None`: every row).
+    pub fn sharded(self, shard: Option<Shard>) -> Plan<'a> {
+        Plan { shard, ..self }
+    }
+
+    /// The shard the plan is limited to, if any.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
     /// The job's models (the job's own, or those its batch lines name).
     pub fn models(&self) -> &[String] {
         &self.models
     }
 
-    /// The keys of `rows` rows: every row x every variant x every model, or one a row and
-    /// variant when batch lines name their own model.
+    /// The keys of `rows` rows (of the plan's shard: `ScanReport::shard_rows`): every row x
+    /// every variant x every model, or one a row and variant when batch lines name their own
+    /// model.
     pub fn total(&self, rows: u64) -> u64 {
         let per_row = if self.per_row_model {
             1
@@ -149,11 +167,13 @@ impl<'a> Plan<'a> {
         rows * per_row * self.variants.len() as u64
     }
 
-    /// Whether the row with this 0-based index is part of the plan.
-    pub fn includes_row(&self, index: u64) -> bool {
+    /// Whether the row with this 0-based index and this id is part of the plan: one of
+    /// `only_rows`, if set, and of the plan's shard, if any.
+    pub fn includes_row(&self, index: u64, id: &str) -> bool {
         self.only_rows
             .as_ref()
             .is_none_or(|only| only.contains(&index))
+            && self.shard.is_none_or(|s| s.owns(id))
     }
 
     /// The key (`id`, `variant`, `model`) when it is still to send (`None`: finished).
@@ -284,7 +304,18 @@ mod tests {
         assert_eq!(plan.models(), ["a", "b"]);
         assert_eq!(plan.total(5), 5);
         assert_eq!(plan.pending_count(5), 2);
-        assert!(plan.includes_row(2) && !plan.includes_row(1));
+        assert!(plan.includes_row(2, "x") && !plan.includes_row(1, "x"));
+    }
+
+    #[test]
+    fn a_sharded_plan_includes_only_its_rows() {
+        let shard = Shard::new(1, 3).unwrap();
+        let plan = Plan::with_models(models(&["a"]), false).sharded(Some(shard));
+        let ids: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        let mine: Vec<&String> = ids.iter().filter(|id| plan.includes_row(0, id)).collect();
+        assert!(mine.iter().all(|id| shard.owns(id)));
+        assert!(mine.len() > 50 && mine.len() < 150, "{}", mine.len());
+        assert_eq!(plan.shard(), Some(shard));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct ScanOptions<'a> {
     pub limit: Option<u64>,
     /// How many errors to keep for display (all are counted).
     pub max_errors: usize,
+    /// Only this shard's rows are the job's (all rows are still checked).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// What the scan found.
@@ -43,6 +45,9 @@ pub struct ScanOptions<'a> {
 pub struct ScanReport {
     /// Records read, good or bad (with `limit`, at most that many).
     pub rows: u64,
+    /// Of `rows`, those of the job's shard (all of them without a shard): the rows the
+    /// plan's keys come from.
+    pub shard_rows: u64,
     /// The input's columns: the CSV header, or the JSONL top-level keys in first-seen order.
     pub columns: Vec<String>,
     /// blake3 (hex) of the whole file's bytes, hashed while reading (with `limit`, the rest
@@ -96,6 +101,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
     let rest = tee.clone();
     let mut report = ScanReport {
         rows: 0,
+        shard_rows: 0,
         columns: Vec::new(),
         fingerprint: String::new(),
         bytes: 0,
@@ -114,7 +120,12 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
             while opts.limit.is_none_or(|limit| report.rows < limit) {
                 let Some(item) = reader.next() else { break };
                 report.rows += 1;
-                let result = item.and_then(|row| checker.check(&row, opts));
+                let result = item.and_then(|row| {
+                    if opts.shard.is_none_or(|s| s.owns(&row.id)) {
+                        report.shard_rows += 1;
+                    }
+                    checker.check(&row, opts)
+                });
                 if let Err(e) = result {
                     if let Some(hash) = checker.last_duplicate.take()
                         && report.errors.len() < opts.max_errors
@@ -304,6 +315,7 @@ mod tests {
             need_batch_model: true,
             limit: None,
             max_errors: 2,
+            shard: None,
         };
         scan(&opts).unwrap()
     }
@@ -351,6 +363,7 @@ mod tests {
             need_batch_model: true,
             limit: Some(1),
             max_errors: 2,
+            shard: None,
         };
         let r = scan(&opts).unwrap();
         assert_eq!(r.rows, 1);

@@ -257,6 +257,7 @@ fn run_scan(path: &Path, prompts: &Prompts, limit: Option<u64>) -> ScanReport {
         need_batch_model: false,
         limit,
         max_errors: 20,
+        shard: None,
     };
     scan(&opts).unwrap()
 }
@@ -315,6 +316,7 @@ fn scan_limit_and_fingerprint() {
         need_batch_model: false,
         limit: None,
         max_errors: 20,
+        shard: None,
     };
     assert!(
         scan(&missing)

@@ -93,7 +93,7 @@ proptest! {
         std::fs::write(&path, &bytes).unwrap();
         let prompts = Prompts::single(Template::new(Some("s {{ a }}"), None).unwrap());
         let opts = ScanOptions { path: &path, id_column: None, delimiter: None, job_file: None, prompts: &prompts,
-            need_batch_model: true, limit, max_errors: 3 };
+            need_batch_model: true, limit, max_errors: 3, shard: None };
         let report = scan(&opts).unwrap();
         prop_assert!(report.errors.len() as u64 <= report.error_count.min(3));
         prop_assert!(limit.is_none_or(|l| report.rows <= l));

@@ -18,6 +18,11 @@ pub(super) async fn estimate(a: EstimateArgs, control: Control) -> Result<Exit, 
     let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
     let mut job = resolve_job(&a.job, &endpoint, |o| a.send.apply(o))?;
     let pilot_n = a.pilot.filter(|n| *n > 0);
+    if pilot_n.is_some() && job.shard.is_some() {
+        return Err(CommandError::Usage(anyhow::anyhow!(
+            "--pilot samples the whole input: run it without --shard (the estimate of a shard is its share)"
+        )));
+    }
     if pilot_n.is_some() {
         endpoint.require_key()?;
     }

@@ -8,6 +8,7 @@ mod docs;
 mod error;
 mod estimate;
 pub mod exit;
+mod merge;
 mod mock_server;
 mod models;
 mod print;
@@ -29,6 +30,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Estimate(a) => estimate::estimate(a, control).await,
         Command::Validate(a) => validate::validate(a).await,
         Command::Summary(a) => summary::summary(a),
+        Command::Merge(a) => merge::merge(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),

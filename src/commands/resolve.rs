@@ -31,5 +31,7 @@ pub(super) fn resolve_job(
     let mut o = args.overrides();
     more(&mut o);
     o.base_url = Some(endpoint.base_url.clone());
-    Job::resolve(args.job.as_deref(), o, None)
+    let mut job = Job::resolve(args.job.as_deref(), o, None)?;
+    crate::shard::apply(&mut job, &args.shard, |k| std::env::var(k).ok())?;
+    Ok(job)
 }

@@ -11,11 +11,16 @@ use crate::runner::{CacheSetup, Control, RunOptions, RunReport, StopReason};
 
 pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandError> {
     let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
-    let job = resolve_job(&a.job, &endpoint, |o| {
-        a.send.apply(o);
-        o.layout = a.layout;
-    })?;
+    let job = resolve_job(&a.job, &endpoint, |o| *o = a.overrides())?;
     endpoint.require_key()?;
+    if let Some(shard) = job.shard {
+        let argv = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        crate::shard::record::ShardRecord::new(&job, shard, argv)
+            .write(&job.output_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", job.output_dir.display()))?;
+    }
     let opts = RunOptions {
         api_key: endpoint.key.clone(),
         fresh: a.fresh,

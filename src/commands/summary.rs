@@ -9,7 +9,8 @@ use super::print::{print_json, print_stdout};
 use crate::cli::SummaryArgs;
 use crate::output::summary::{SummaryMeta, summarize, write_summary_json};
 
-pub(super) fn summary(a: SummaryArgs) -> Result<Exit, CommandError> {
+pub(super) fn summary(mut a: SummaryArgs) -> Result<Exit, CommandError> {
+    a.files = crate::shard::results_files(&a.files);
     for f in &a.files {
         if !f.is_file() {
             return Err(anyhow::anyhow!("{}: no such results file", f.display()).into());

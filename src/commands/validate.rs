@@ -21,6 +21,7 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
             .unwrap_or_else(|| crate::endpoint::DEFAULT_BASE_URL.to_string()),
     );
     let mut job = Job::resolve(a.job.as_deref(), o, None)?;
+    crate::shard::apply(&mut job, &a.shard, |k| std::env::var(k).ok())?;
     // stdin is spooled into a temp dir, not into the output dir.
     let spool = std::env::temp_dir().join(format!("orbatch-validate-{}", std::process::id()));
     let shown = job.input.display().to_string();
@@ -47,11 +48,11 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
     let prices = check_models(&a, &mut job, &mut models).await?;
     crate::runner::warn_too_long(&job, &prompts, &prices, &report)
         .map_err(|e| CommandError::Input(e.to_string()))?;
-    let pairs = crate::plan::Plan::new(&job, &report).total(report.rows);
+    let pairs = crate::plan::Plan::new(&job, &report).total(report.shard_rows);
     let variants: Vec<&str> = job.variants.iter().map(|v| v.name.as_str()).collect();
     if a.json {
         let mut out = serde_json::json!({
-            "input": shown, "rows": report.rows, "models": models, "requests": pairs,
+            "input": shown, "rows": report.shard_rows, "models": models, "requests": pairs,
             "columns": report.columns, "valid": true, "errors": 0, "error_list": [],
         });
         if !variants.is_empty() {
@@ -66,7 +67,7 @@ pub(super) async fn validate(a: JobArgs) -> Result<Exit, CommandError> {
         print_stdout(&format!(
             "{}: {} rows{times_variants} x {} model(s) = {} requests; every row parses and renders",
             shown,
-            report.rows,
+            report.shard_rows,
             models.len(),
             pairs
         ));

@@ -186,7 +186,12 @@ pub fn first_pass(
         row_tokens: Vec::new(),
         too_long: Default::default(),
     };
+    // `estimate --shard K/N` counts the shard's share: the plan's rows.
+    let plan = crate::plan::Plan::for_job(job);
     for_each_row(job, |row| {
+        if !plan.includes_row(row.index, &row.id) {
+            return true;
+        }
         let mut first: Option<u64> = None;
         counter.row(&row, |_, model, c| {
             out.tally.add(model, c);

@@ -175,7 +175,7 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     let mut counter = Counter::new(job, &prompts, prices, false);
     let mut tally = Tally::default();
     for_each_row(job, |row| {
-        if plan.includes_row(row.index) {
+        if plan.includes_row(row.index, &row.id) {
             counter.row(&row, |variant, model, c| {
                 if plan.pending(&row.id, variant, model).is_some() {
                     tally.add(model, c);

@@ -229,6 +229,8 @@ pub struct Job {
     pub cache: CacheSpec,
     /// The prompt variants (`[[variants]]`), in file order; empty: none.
     pub variants: Vec<Variant>,
+    /// Only this shard's rows (`--shard`; set by [`crate::shard::apply`]).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Job {
@@ -385,6 +387,7 @@ impl Job {
                 }),
             },
             variants: variants::resolve(jf.variants),
+            shard: None,
         })
     }
 }

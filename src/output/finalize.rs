@@ -69,6 +69,8 @@ pub struct ResultsCsv {
     pub delimiter: Option<u8>,
     /// Long or wide.
     pub layout: Layout,
+    /// Only this shard's rows (`--shard`).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl ResultsCsv {
@@ -88,6 +90,7 @@ impl ResultsCsv {
             variants: job.variants.iter().map(|v| Some(v.name.clone())).collect(),
             delimiter: job.delimiter,
             layout: job.layout,
+            shard: job.shard,
         }
     }
 }
@@ -108,9 +111,11 @@ impl Exporter for ResultsCsv {
             dialect: reader.dialect(),
             layout: self.layout,
         };
+        let shard = self.shard;
         let rows = reader
             .filter_map(Result::ok)
-            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize));
+            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize))
+            .filter(move |row| shard.is_none_or(|s| s.owns(&row.id)));
         super::csv::write_results_csv_indexed(
             end.results,
             end.index,
@@ -192,6 +197,20 @@ impl OutputDir {
                 failed,
             })
         }
+    }
+
+    /// [`OutputDir::finalize`] with every exporter of a run of `job` (whose input scanned as
+    /// `scan`, with these `models`): the one list, used by `run` and by `merge`, so a new
+    /// end-of-run file added here is written for a merged output dir too.
+    pub fn finalize_job(
+        &self,
+        meta: &SummaryMeta,
+        job: &crate::job::Job,
+        scan: &crate::scan::ScanReport,
+        models: &[String],
+    ) -> Result<Summary, FinalizeError> {
+        let csv = ResultsCsv::for_job(job, scan, models);
+        self.finalize(meta, &[&csv, &SummaryJson])
     }
 }
 

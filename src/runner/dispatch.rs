@@ -14,7 +14,7 @@ use super::sweep::sweep_deferred;
 use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, writer};
 use crate::budget::Budget;
 use crate::limits::{LimitSpec, Limiter};
-use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
+use crate::output::finalize::OutputDir;
 use crate::output::summary::SummaryMeta;
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -60,7 +60,7 @@ pub(crate) async fn execute(
         breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
         sent: Default::default(),
     });
-    let progress = Progress::new(plan.pending_count(p.scan.rows));
+    let progress = Progress::new(plan.pending_count(p.scan.shard_rows));
     let (tx, writer) = {
         let ctx = ctx.clone();
         writer::spawn(p.journal, progress.clone(), ctx.cache.clone(), move |why| {
@@ -148,10 +148,9 @@ fn finish(
     (wall, sent): (std::time::Instant, &super::SentThisRun),
     stopped: bool,
 ) -> Result<crate::output::Summary, RunError> {
-    let csv = ResultsCsv::for_job(job, scan, plan.models());
     let meta = SummaryMeta {
         job: job.name.clone(),
-        total_pairs: Some(plan.total(scan.rows)),
+        total_pairs: Some(plan.total(scan.shard_rows)),
         stopped_early: stopped,
         started_at: Some(started_at.to_string()),
         finished_at: Some(crate::output::summary::now_rfc3339()),
@@ -161,6 +160,6 @@ fn finish(
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
     OutputDir::new(&job.output_dir)
-        .finalize(&meta, &[&csv, &SummaryJson])
+        .finalize_job(&meta, job, scan, plan.models())
         .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
 }

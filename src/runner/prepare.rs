@@ -45,6 +45,7 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Prompts), RunError> {
         need_batch_model: job.request.models.is_empty(),
         limit: job.limit_rows,
         max_errors: 20,
+        shard: job.shard,
     })
     .map_err(|e| RunError::Input {
         errors: vec![e],
@@ -127,8 +128,9 @@ async fn prepare_locked(job: &Job, opts: &RunOptions, lock: DirLock) -> Result<P
     }
     check_slugs(&mut job, &mut models, &prices, opts.allow_unknown_models)?;
     // The plan knows the job's models as checked (a batch file's bare names mapped to slugs).
-    let plan =
-        Plan::with_models(models.clone(), job.request.models.is_empty()).with_variants_of(&job);
+    let plan = Plan::with_models(models.clone(), job.request.models.is_empty())
+        .sharded(job.shard)
+        .with_variants_of(&job);
     check_budget_is_enforceable(&job, &models, &prices)?;
     warn_too_long(&job, &prompts, &prices, &scan).map_err(|e| RunError::Input {
         errors: vec![e],

@@ -52,7 +52,7 @@ pub(crate) async fn dispatch_rows(
             }
             continue;
         };
-        if !plan.includes_row(row.index) {
+        if !plan.includes_row(row.index, &row.id) {
             continue;
         }
         let share = Arc::new(share);
