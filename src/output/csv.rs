@@ -67,12 +67,16 @@ impl CsvSpec<'_> {
         self.variants.iter().any(Option::is_some)
     }
 
-    /// The variants to write, in order (`[None]` without variants).
-    fn variant_list(&self) -> &[Option<String>] {
-        match self.variants.is_empty() {
+    /// The (variant, model) pairs of each row, in order (the variant `None` without variants).
+    fn pairs(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
+        let variants: &[Option<String>] = match self.variants.is_empty() {
             true => &[None],
             false => self.variants,
-        }
+        };
+        let models = self.models;
+        variants
+            .iter()
+            .flat_map(move |v| models.iter().map(move |m| (v.as_deref(), m.as_str())))
     }
 
     /// The header: the input's columns, then the result columns, each renamed
@@ -88,14 +92,10 @@ impl CsvSpec<'_> {
                 .map(str::to_string)
                 .collect(),
             Layout::Wide => self
-                .variant_list()
-                .iter()
-                .flat_map(|v| {
-                    let prefix = v.as_ref().map_or(String::new(), |v| format!("{v}/"));
-                    self.models.iter().flat_map(move |m| {
-                        let prefix = prefix.clone();
-                        WIDE_COLUMNS.iter().map(move |c| format!("{prefix}{m}.{c}"))
-                    })
+                .pairs()
+                .flat_map(|(v, m)| {
+                    let prefix = v.map_or(String::new(), |v| format!("{v}/"));
+                    WIDE_COLUMNS.iter().map(move |c| format!("{prefix}{m}.{c}"))
                 })
                 .collect(),
         };
@@ -144,9 +144,7 @@ pub fn write_results_csv_indexed(
     spec: &CsvSpec<'_>,
     out: &Path,
 ) -> io::Result<u64> {
-    let CsvSpec {
-        columns, models, ..
-    } = *spec;
+    let CsvSpec { columns, .. } = *spec;
     let offset_of = |key: u64| {
         index
             .binary_search_by_key(&key, |e| e.0)
@@ -177,11 +175,7 @@ pub fn write_results_csv_indexed(
         let with_variant = spec.has_variants();
         for row in rows {
             wide.clear();
-            for (variant, model) in spec
-                .variant_list()
-                .iter()
-                .flat_map(|v| models.iter().map(move |m| (v.as_deref(), m)))
-            {
+            for (variant, model) in spec.pairs() {
                 let key = ResultKey::of(&row.id, variant, model).hash();
                 let bytes = match (&mut reader, offset_of(key)) {
                     (Some(r), Some(offset)) => Some(r.read_at(offset)?),
@@ -190,9 +184,7 @@ pub fn write_results_csv_indexed(
                 let line = bytes
                     .and_then(|b| serde_json::from_slice::<CsvLine<'_>>(b).ok())
                     .filter(|l| {
-                        l.id == row.id
-                            && l.model == model.as_str()
-                            && l.variant.as_deref() == variant
+                        l.id == row.id && l.model == model && l.variant.as_deref() == variant
                     });
                 if spec.layout == Layout::Wide {
                     wide_cells(&mut wide, line.as_ref());
