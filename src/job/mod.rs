@@ -10,6 +10,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod eval;
+
+pub use eval::{CheckKind, CheckSpec, EvalSpec};
+
 /// A job-file or override error (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -43,6 +47,8 @@ struct JobFile {
     cost: CostFile,
     #[serde(default)]
     cache: CacheFile,
+    eval: Option<eval::EvalFile>,
+    checks: Option<Vec<eval::CheckFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +228,8 @@ pub struct Job {
     pub base_url: String,
     /// The response cache (`[cache]`).
     pub cache: CacheSpec,
+    /// The evaluation (`[eval]` and `[[checks]]`), when the job has one.
+    pub eval: Option<EvalSpec>,
 }
 
 impl Job {
@@ -357,6 +365,10 @@ impl Job {
         }
         let base_url =
             crate::endpoint::base_url(o.base_url, env_base_url).map_err(|e| JobError(e.0))?;
+        let eval = eval::resolve(file, &base_dir, jf.eval, jf.checks)?;
+        if let Some(spec) = &eval {
+            crate::eval::Scorer::compile(spec).map_err(JobError)?;
+        }
         Ok(Job {
             name,
             file: file.map(Path::to_path_buf),
@@ -377,6 +389,7 @@ impl Job {
                     false => d,
                 }),
             },
+            eval,
         })
     }
 }

@@ -44,6 +44,14 @@ impl LineBuilder {
                 cache_hit: false,
                 cached_cost_usd: None,
                 cache_ticket: None,
+                variant: None,
+                parsed: None,
+                scores: None,
+                score: None,
+                pass: None,
+                unscored: None,
+                judge_cost_usd: None,
+                judge: None,
             },
         }
     }

@@ -26,7 +26,10 @@ pub fn render_table_plain(s: &Summary) -> String {
 }
 
 fn render(s: &Summary, plain: bool) -> String {
-    let mut out = header(s);
+    let mut out = s.eval.as_ref().map_or(String::new(), |e| {
+        crate::eval::table::leaderboard(e, plain) + "\n"
+    });
+    out.push_str(&header(s));
     let models = groups_or_costs(&s.models, &s.cost_usd.by_model);
     let providers = groups_or_costs(&s.providers, &s.cost_usd.by_provider);
     let _ = writeln!(out, "\n{}\n", group_table("model", &models, plain));
