@@ -13,6 +13,7 @@ mod models;
 mod print;
 mod resolve;
 mod run;
+mod score;
 mod summary;
 mod validate;
 
@@ -29,6 +30,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Estimate(a) => estimate::estimate(a, control).await,
         Command::Validate(a) => validate::validate(a).await,
         Command::Summary(a) => summary::summary(a),
+        Command::Score(a) => score::score(a).await,
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),

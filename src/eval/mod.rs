@@ -9,6 +9,7 @@
 pub mod cells;
 pub mod checks;
 pub mod judge;
+pub mod rescore;
 pub mod schema;
 pub mod stats;
 pub mod table;
