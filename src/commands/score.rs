@@ -36,7 +36,30 @@ pub(super) async fn score(a: JobArgs) -> Result<Exit, CommandError> {
     }
     let (scan, _) = crate::runner::scan_job(&job).map_err(|e| CommandError::from_run(e, &dir))?;
     let _lock = DirLock::acquire(&dir).map_err(|e| anyhow::anyhow!(e))?;
-    let done = crate::eval::rescore::rescore(&dir, &scorer, &|_, _| None)?;
+    // A judge's recorded grade stands while its model, rubric and judged output are the same
+    // (the hash on the line); a changed one is left unscored (re-run the job to re-judge).
+    let stale = std::cell::Cell::new(0u64);
+    let judged = |line: &crate::output::ResultLine, c: &crate::job::CheckSpec| {
+        let crate::job::CheckKind::Judge { model, .. } = &c.kind else {
+            return None;
+        };
+        let rubric = scorer.rubric(c, line)?.ok()?;
+        let rec = line.judge.as_ref().and_then(|j| j.get(&c.name));
+        match rec {
+            Some(r) if r.hash == crate::eval::judge::inputs_hash(model, &rubric) => r.score,
+            _ => {
+                stale.set(stale.get() + 1);
+                None
+            }
+        }
+    };
+    let done = crate::eval::rescore::rescore(&dir, &scorer, &judged)?;
+    if stale.get() > 0 {
+        eprintln!(
+            "orbatch: warning: {} judge grades are missing or stale (the rubric, the judge model or the output changed) and are left unscored; `score` does not send judge calls yet",
+            stale.get()
+        );
+    }
     tracing::info!("scored {} lines", done.lines);
     let plan = crate::plan::Plan::new(&job, &scan);
     let csv = ResultsCsv::for_job(&job, &scan, plan.models());

@@ -53,6 +53,8 @@ pub struct Scorer {
     compiled: Vec<Compiled>,
     /// (check name, variable) of every column an eval template reads.
     variables: Vec<(String, String)>,
+    /// The judge's `{score, reason}` schema, compiled.
+    judge_schema: Schema,
 }
 
 /// What scoring a line gave.
@@ -125,7 +127,32 @@ impl Scorer {
             env,
             compiled,
             variables,
+            judge_schema: Schema::compile(&judge::reply_schema())?,
         })
+    }
+
+    /// The compiled schema of a judge's reply.
+    pub fn judge_schema(&self) -> &Schema {
+        &self.judge_schema
+    }
+
+    /// Whether a check is a `judge`.
+    pub fn has_judge(&self) -> bool {
+        self.spec
+            .checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Judge { .. }))
+    }
+
+    /// Scores `line` with the grades its `judge` records hold.
+    pub fn apply_recorded(&self, line: &mut ResultLine) {
+        let grades: BTreeMap<String, Option<f64>> = line
+            .judge
+            .iter()
+            .flatten()
+            .map(|(k, r)| (k.clone(), r.score))
+            .collect();
+        self.apply(line, &|c| grades.get(&c.name).copied().flatten());
     }
 
     /// The job's evaluation.

@@ -69,7 +69,7 @@ pub(crate) async fn execute(
             .map(crate::eval::Scorer::compile)
             .transpose()
             .map_err(RunError::Config)?
-            .map(Arc::new);
+            .map(|s| (Arc::new(s), ctx.clone()));
         writer::spawn(
             p.journal,
             progress.clone(),

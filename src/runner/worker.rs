@@ -35,7 +35,7 @@ pub(crate) struct WorkItem {
     pub cache_key: Option<crate::transport::cache::Key>,
 }
 
-enum End {
+pub(crate) enum End {
     Answered(Completion, Reservation),
     Failed(Failure),
     /// Stopped before a result (auth, credits, budget, abort): a line only if money was spent.
@@ -110,7 +110,7 @@ pub(crate) async fn work(
     }
 }
 
-async fn attempts(
+pub(crate) async fn attempts(
     ctx: &Ctx,
     item: &WorkItem,
     tally: &mut Attempts,

@@ -67,16 +67,20 @@ impl Health {
 pub(crate) struct Sink {
     tx: mpsc::Sender<ResultLine>,
     health: Arc<Health>,
-    /// The job's checks: each line is scored as it is handed over, before it is written.
-    scorer: Option<Arc<crate::eval::Scorer>>,
+    /// The job's checks: each line is scored as it is handed over, before it is written
+    /// (judge checks are sent first, through the run's context).
+    scorer: Option<(Arc<crate::eval::Scorer>, Arc<super::Ctx>)>,
 }
 
 impl Sink {
     /// Hands `line` to the writer; a writer that is gone stops the run and counts the line
     /// as not recorded.
     pub(crate) async fn send(&self, mut line: ResultLine) {
-        if let Some(scorer) = &self.scorer {
-            scorer.apply(&mut line, &|_| None);
+        if let Some((scorer, ctx)) = &self.scorer {
+            if scorer.has_judge() {
+                super::judge::grade(ctx, scorer, &mut line).await;
+            }
+            scorer.apply_recorded(&mut line);
         }
         if self.tx.send(line).await.is_err() {
             self.health.refused.fetch_add(1, Relaxed);
@@ -92,7 +96,7 @@ pub(crate) fn spawn(
     journal: Journal,
     progress: Arc<Progress>,
     cache: Option<Arc<ResponseCache>>,
-    scorer: Option<Arc<crate::eval::Scorer>>,
+    scorer: Option<(Arc<crate::eval::Scorer>, Arc<super::Ctx>)>,
     on_failure: impl Fn(String) + Send + Sync + 'static,
 ) -> (Sink, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL);

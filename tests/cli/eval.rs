@@ -175,3 +175,66 @@ fn checks_that_cannot_be_evaluated_exit_2_before_sending() {
     }
     assert!(mock.requests().is_empty(), "nothing was sent");
 }
+
+const JUDGE: &str = "[[checks]]\nname = \"grader\"\ntype = \"judge\"\nmodel = \"openai/gpt-4o-mini\"\nrubric = \"\"\"Grade it.\nOutput: {{ output }}\nExpected: {{ expected }}\"\"\"\n";
+
+/// Every dollar the mock charged, judge calls included, is in the summary: completions in
+/// `cost_usd`, judges apart in `judge_cost_usd` / `cost_usd.judge_total`, both in the total.
+/// With 5xx faults the judge calls are retried like completions; with a budget they are
+/// reserved like completions, so the spend stays under it.
+#[test]
+fn judge_calls_are_costed_retried_and_budgeted() {
+    let wd = Workdir::new();
+    let mock = Mock::start(orbatch::mock::MockConfig {
+        error_rate: 0.2,
+        seed: 3,
+        ..Default::default()
+    });
+    let rows = setup(&wd, "");
+    wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    wd.run(&mock, &["jobs/ev.toml"]).assert().code(0);
+    let lines = wd.results("out/ev");
+    let s = wd.summary("out/ev");
+    assert_eq!(s.cost_usd.total, mock.spent(), "every charge is counted");
+    let judge: rust_decimal::Decimal = lines.iter().filter_map(|l| l.judge_cost_usd).sum();
+    let completions: rust_decimal::Decimal = lines.iter().filter_map(|l| l.cost_usd).sum();
+    assert!(judge > rust_decimal::Decimal::ZERO);
+    assert_eq!(s.cost_usd.judge_total, judge);
+    assert_eq!(s.cost_usd.total, judge + completions);
+    let judged = mock
+        .requests()
+        .iter()
+        .filter(|r| r.user.starts_with("Grade it."))
+        .count();
+    assert!(
+        judged > 2 * rows.len(),
+        "faults were retried: {judged} judge requests"
+    );
+    // The mock grades 1.0 exactly when the answer is the gold label: the judge agrees with
+    // the equals check on every line.
+    for l in &lines {
+        let s = l.scores.as_ref().unwrap();
+        assert_eq!(s["grader"] == Some(1.0), s["label"] == Some(1.0), "{l:?}");
+    }
+    // Re-scoring keeps the recorded grades and sends nothing.
+    let sent = mock.requests().len();
+    wd.command(&["score", "jobs/ev.toml", "--base-url", &mock.url()])
+        .assert()
+        .code(0);
+    assert_eq!(mock.requests().len(), sent);
+    let again = wd.summary("out/ev");
+    assert_eq!(again.eval.unwrap().cells, s.eval.unwrap().cells);
+
+    // A budget counts the judges' reservations: the output dir's spend stays under it.
+    let wd = Workdir::new();
+    let mock = Mock::plain();
+    setup(&wd, "");
+    wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    let out = wd
+        .run(&mock, &["jobs/ev.toml", "--budget", "0.001", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "stopped by the budget");
+    assert!(mock.spent() <= "0.001".parse().unwrap(), "{}", mock.spent());
+    assert_eq!(wd.summary("out/ev").cost_usd.total, mock.spent());
+}
