@@ -35,7 +35,7 @@ pub fn leaderboard(eval: &EvalSummary, plain: bool) -> String {
                 c.results
             ),
             c.mean_score.map_or("-".into(), |m| format!("{m:.3}")),
-            usd(c.cost_usd + c.judge_cost_usd),
+            usd(c.cost_usd),
             c.cost_per_pass_usd.map_or("-".into(), usd),
             format!("{} ms", c.latency_ms.p50),
         ]);

@@ -129,6 +129,13 @@ fn cost_lines(s: &Summary) -> String {
         out.push(')');
     }
     out.push('\n');
+    if c.judge_total > Decimal::ZERO {
+        let _ = writeln!(
+            out,
+            "judge calls: {} (in the total; the tables above are completions)",
+            usd(c.judge_total)
+        );
+    }
     if c.unknown_rows > 0 {
         let n = plural(c.unknown_rows, "row", "rows");
         let _ = writeln!(out, "cost unknown for {n} (not in the total)");
