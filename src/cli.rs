@@ -50,6 +50,12 @@ pub enum Command {
         after_help = "Examples:\n  orbatch merge out/big-job\n  orbatch merge out/big-job/shard-0-of-2 out/big-job/shard-1-of-2 --partial"
     )]
     Merge(MergeArgs),
+    /// Re-run the job's checks over the results in its output dir (no completion is sent);
+    /// rewrite results.jsonl, results.csv and summary.json.
+    #[command(
+        after_help = "Examples:\n  orbatch score jobs/eval-demo.toml --mock\n  orbatch score jobs/eval-demo.toml --output-dir out/eval --json"
+    )]
+    Score(JobArgs),
     /// List models with their prices (GET /models).
     #[command(after_help = "Example:\n  orbatch models gpt-4o")]
     Models(ModelsArgs),

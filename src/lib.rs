@@ -25,6 +25,7 @@ pub mod budget;
 pub mod client;
 pub mod console;
 pub mod endpoint;
+pub mod eval;
 pub mod fsutil;
 pub mod input;
 pub mod job;

@@ -263,7 +263,7 @@ fn whole_row(vars: &Map<String, Value>) -> JValue {
 }
 
 /// A JSON value as a template value (objects and arrays stay navigable: `{{ a.b }}`).
-fn to_jinja(value: &Value) -> JValue {
+pub(crate) fn to_jinja(value: &Value) -> JValue {
     match value {
         Value::Null => JValue::from(()),
         Value::Bool(b) => JValue::from(*b),

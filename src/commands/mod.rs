@@ -14,6 +14,7 @@ mod models;
 mod print;
 mod resolve;
 mod run;
+mod score;
 mod summary;
 mod validate;
 
@@ -31,6 +32,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Validate(a) => validate::validate(a).await,
         Command::Summary(a) => summary::summary(a),
         Command::Merge(a) => merge::merge(a),
+        Command::Score(a) => score::score(a).await,
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),

@@ -113,7 +113,11 @@ pub(super) fn outcome(report: &RunReport) -> Outcome {
             || report.summary.rows.not_sent > 0
             || report.summary.rows.unfinished > 0,
         rows_failed: report.summary.rows.error > 0,
-        ..Outcome::default()
+        eval_failed: report
+            .summary
+            .eval
+            .as_ref()
+            .is_some_and(|e| !e.below_min().is_empty()),
     }
 }
 
@@ -188,6 +192,17 @@ fn print_report(report: &RunReport, json: bool) -> serde_json::Result<Exit> {
             "orbatch: warning: {} replies were cut at max_tokens (finish_reason \"length\" in results.csv); raise --max-tokens to get them whole",
             report.summary.rows.truncated
         );
+    }
+    if let Some(e) = &report.summary.eval {
+        for c in e.below_min() {
+            eprintln!(
+                "orbatch: {} x {}: pass rate {:.1}% is below min_pass_rate {:.1}% (exit 5)",
+                c.variant.as_deref().unwrap_or("-"),
+                c.model,
+                c.pass_rate * 100.0,
+                e.min_pass_rate.unwrap_or_default() * 100.0
+            );
+        }
     }
     eprintln!("orbatch: results in {}", report.output_dir.display());
     Ok(outcome(report).exit())

@@ -10,7 +10,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod eval;
 pub mod variants;
+
+pub use eval::{CheckKind, CheckSpec, EvalSpec};
 pub use variants::Variant;
 
 /// A job-file or override error (exit 2).
@@ -48,6 +51,8 @@ struct JobFile {
     cache: CacheFile,
     #[serde(default)]
     variants: Vec<variants::VariantFile>,
+    eval: Option<eval::EvalFile>,
+    checks: Option<Vec<eval::CheckFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +236,8 @@ pub struct Job {
     pub variants: Vec<Variant>,
     /// Only this shard's rows (`--shard`; set by [`crate::shard::apply`]).
     pub shard: Option<crate::shard::Shard>,
+    /// The evaluation (`[eval]` and `[[checks]]`), when the job has one.
+    pub eval: Option<EvalSpec>,
 }
 
 impl Job {
@@ -366,6 +373,10 @@ impl Job {
         }
         let base_url =
             crate::endpoint::base_url(o.base_url, env_base_url).map_err(|e| JobError(e.0))?;
+        let eval = eval::resolve(file, &base_dir, jf.eval, jf.checks)?;
+        if let Some(spec) = &eval {
+            crate::eval::Scorer::compile(spec).map_err(JobError)?;
+        }
         Ok(Job {
             name,
             file: file.map(Path::to_path_buf),
@@ -388,6 +399,7 @@ impl Job {
             },
             variants: variants::resolve(jf.variants),
             shard: None,
+            eval,
         })
     }
 }

@@ -42,6 +42,7 @@ struct ChatRequest {
     model: String,
     messages: Value,
     max_tokens: Option<u64>,
+    response_format: Option<Value>,
     user: Option<String>,
     session_id: Option<String>,
 }
@@ -216,7 +217,10 @@ fn billed(
     rec: &mut RequestRecord,
 ) -> Reply {
     let prompt_tokens = models::prompt_tokens(&req.messages);
-    let (full, n, finish) = models::completion_for(&req.model, &req.messages, req.max_tokens);
+    let (full, n, finish) = match super::judge::reply(req.response_format.as_ref(), &req.messages) {
+        Some((text, n)) => (text, n, "stop"),
+        None => models::completion_for(&req.model, &req.messages, req.max_tokens),
+    };
     let (content, completion_tokens, finish, native) = match fault {
         Outcome::FinishError => {
             let keep = n / 2;
@@ -400,6 +404,7 @@ fn parse(body: &[u8]) -> Result<ChatRequest, String> {
         max_tokens,
         user: text("user"),
         session_id: text("session_id"),
+        response_format: o.get("response_format").cloned(),
         messages,
     })
 }

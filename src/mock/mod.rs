@@ -28,6 +28,7 @@ mod chat;
 pub mod classify;
 mod config;
 mod endpoints;
+mod judge;
 mod models;
 mod state;
 mod wire;

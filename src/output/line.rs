@@ -45,6 +45,13 @@ impl LineBuilder {
                 cache_hit: false,
                 cached_cost_usd: None,
                 cache_ticket: None,
+                parsed: None,
+                scores: None,
+                score: None,
+                pass: None,
+                unscored: None,
+                judge_cost_usd: None,
+                judge: None,
             },
         }
     }

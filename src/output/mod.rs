@@ -192,6 +192,33 @@ pub struct ResultLine {
     /// file: the writer inserts it after the line is in results.jsonl).
     #[serde(skip)]
     pub cache_ticket: Option<CacheTicket>,
+    // --- Evaluation (`[eval]`, `[[checks]]`): absent on lines of jobs without checks. ---
+    /// The validated structured reply, when the job asks for one (`field` checks read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parsed: Option<Value>,
+    /// Each check's score (0..1; `null`: it could not be scored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<std::collections::BTreeMap<String, Option<f64>>>,
+    /// The weighted mean of the scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Whether the row passed (`false` on an error line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<bool>,
+    /// Why a check could not be scored, per check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<std::collections::BTreeMap<String, String>>,
+    /// What the judge calls of this row cost (apart from `cost_usd`).
+    #[serde(
+        with = "crate::money::opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub judge_cost_usd: Option<Decimal>,
+    /// Each judge check's grade and the hash of what it judged (a re-score sends again only
+    /// the judge checks whose inputs changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<std::collections::BTreeMap<String, crate::eval::judge::JudgeRecord>>,
 }
 
 /// A paid answer's cache key and its charge, carried by its line to the writer.

@@ -55,6 +55,9 @@ pub struct Summary {
     /// Lines of models no longer in the job: kept in results.jsonl, left out of the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_out: Option<LeftOut>,
+    /// The leaderboard of a job with checks (`[eval]`, `[[checks]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<crate::eval::cells::EvalSummary>,
 }
 
 /// `cache` of the summary.
@@ -149,6 +152,9 @@ pub struct CostTotals {
     /// The sum of every row's `cost_usd`.
     #[serde(with = "crate::money")]
     pub total: Decimal,
+    /// The sum of every row's `judge_cost_usd` (judge checks), included in `total`.
+    #[serde(with = "crate::money", default)]
+    pub judge_total: Decimal,
     /// The sum of every row's `table_cost_usd`.
     #[serde(with = "crate::money")]
     pub table_total: Decimal,

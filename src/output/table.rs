@@ -26,7 +26,10 @@ pub fn render_table_plain(s: &Summary) -> String {
 }
 
 fn render(s: &Summary, plain: bool) -> String {
-    let mut out = header(s);
+    let mut out = s.eval.as_ref().map_or(String::new(), |e| {
+        crate::eval::table::leaderboard(e, plain) + "\n"
+    });
+    out.push_str(&header(s));
     let models = groups_or_costs(&s.models, &s.cost_usd.by_model);
     let providers = groups_or_costs(&s.providers, &s.cost_usd.by_provider);
     let _ = writeln!(out, "\n{}\n", group_table("model", &models, plain));
@@ -130,6 +133,13 @@ fn cost_lines(s: &Summary) -> String {
         out.push(')');
     }
     out.push('\n');
+    if c.judge_total > Decimal::ZERO {
+        let _ = writeln!(
+            out,
+            "judge calls: {} (in the total; the tables above are completions)",
+            usd(c.judge_total)
+        );
+    }
     if c.unknown_rows > 0 {
         let n = plural(c.unknown_rows, "row", "rows");
         let _ = writeln!(out, "cost unknown for {n} (not in the total)");

@@ -63,9 +63,20 @@ pub(crate) async fn execute(
     let progress = Progress::new(plan.pending_count(p.scan.shard_rows));
     let (tx, writer) = {
         let ctx = ctx.clone();
-        writer::spawn(p.journal, progress.clone(), ctx.cache.clone(), move |why| {
-            ctx.request_stop(StopReason::JournalFailed(why))
-        })
+        let scorer = job
+            .eval
+            .as_ref()
+            .map(crate::eval::Scorer::compile)
+            .transpose()
+            .map_err(RunError::Config)?
+            .map(|s| (Arc::new(s), ctx.clone()));
+        writer::spawn(
+            p.journal,
+            progress.clone(),
+            ctx.cache.clone(),
+            scorer,
+            move |why| ctx.request_stop(StopReason::JournalFailed(why)),
+        )
     };
     let display_done = tokio_util::sync::CancellationToken::new();
     let display = tokio::spawn(
@@ -158,6 +169,7 @@ fn finish(
         models: Some(plan.models().to_vec()),
         variants: Some(plan.variants().to_vec()),
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
+        eval: job.eval.as_ref().map(|e| e.min_pass_rate),
     };
     OutputDir::new(&job.output_dir)
         .finalize_job(&meta, job, scan, plan.models())

@@ -18,6 +18,7 @@ mod cached;
 mod crashed;
 mod dispatch;
 mod fresh;
+mod judge;
 mod lookup;
 #[cfg(test)]
 mod loop_tests;

@@ -57,6 +57,11 @@ pub fn scan_job(job: &Job) -> Result<(ScanReport, Prompts), RunError> {
             count: report.error_count,
         });
     }
+    if let Some(eval) = &job.eval {
+        crate::eval::Scorer::compile(eval)
+            .and_then(|s| s.check_columns(&report.columns))
+            .map_err(RunError::Config)?;
+    }
     if job.request.models.is_empty() && report.batch_models.is_empty() && report.rows > 0 {
         return Err(RunError::Config(
             "no model: set request.models in the job file or pass --model".into(),

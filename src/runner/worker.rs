@@ -45,7 +45,7 @@ impl WorkItem {
     }
 }
 
-enum End {
+pub(crate) enum End {
     Answered(Completion, Reservation),
     Failed(Failure),
     /// Stopped before a result (auth, credits, budget, abort): a line only if money was spent.
@@ -120,7 +120,7 @@ pub(crate) async fn work(
     }
 }
 
-async fn attempts(
+pub(crate) async fn attempts(
     ctx: &Ctx,
     item: &WorkItem,
     tally: &mut Attempts,

@@ -67,12 +67,21 @@ impl Health {
 pub(crate) struct Sink {
     tx: mpsc::Sender<ResultLine>,
     health: Arc<Health>,
+    /// The job's checks: each line is scored as it is handed over, before it is written
+    /// (judge checks are sent first, through the run's context).
+    scorer: Option<(Arc<crate::eval::Scorer>, Arc<super::Ctx>)>,
 }
 
 impl Sink {
     /// Hands `line` to the writer; a writer that is gone stops the run and counts the line
     /// as not recorded.
-    pub(crate) async fn send(&self, line: ResultLine) {
+    pub(crate) async fn send(&self, mut line: ResultLine) {
+        if let Some((scorer, ctx)) = &self.scorer {
+            if scorer.has_judge() {
+                super::judge::grade(ctx, scorer, &mut line).await;
+            }
+            scorer.apply_recorded(&mut line);
+        }
         if self.tx.send(line).await.is_err() {
             self.health.refused.fetch_add(1, Relaxed);
             self.health
@@ -87,6 +96,7 @@ pub(crate) fn spawn(
     journal: Journal,
     progress: Arc<Progress>,
     cache: Option<Arc<ResponseCache>>,
+    scorer: Option<(Arc<crate::eval::Scorer>, Arc<super::Ctx>)>,
     on_failure: impl Fn(String) + Send + Sync + 'static,
 ) -> (Sink, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
@@ -98,13 +108,13 @@ pub(crate) fn spawn(
         on_failure: Box::new(on_failure),
     });
     let task = tokio::spawn(write_lines(journal, rx, progress, cache, health.clone()));
-    (Sink { tx, health }, task)
+    (Sink { tx, health, scorer }, task)
 }
 
 /// Waits for the writer (`sink` is dropped first, so it ends once every other clone is gone).
 /// The lines written, and on a failure why and how many answers could not be recorded.
 pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> (u64, Option<String>) {
-    let Sink { tx, health } = sink;
+    let Sink { tx, health, .. } = sink;
     drop(tx);
     if let Err(e) = task.await {
         health.fail(format!(
@@ -224,7 +234,7 @@ mod tests {
             return;
         };
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(3), None, on_failure);
+        let (sink, task) = spawn(journal, Progress::new(3), None, None, on_failure);
         for id in ["1", "2", "3"] {
             sink.send(line(id)).await;
         }
@@ -239,7 +249,13 @@ mod tests {
     async fn cached_after_writing(journal: Journal, dir: &std::path::Path) -> u64 {
         let cache = ResponseCache::open(dir, "e").unwrap();
         let (_, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), Some(cache.clone()), on_failure);
+        let (sink, task) = spawn(
+            journal,
+            Progress::new(2),
+            Some(cache.clone()),
+            None,
+            on_failure,
+        );
         for (i, id) in ["1", "2"].into_iter().enumerate() {
             let mut l = line(id);
             l.cost_usd = Some(rust_decimal::Decimal::ONE);
@@ -277,7 +293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(&dir.path().join("results.jsonl")).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, None, on_failure);
         task.abort();
         while !task.is_finished() {
             tokio::task::yield_now().await;
@@ -296,7 +312,7 @@ mod tests {
         let path = dir.path().join("results.jsonl");
         let (journal, _) = Journal::open(&path).unwrap();
         let (calls, on_failure) = stopped();
-        let (sink, task) = spawn(journal, Progress::new(2), None, on_failure);
+        let (sink, task) = spawn(journal, Progress::new(2), None, None, on_failure);
         sink.send(line("1")).await;
         sink.send(line("2")).await;
         assert_eq!(finish(sink, task).await, (2, None));

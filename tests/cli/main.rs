@@ -14,6 +14,7 @@ use support::summary_fields;
 mod contract;
 mod conventions;
 mod cost;
+mod eval;
 mod exits;
 mod faults;
 mod input_errors;

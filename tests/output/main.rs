@@ -43,7 +43,7 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         resumable: false,
         cache_hit: false,
         cached_cost_usd: None,
-        cache_ticket: None,
+        ..orbatch::output::line::LineBuilder::new(id, model).build()
     }
 }
 

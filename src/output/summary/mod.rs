@@ -47,6 +47,8 @@ pub struct SummaryMeta {
     pub variants: Option<Vec<Option<String>>>,
     /// What this run sent (`None` for `orbatch summary`).
     pub this_run: Option<super::ThisRun>,
+    /// The job has checks: build the leaderboard (`eval`), with this `min_pass_rate`.
+    pub eval: Option<Option<f64>>,
 }
 
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
@@ -60,15 +62,23 @@ pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
 /// [`super::results::compact`] leaves it): a single pass, no key index.
 pub fn summarize_compacted(path: &Path, meta: &SummaryMeta) -> io::Result<Summary> {
     let mut acc = Acc::new(meta);
+    let mut cells = meta
+        .eval
+        .map(|min| crate::eval::cells::Cells::new(meta.models.as_deref(), min));
     let mut scanner = super::lines::LineScanner::new(std::fs::File::open(path)?);
     while scanner.next_line()?.is_some() {
+        if let Some(cells) = cells.as_mut() {
+            cells.add_json(scanner.bytes());
+        }
         // Only the fields the summary counts, borrowed from the line (output and vars are
         // skipped, not built).
         if let Ok(line) = serde_json::from_slice::<SummaryLine<'_>>(scanner.bytes()) {
             acc.add(&line);
         }
     }
-    Ok(acc.finish(meta))
+    let mut summary = acc.finish(meta);
+    summary.eval = cells.map(crate::eval::cells::Cells::finish);
+    Ok(summary)
 }
 
 /// Writes `summary` as pretty JSON to `path` (temp file + rename).
@@ -101,6 +111,8 @@ struct SummaryLine<'a> {
     cost_usd: Option<Decimal>,
     #[serde(with = "crate::money::opt", default)]
     table_cost_usd: Option<Decimal>,
+    #[serde(with = "crate::money::opt", default)]
+    judge_cost_usd: Option<Decimal>,
     #[serde(default)]
     cost_mismatch: bool,
     latency_ms: u64,
@@ -144,6 +156,7 @@ impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
             cached_tokens: l.cached_tokens,
             cost_usd: l.cost_usd,
             table_cost_usd: l.table_cost_usd,
+            judge_cost_usd: l.judge_cost_usd,
             cost_mismatch: l.cost_mismatch,
             latency_ms: l.latency_ms,
             attempts: l.attempts,
@@ -245,7 +258,9 @@ impl Acc {
         }
         self.add_requests(line);
         self.add_tokens(line);
-        self.cost.total += cost;
+        let judge = line.judge_cost_usd.unwrap_or_default();
+        self.cost.total += cost + judge;
+        self.cost.judge_total += judge;
         self.cost.table_total += line.table_cost_usd.unwrap_or_default();
         self.cost.mismatched_rows += u64::from(line.cost_mismatch);
         self.cost.unknown_rows += u64::from(line.cost_usd.is_none());
@@ -351,6 +366,7 @@ impl Acc {
             finished_at,
             cache: self.cache,
             left_out: (self.left_out.rows > 0).then_some(self.left_out),
+            eval: None,
         }
     }
 }

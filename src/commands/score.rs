@@ -1,0 +1,101 @@
+//! `orbatch score`: recompute every check over the results already in the output dir, rewrite
+//! results.jsonl (compacted), results.csv and summary.json; send no completion. Exit 0, 1
+//! (some rows failed), 2 (no checks, no results, a bad config) or 5 (a cell below
+//! `min_pass_rate`).
+
+use super::error::CommandError;
+use super::exit::{Exit, Outcome};
+use super::print::{print_json, print_stdout};
+use super::resolve::{endpoint, resolve_job};
+use crate::cli::JobArgs;
+use crate::eval::Scorer;
+use crate::manifest::DirLock;
+use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
+use crate::output::summary::SummaryMeta;
+
+pub(super) async fn score(a: JobArgs) -> Result<Exit, CommandError> {
+    let endpoint = endpoint(&a.api, &a.base_url).await?;
+    let job = resolve_job(&a, &endpoint, |_| {})?;
+    let Some(spec) = &job.eval else {
+        return Err(anyhow::anyhow!(
+            "{}: the job has no [[checks]] to score with",
+            job.file
+                .as_ref()
+                .map_or("the job".into(), |f| f.display().to_string())
+        )
+        .into());
+    };
+    let scorer = Scorer::compile(spec).map_err(|e| anyhow::anyhow!(e))?;
+    let dir = job.output_dir.clone();
+    if !dir.join(crate::output::finalize::RESULTS).is_file() {
+        return Err(anyhow::anyhow!(
+            "{}: no results.jsonl to score (run the job first, or give --output-dir)",
+            dir.display()
+        )
+        .into());
+    }
+    let (scan, _) = crate::runner::scan_job(&job).map_err(|e| CommandError::from_run(e, &dir))?;
+    let _lock = DirLock::acquire(&dir).map_err(|e| anyhow::anyhow!(e))?;
+    // A judge's recorded grade stands while its model, rubric and judged output are the same
+    // (the hash on the line); a changed one is left unscored (re-run the job to re-judge).
+    let stale = std::cell::Cell::new(0u64);
+    let judged = |line: &crate::output::ResultLine, c: &crate::job::CheckSpec| {
+        let crate::job::CheckKind::Judge { model, .. } = &c.kind else {
+            return None;
+        };
+        let rubric = scorer.rubric(c, line)?.ok()?;
+        let rec = line.judge.as_ref().and_then(|j| j.get(&c.name));
+        match rec {
+            Some(r) if r.hash == crate::eval::judge::inputs_hash(model, &rubric) => r.score,
+            _ => {
+                stale.set(stale.get() + 1);
+                None
+            }
+        }
+    };
+    let done = crate::eval::rescore::rescore(&dir, &scorer, &judged)?;
+    if stale.get() > 0 {
+        eprintln!(
+            "orbatch: warning: {} judge grades are missing or stale (the rubric, the judge model or the output changed) and are left unscored; `score` does not send judge calls yet",
+            stale.get()
+        );
+    }
+    tracing::info!("scored {} lines", done.lines);
+    let plan = crate::plan::Plan::new(&job, &scan);
+    let csv = ResultsCsv::for_job(&job, &scan, plan.models());
+    let meta = SummaryMeta {
+        job: job.name.clone(),
+        total_pairs: Some(plan.total(scan.rows)),
+        models: Some(plan.models().to_vec()),
+        eval: Some(spec.min_pass_rate),
+        ..SummaryMeta::default()
+    };
+    let summary = OutputDir::new(&dir)
+        .finalize(&meta, &[&csv, &SummaryJson])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        print_json(&summary)?;
+    } else {
+        print_stdout(&crate::output::table::render_table(&summary));
+    }
+    eprintln!(
+        "orbatch: scored {} results in {}",
+        done.lines,
+        dir.display()
+    );
+    let below = summary.eval.as_ref().map_or(Vec::new(), |e| e.below_min());
+    for c in &below {
+        eprintln!(
+            "orbatch: {} x {}: pass rate {:.1}% is below min_pass_rate (exit 5)",
+            c.variant.as_deref().unwrap_or("-"),
+            c.model,
+            c.pass_rate * 100.0
+        );
+    }
+    Ok(Outcome {
+        eval_failed: !below.is_empty(),
+        rows_failed: summary.rows.error > 0,
+        ..Outcome::default()
+    }
+    .exit())
+}
