@@ -41,6 +41,7 @@ pub mod request;
 pub mod retry;
 pub mod runner;
 pub mod scan;
+pub mod schema;
 pub mod slugs;
 pub mod template;
 pub mod tokens;
