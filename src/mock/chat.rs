@@ -44,6 +44,8 @@ struct ChatRequest {
     max_tokens: Option<u64>,
     user: Option<String>,
     session_id: Option<String>,
+    /// `response_format.json_schema.schema`, when asked for.
+    schema: Option<Value>,
 }
 
 /// The handler.
@@ -216,7 +218,12 @@ fn billed(
     rec: &mut RequestRecord,
 ) -> Reply {
     let prompt_tokens = models::prompt_tokens(&req.messages);
-    let (full, n, finish) = models::completion_for(&req.model, &req.messages, req.max_tokens);
+    let (full, n, finish) = match &req.schema {
+        Some(schema) => {
+            super::structured::answer(&st.cfg, &req.model, &req.messages, schema, req.max_tokens)
+        }
+        None => models::completion_for(&req.model, &req.messages, req.max_tokens),
+    };
     let (content, completion_tokens, finish, native) = match fault {
         Outcome::FinishError => {
             let keep = n / 2;
@@ -395,7 +402,9 @@ fn parse(body: &[u8]) -> Result<ChatRequest, String> {
         None => uint(&o, "max_tokens")?,
     };
     let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let schema = super::structured::requested_schema(&o)?;
     Ok(ChatRequest {
+        schema,
         model,
         max_tokens,
         user: text("user"),

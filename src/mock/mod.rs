@@ -30,6 +30,7 @@ mod config;
 mod endpoints;
 mod models;
 mod state;
+pub mod structured;
 mod wire;
 
 use std::future::Future;
