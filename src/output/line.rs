@@ -43,6 +43,8 @@ impl LineBuilder {
                 resumable: false,
                 cache_hit: false,
                 cached_cost_usd: None,
+                parsed: None,
+                schema_attempts: None,
                 cache_ticket: None,
             },
         }

@@ -72,6 +72,8 @@ pub enum ErrorKind {
     Credits,
     /// 401, or a 403 of type authentication/permission_denied.
     Auth,
+    /// The reply never validated against the job's JSON Schema (`[output]`).
+    Schema,
 }
 
 impl ErrorKind {
@@ -89,6 +91,7 @@ impl ErrorKind {
             ErrorKind::ContextLength => "context_length",
             ErrorKind::Credits => "credits",
             ErrorKind::Auth => "auth",
+            ErrorKind::Schema => "schema",
         }
     }
 }
@@ -184,10 +187,26 @@ pub struct ResultLine {
         skip_serializing_if = "Option::is_none"
     )]
     pub cached_cost_usd: Option<Decimal>,
+    /// (Structured output.) The reply as a validated JSON object; `null` when it never
+    /// validated; absent when the job has no schema.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub parsed: Option<Option<RawJson>>,
+    /// (Structured output.) Attempts including the first (1: the first reply validated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_attempts: Option<u32>,
     /// Where this answer goes in the response cache once its line is written (never in the
     /// file: the writer inserts it after the line is in results.jsonl).
     #[serde(skip)]
     pub cache_ticket: Option<CacheTicket>,
+}
+
+/// A field that is present (`null` included) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<RawJson>>, D::Error> {
+    Option::<RawJson>::deserialize(d).map(Some)
 }
 
 /// A paid answer's cache key and its charge, carried by its line to the writer.

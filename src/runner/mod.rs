@@ -25,6 +25,7 @@ mod prepare;
 mod reader;
 mod reserve;
 mod rows;
+mod structured;
 mod sweep;
 mod tally;
 mod worker;

@@ -42,6 +42,8 @@ fn ok(id: &str, model: &str, cost: Option<&str>) -> ResultLine {
         resumable: false,
         cache_hit: false,
         cached_cost_usd: None,
+        parsed: None,
+        schema_attempts: None,
         cache_ticket: None,
     }
 }
