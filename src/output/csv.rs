@@ -56,6 +56,9 @@ pub struct CsvSpec<'a> {
     pub dialect: Dialect,
     /// Long or wide.
     pub layout: Layout,
+    /// The schema's top-level properties (structured output): an `output.<property>` column
+    /// each, after `output` (long layout).
+    pub properties: &'a [String],
 }
 
 impl CsvSpec<'_> {
@@ -63,7 +66,14 @@ impl CsvSpec<'_> {
     /// `result.<name>` when an input column has its name (the input's column is kept as is).
     pub fn header(&self) -> Vec<String> {
         let results: Vec<String> = match self.layout {
-            Layout::Long => RESULT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            Layout::Long => RESULT_COLUMNS
+                .iter()
+                .flat_map(|c| {
+                    let fields = if *c == "output" { self.properties } else { &[] };
+                    std::iter::once(c.to_string())
+                        .chain(fields.iter().map(|p| format!("output.{p}")))
+                })
+                .collect(),
             Layout::Wide => self
                 .models
                 .iter()
@@ -100,6 +110,7 @@ pub fn write_results_csv(
         models,
         dialect: Dialect::default(),
         layout: Layout::Long,
+        properties: &[],
     };
     write_results_csv_indexed(results, &index_offsets(results)?, rows, &spec, out)
 }
@@ -162,7 +173,7 @@ pub fn write_results_csv_indexed(
                 let mut record: Vec<Cow<'_, str>> =
                     Vec::with_capacity(columns.len() + RESULT_COLUMNS.len());
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
-                result_cells(&mut record, model, line.as_ref());
+                result_cells(&mut record, model, line.as_ref(), spec.properties);
                 write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
@@ -249,6 +260,8 @@ struct CsvLine<'a> {
     error: Option<CsvError<'a>>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    parsed: Option<&'a serde_json::value::RawValue>,
 }
 
 /// `error` of a [`CsvLine`].
@@ -260,13 +273,18 @@ struct CsvError<'a> {
 }
 
 /// Pushes the [`RESULT_COLUMNS`] cells of one (row, model).
-fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option<&'a CsvLine<'a>>) {
+fn result_cells<'a>(
+    record: &mut Vec<Cow<'a, str>>,
+    model: &'a str,
+    line: Option<&'a CsvLine<'a>>,
+    properties: &[String],
+) {
     record.push(Cow::Borrowed(model));
     let Some(line) = line else {
         record.push(Cow::Borrowed("not_sent"));
         record.extend(std::iter::repeat_n(
             Cow::Borrowed(""),
-            RESULT_COLUMNS.len() - 2,
+            RESULT_COLUMNS.len() - 2 + properties.len(),
         ));
         return;
     };
@@ -277,6 +295,18 @@ fn result_cells<'a>(record: &mut Vec<Cow<'a, str>>, model: &'a str, line: Option
     let num = |n: Option<u64>| n.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
     record.push(Cow::Borrowed(status));
     record.push(Cow::Borrowed(line.output.as_deref().unwrap_or("")));
+    if !properties.is_empty() {
+        let parsed: serde_json::Map<String, Value> = line
+            .parsed
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        for p in properties {
+            let cell = parsed
+                .get(p)
+                .map_or_else(String::new, crate::schema::value_text);
+            record.push(Cow::Owned(cell));
+        }
+    }
     record.push(
         line.cost_usd
             .map_or(Cow::Borrowed(""), |c| Cow::Owned(c.normalize().to_string())),

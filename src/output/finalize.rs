@@ -67,6 +67,8 @@ pub struct ResultsCsv {
     pub delimiter: Option<u8>,
     /// Long or wide.
     pub layout: Layout,
+    /// The schema's top-level properties, in order (`output.<property>` columns).
+    pub properties: Vec<String>,
 }
 
 impl ResultsCsv {
@@ -85,6 +87,13 @@ impl ResultsCsv {
             models: models.to_vec(),
             delimiter: job.delimiter,
             layout: job.layout,
+            properties: job.output.as_ref().map_or_else(Vec::new, |o| {
+                o.compiled
+                    .properties()
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect()
+            }),
         }
     }
 }
@@ -103,6 +112,7 @@ impl Exporter for ResultsCsv {
             models: &self.models,
             dialect: reader.dialect(),
             layout: self.layout,
+            properties: &self.properties,
         };
         let rows = reader
             .filter_map(Result::ok)
