@@ -20,6 +20,7 @@ macro_rules! eprintln {
     }};
 }
 
+pub mod annotation;
 pub mod api;
 pub mod budget;
 pub mod client;

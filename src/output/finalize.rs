@@ -33,6 +33,11 @@ pub trait Exporter {
     fn file_name(&self) -> &str;
     /// Writes the file into `end.dir`.
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()>;
+    /// Adds to the summary before any exporter runs (every exporter's `amend` first, then
+    /// every `export`), for an output whose figures belong in summary.json too.
+    fn amend(&self, _end: &RunEnd<'_>, _summary: &mut Summary) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `summary.json`.
@@ -98,15 +103,32 @@ impl ResultsCsv {
     }
 }
 
+impl ResultsCsv {
+    fn reader(&self) -> io::Result<RowReader> {
+        let id_column = self.id_column.as_deref();
+        RowReader::open_with(&self.input, id_column, self.delimiter, self.bytes)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn take(&self, reader: RowReader) -> impl Iterator<Item = crate::input::Row> {
+        reader
+            .filter_map(Result::ok)
+            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize))
+    }
+
+    /// The input rows results.csv lists, in input order (the validated bytes, `--limit`).
+    pub fn rows(&self) -> io::Result<impl Iterator<Item = crate::input::Row>> {
+        Ok(self.take(self.reader()?))
+    }
+}
+
 impl Exporter for ResultsCsv {
     fn file_name(&self) -> &str {
         "results.csv"
     }
 
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
-        let id_column = self.id_column.as_deref();
-        let reader = RowReader::open_with(&self.input, id_column, self.delimiter, self.bytes)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let reader = self.reader()?;
         let spec = CsvSpec {
             columns: &self.columns,
             models: &self.models,
@@ -114,9 +136,7 @@ impl Exporter for ResultsCsv {
             layout: self.layout,
             properties: &self.properties,
         };
-        let rows = reader
-            .filter_map(Result::ok)
-            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize));
+        let rows = self.take(reader);
         super::csv::write_results_csv_indexed(
             end.results,
             end.index,
@@ -174,14 +194,26 @@ impl OutputDir {
         let t = std::time::Instant::now();
         let CompactStats { index, .. } = compact(&results).map_err(journal("compacting"))?;
         tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
-        let summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        let mut summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        let mut failed = Vec::new();
+        let draft = summary.clone();
+        for e in exporters {
+            let end = RunEnd {
+                dir: &self.dir,
+                results: &results,
+                index: &index,
+                summary: &draft,
+            };
+            if let Err(err) = e.amend(&end, &mut summary) {
+                failed.push(format!("writing {}: {err}", e.file_name()));
+            }
+        }
         let end = RunEnd {
             dir: &self.dir,
             results: &results,
             index: &index,
             summary: &summary,
         };
-        let mut failed = Vec::new();
         for e in exporters {
             let t = std::time::Instant::now();
             match e.export(&end) {

@@ -7,7 +7,7 @@ pub mod finalize;
 pub mod inflight;
 pub mod key;
 pub mod line;
-mod lines;
+pub(crate) mod lines;
 pub mod results;
 pub mod summary;
 mod summary_json;

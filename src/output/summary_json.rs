@@ -51,6 +51,9 @@ pub struct Summary {
     /// Lines of models no longer in the job: kept in results.jsonl, left out of the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_out: Option<LeftOut>,
+    /// Agreement across raters on the structured output's fields (two or more raters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<crate::annotation::AnnotationSummary>,
 }
 
 /// `cache` of the summary.

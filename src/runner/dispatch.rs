@@ -159,7 +159,24 @@ fn finish(
         models: Some(plan.models().to_vec()),
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
     };
+    let raters = plan
+        .models()
+        .iter()
+        .map(|m| crate::annotation::Rater {
+            variant: None,
+            model: m.clone(),
+        })
+        .collect();
+    let annotation = crate::annotation::Annotation::for_job(
+        ResultsCsv::for_job(job, scan, plan.models()),
+        job,
+        raters,
+    );
+    let mut exporters: Vec<&dyn crate::output::finalize::Exporter> = vec![&csv, &SummaryJson];
+    if let Some(a) = &annotation {
+        exporters.push(a);
+    }
     OutputDir::new(&job.output_dir)
-        .finalize(&meta, &[&csv, &SummaryJson])
+        .finalize(&meta, &exporters)
         .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
 }

@@ -325,6 +325,7 @@ impl Acc {
             finished_at,
             cache: self.cache,
             left_out: (self.left_out.rows > 0).then_some(self.left_out),
+            annotation: None,
         }
     }
 }
