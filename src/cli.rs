@@ -141,6 +141,13 @@ pub struct JobArgs {
     /// incomplete); by default an unknown model is refused before anything is sent.
     #[arg(long)]
     pub allow_unknown_models: bool,
+    /// Structured output: a JSON Schema file every reply must validate against (as
+    /// `[output] schema`; relative to the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Re-asks after a reply that does not validate against the schema [default: 2].
+    #[arg(long, value_name = "N")]
+    pub schema_retries: Option<u32>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub api: ApiArgs,
@@ -164,6 +171,10 @@ impl JobArgs {
             id_column: self.id_column.clone(),
             mock: self.api.mock,
             delimiter: self.delimiter,
+            output: crate::job::output_schema::OutputOverrides {
+                schema: self.schema.clone(),
+                schema_retries: self.schema_retries,
+            },
             ..Overrides::default()
         }
     }

@@ -20,6 +20,7 @@ macro_rules! eprintln {
     }};
 }
 
+pub mod annotation;
 pub mod api;
 pub mod budget;
 pub mod client;
@@ -43,6 +44,7 @@ pub mod request;
 pub mod retry;
 pub mod runner;
 pub mod scan;
+pub mod schema;
 pub mod shard;
 pub mod slugs;
 pub mod template;

@@ -334,11 +334,11 @@ pub fn judged_text(c: &CheckSpec, line: &ResultLine) -> Result<String, String> {
             .output
             .clone()
             .ok_or_else(|| "the line has no output".to_string()),
-        Some(field) => match line.parsed.as_ref() {
+        Some(field) => match line.parsed.as_ref().and_then(Option::as_ref) {
             None => Err(format!(
                 "field `{field}`: the line has no structured reply (`parsed`)"
             )),
-            Some(parsed) => match parsed.get(field) {
+            Some(parsed) => match parsed.to_map().get(field) {
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(Value::Null) | None => Err(format!("field `{field}` is not in `parsed`")),
                 Some(other) => Ok(other.to_string()),

@@ -70,7 +70,9 @@ fn a_field_check_reads_parsed_and_says_why_when_absent() {
     assert_eq!(r.scores["s"], None);
     assert!(r.unscored["s"].contains("parsed"), "{:?}", r.unscored);
     assert!(!r.pass);
-    line.parsed = Some(serde_json::json!({"sentiment": "Negative"}));
+    line.parsed = Some(Some(crate::output::RawJson::of(
+        &serde_json::json!({"sentiment": "Negative"}),
+    )));
     assert!(s.score(&line, &|_| None).pass);
 }
 

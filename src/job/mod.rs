@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub mod eval;
+pub mod output_schema;
 pub mod variants;
 
 pub use eval::{CheckKind, CheckSpec, EvalSpec};
@@ -53,6 +54,7 @@ struct JobFile {
     variants: Vec<variants::VariantFile>,
     eval: Option<eval::EvalFile>,
     checks: Option<Vec<eval::CheckFile>>,
+    output: Option<output_schema::OutputFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +149,8 @@ pub struct Overrides {
     pub temperature: Option<f64>,
     /// `--top-p`, `--seed`, `--param KEY=JSON`: request body fields, over `request.extra`.
     pub extra: Map<String, Value>,
+    /// `--schema FILE`, `--schema-retries N`.
+    pub output: output_schema::OutputOverrides,
 }
 
 /// The request every row is sent with.
@@ -238,6 +242,8 @@ pub struct Job {
     pub shard: Option<crate::shard::Shard>,
     /// The evaluation (`[eval]` and `[[checks]]`), when the job has one.
     pub eval: Option<EvalSpec>,
+    /// Structured output (`[output]`, `--schema`); `None`: free text.
+    pub output: Option<output_schema::OutputSpec>,
 }
 
 impl Job {
@@ -248,13 +254,15 @@ impl Job {
         o: Overrides,
         env_base_url: Option<String>,
     ) -> Result<Job, JobError> {
-        let (jf, base_dir) = match file {
-            Some(path) => (
-                read_job_file(path)?,
-                path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            ),
-            None => (JobFile::default(), PathBuf::new()),
+        let (mut jf, base_dir, text) = match file {
+            Some(path) => {
+                let (jf, text) = read_job_file(path)?;
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (jf, dir, Some(text))
+            }
+            None => (JobFile::default(), PathBuf::new(), None),
         };
+        let output_file = jf.output.take();
         let input = match (o.input, jf.input) {
             (Some(p), _) => p,
             (None, Some(p)) if p.is_relative() => base_dir.join(p),
@@ -301,7 +309,7 @@ impl Job {
         }
         let mut seen = std::collections::HashSet::new();
         models.retain(|m| seen.insert(m.clone()));
-        let request = RequestSpec {
+        let mut request = RequestSpec {
             models,
             system: o.system.or(jf.request.system),
             prompt: o.prompt.or(jf.request.prompt),
@@ -326,6 +334,11 @@ impl Job {
                     "request.extra.{reserved} (or --param {reserved}=..): set this with its own key or flag, not inside `extra`"
                 )));
             }
+        }
+        let output =
+            output_schema::resolve(output_file, o.output, &base_dir, text.as_deref(), &name)?;
+        if let Some(spec) = &output {
+            output_schema::apply(spec, &mut request)?;
         }
         let timeout_secs = o.timeout_secs.or(jf.limits.timeout_secs).unwrap_or(180.0);
         if !(timeout_secs > 0.0 && timeout_secs.is_finite()) {
@@ -400,14 +413,15 @@ impl Job {
             variants: variants::resolve(jf.variants),
             shard: None,
             eval,
+            output,
         })
     }
 }
 
-fn read_job_file(path: &Path) -> Result<JobFile, JobError> {
+fn read_job_file(path: &Path) -> Result<(JobFile, String), JobError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| JobError(format!("{}: cannot read job file: {e}", path.display())))?;
-    parse_job_file(path, &text)
+    Ok((parse_job_file(path, &text)?, text))
 }
 
 fn parse_job_file(path: &Path, text: &str) -> Result<JobFile, JobError> {

@@ -45,6 +45,8 @@ struct ChatRequest {
     response_format: Option<Value>,
     user: Option<String>,
     session_id: Option<String>,
+    /// `response_format.json_schema.schema`, when asked for.
+    schema: Option<Value>,
 }
 
 /// The handler.
@@ -217,9 +219,14 @@ fn billed(
     rec: &mut RequestRecord,
 ) -> Reply {
     let prompt_tokens = models::prompt_tokens(&req.messages);
-    let (full, n, finish) = match super::judge::reply(req.response_format.as_ref(), &req.messages) {
-        Some((text, n)) => (text, n, "stop"),
-        None => models::completion_for(&req.model, &req.messages, req.max_tokens),
+    // A judge's {score, reason} schema is graded; any other schema answered to validate.
+    let judged = super::judge::reply(req.response_format.as_ref(), &req.messages);
+    let (full, n, finish) = match (judged, &req.schema) {
+        (Some((text, n)), _) => (text, n, "stop"),
+        (None, Some(schema)) => {
+            super::structured::answer(&st.cfg, &req.model, &req.messages, schema, req.max_tokens)
+        }
+        (None, None) => models::completion_for(&req.model, &req.messages, req.max_tokens),
     };
     let (content, completion_tokens, finish, native) = match fault {
         Outcome::FinishError => {
@@ -399,7 +406,9 @@ fn parse(body: &[u8]) -> Result<ChatRequest, String> {
         None => uint(&o, "max_tokens")?,
     };
     let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let schema = super::structured::requested_schema(&o)?;
     Ok(ChatRequest {
+        schema,
         model,
         max_tokens,
         user: text("user"),

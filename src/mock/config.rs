@@ -90,6 +90,18 @@ pub struct MockConfig {
     /// Do not keep request headers and user text in the request log (for benchmarks).
     #[arg(long)]
     pub no_log: bool,
+    /// Fraction of structured (json_schema) replies with a value outside an enum.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub schema_enum_rate: f64,
+    /// Fraction of structured replies that are prose instead of JSON.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub schema_prose_rate: f64,
+    /// Fraction of structured replies cut short (`finish_reason: length`).
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub schema_truncated_rate: f64,
+    /// Schema faults only in conversations with fewer than N assistant turns (0: always).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub schema_fault_turns: u32,
 }
 
 impl Default for MockConfig {
@@ -120,6 +132,10 @@ impl Default for MockConfig {
             listed_price_divisor_calls: 0,
             seed: 0,
             no_log: false,
+            schema_enum_rate: 0.0,
+            schema_prose_rate: 0.0,
+            schema_truncated_rate: 0.0,
+            schema_fault_turns: 0,
         }
     }
 }

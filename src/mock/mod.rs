@@ -31,6 +31,7 @@ mod endpoints;
 mod judge;
 mod models;
 mod state;
+pub mod structured;
 mod wire;
 
 use std::future::Future;

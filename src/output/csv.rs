@@ -58,6 +58,9 @@ pub struct CsvSpec<'a> {
     pub dialect: Dialect,
     /// Long or wide.
     pub layout: Layout,
+    /// The schema's top-level properties (structured output): an `output.<property>` column
+    /// each, after `output` (long layout).
+    pub properties: &'a [String],
 }
 
 impl CsvSpec<'_> {
@@ -85,11 +88,16 @@ impl CsvSpec<'_> {
         let results: Vec<String> = match self.layout {
             Layout::Long => RESULT_COLUMNS
                 .iter()
-                .flat_map(|&c| match c == "model" && self.has_variants() {
-                    true => vec!["model", "variant"],
-                    false => vec![c],
+                .flat_map(|&c| {
+                    let mut names = vec![c.to_string()];
+                    if c == "model" && self.has_variants() {
+                        names.push("variant".into());
+                    }
+                    if c == "output" {
+                        names.extend(self.properties.iter().map(|p| format!("output.{p}")));
+                    }
+                    names
                 })
-                .map(str::to_string)
                 .collect(),
             Layout::Wide => self
                 .pairs()
@@ -130,6 +138,7 @@ pub fn write_results_csv(
         variants: &[],
         dialect: Dialect::default(),
         layout: Layout::Long,
+        properties: &[],
     };
     write_results_csv_indexed(results, &index_offsets(results)?, rows, &spec, out)
 }
@@ -195,7 +204,12 @@ pub fn write_results_csv_indexed(
                     Vec::with_capacity(columns.len() + RESULT_COLUMNS.len() + 1);
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
                 let variant = with_variant.then(|| variant.unwrap_or(""));
-                result_cells(&mut record, (model, variant), line.as_ref());
+                result_cells(
+                    &mut record,
+                    (model, variant),
+                    line.as_ref(),
+                    spec.properties,
+                );
                 write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
@@ -284,6 +298,8 @@ struct CsvLine<'a> {
     error: Option<CsvError<'a>>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    parsed: Option<&'a serde_json::value::RawValue>,
 }
 
 /// `error` of a [`CsvLine`].
@@ -295,11 +311,13 @@ struct CsvError<'a> {
 }
 
 /// Pushes the [`RESULT_COLUMNS`] cells of one (row, variant, model); the `variant` cell
-/// follows `model` when the job has variants (`Some`).
+/// follows `model` when the job has variants (`Some`), the `output.<property>` cells follow
+/// `output`.
 fn result_cells<'a>(
     record: &mut Vec<Cow<'a, str>>,
     (model, variant): (&'a str, Option<&'a str>),
     line: Option<&'a CsvLine<'a>>,
+    properties: &[String],
 ) {
     record.push(Cow::Borrowed(model));
     record.extend(variant.map(Cow::Borrowed));
@@ -307,7 +325,7 @@ fn result_cells<'a>(
         record.push(Cow::Borrowed("not_sent"));
         record.extend(std::iter::repeat_n(
             Cow::Borrowed(""),
-            RESULT_COLUMNS.len() - 2,
+            RESULT_COLUMNS.len() - 2 + properties.len(),
         ));
         return;
     };
@@ -318,6 +336,18 @@ fn result_cells<'a>(
     let num = |n: Option<u64>| n.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
     record.push(Cow::Borrowed(status));
     record.push(Cow::Borrowed(line.output.as_deref().unwrap_or("")));
+    if !properties.is_empty() {
+        let parsed: serde_json::Map<String, Value> = line
+            .parsed
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        for p in properties {
+            let cell = parsed
+                .get(p)
+                .map_or_else(String::new, crate::schema::value_text);
+            record.push(Cow::Owned(cell));
+        }
+    }
     record.push(
         line.cost_usd
             .map_or(Cow::Borrowed(""), |c| Cow::Owned(c.normalize().to_string())),

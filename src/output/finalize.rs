@@ -33,6 +33,11 @@ pub trait Exporter {
     fn file_name(&self) -> &str;
     /// Writes the file into `end.dir`.
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()>;
+    /// Adds to the summary before any exporter runs (every exporter's `amend` first, then
+    /// every `export`), for an output whose figures belong in summary.json too.
+    fn amend(&self, _end: &RunEnd<'_>, _summary: &mut Summary) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `summary.json`.
@@ -71,6 +76,8 @@ pub struct ResultsCsv {
     pub layout: Layout,
     /// Only this shard's rows (`--shard`).
     pub shard: Option<crate::shard::Shard>,
+    /// The schema's top-level properties, in order (`output.<property>` columns).
+    pub properties: Vec<String>,
 }
 
 impl ResultsCsv {
@@ -91,7 +98,35 @@ impl ResultsCsv {
             delimiter: job.delimiter,
             layout: job.layout,
             shard: job.shard,
+            properties: job.output.as_ref().map_or_else(Vec::new, |o| {
+                o.compiled
+                    .properties()
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect()
+            }),
         }
+    }
+}
+
+impl ResultsCsv {
+    fn reader(&self) -> io::Result<RowReader> {
+        let id_column = self.id_column.as_deref();
+        RowReader::open_with(&self.input, id_column, self.delimiter, self.bytes)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn take(&self, reader: RowReader) -> impl Iterator<Item = crate::input::Row> {
+        let shard = self.shard;
+        reader
+            .filter_map(Result::ok)
+            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize))
+            .filter(move |row| shard.is_none_or(|s| s.owns(&row.id)))
+    }
+
+    /// The input rows results.csv lists, in input order (the validated bytes, `--limit`).
+    pub fn rows(&self) -> io::Result<impl Iterator<Item = crate::input::Row>> {
+        Ok(self.take(self.reader()?))
     }
 }
 
@@ -101,21 +136,16 @@ impl Exporter for ResultsCsv {
     }
 
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
-        let id_column = self.id_column.as_deref();
-        let reader = RowReader::open_with(&self.input, id_column, self.delimiter, self.bytes)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let reader = self.reader()?;
         let spec = CsvSpec {
             columns: &self.columns,
             models: &self.models,
             variants: &self.variants,
             dialect: reader.dialect(),
             layout: self.layout,
+            properties: &self.properties,
         };
-        let shard = self.shard;
-        let rows = reader
-            .filter_map(Result::ok)
-            .take(self.limit_rows.map_or(usize::MAX, |n| n as usize))
-            .filter(move |row| shard.is_none_or(|s| s.owns(&row.id)));
+        let rows = self.take(reader);
         super::csv::write_results_csv_indexed(
             end.results,
             end.index,
@@ -173,14 +203,26 @@ impl OutputDir {
         let t = std::time::Instant::now();
         let CompactStats { index, .. } = compact(&results).map_err(journal("compacting"))?;
         tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
-        let summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        let mut summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        let mut failed = Vec::new();
+        let draft = summary.clone();
+        for e in exporters {
+            let end = RunEnd {
+                dir: &self.dir,
+                results: &results,
+                index: &index,
+                summary: &draft,
+            };
+            if let Err(err) = e.amend(&end, &mut summary) {
+                failed.push(format!("writing {}: {err}", e.file_name()));
+            }
+        }
         let end = RunEnd {
             dir: &self.dir,
             results: &results,
             index: &index,
             summary: &summary,
         };
-        let mut failed = Vec::new();
         for e in exporters {
             let t = std::time::Instant::now();
             match e.export(&end) {
@@ -210,7 +252,30 @@ impl OutputDir {
         models: &[String],
     ) -> Result<Summary, FinalizeError> {
         let csv = ResultsCsv::for_job(job, scan, models);
-        self.finalize(meta, &[&csv, &SummaryJson])
+        // Every (variant, model) answers each row: the raters whose agreement is measured.
+        let variants: Vec<Option<String>> = match job.variants.is_empty() {
+            true => vec![None],
+            false => job.variants.iter().map(|v| Some(v.name.clone())).collect(),
+        };
+        let raters = variants
+            .iter()
+            .flat_map(|v| {
+                models.iter().map(|m| crate::annotation::Rater {
+                    variant: v.clone(),
+                    model: m.clone(),
+                })
+            })
+            .collect();
+        let annotation = crate::annotation::Annotation::for_job(
+            ResultsCsv::for_job(job, scan, models),
+            job,
+            raters,
+        );
+        let mut exporters: Vec<&dyn Exporter> = vec![&csv, &SummaryJson];
+        if let Some(a) = &annotation {
+            exporters.push(a);
+        }
+        self.finalize(meta, &exporters)
     }
 }
 

@@ -7,7 +7,7 @@ pub mod finalize;
 pub mod inflight;
 pub mod key;
 pub mod line;
-mod lines;
+pub(crate) mod lines;
 pub mod results;
 pub mod summary;
 mod summary_json;
@@ -72,6 +72,8 @@ pub enum ErrorKind {
     Credits,
     /// 401, or a 403 of type authentication/permission_denied.
     Auth,
+    /// The reply never validated against the job's JSON Schema (`[output]`).
+    Schema,
 }
 
 impl ErrorKind {
@@ -89,6 +91,7 @@ impl ErrorKind {
             ErrorKind::ContextLength => "context_length",
             ErrorKind::Credits => "credits",
             ErrorKind::Auth => "auth",
+            ErrorKind::Schema => "schema",
         }
     }
 }
@@ -188,14 +191,22 @@ pub struct ResultLine {
         skip_serializing_if = "Option::is_none"
     )]
     pub cached_cost_usd: Option<Decimal>,
+    /// (Structured output.) The reply as a validated JSON object; `null` when it never
+    /// validated; absent when the job has no schema.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub parsed: Option<Option<RawJson>>,
+    /// (Structured output.) Attempts including the first (1: the first reply validated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_attempts: Option<u32>,
     /// Where this answer goes in the response cache once its line is written (never in the
     /// file: the writer inserts it after the line is in results.jsonl).
     #[serde(skip)]
     pub cache_ticket: Option<CacheTicket>,
     // --- Evaluation (`[eval]`, `[[checks]]`): absent on lines of jobs without checks. ---
-    /// The validated structured reply, when the job asks for one (`field` checks read it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parsed: Option<Value>,
     /// Each check's score (0..1; `null`: it could not be scored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scores: Option<std::collections::BTreeMap<String, Option<f64>>>,
@@ -219,6 +230,11 @@ pub struct ResultLine {
     /// the judge checks whose inputs changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<std::collections::BTreeMap<String, crate::eval::judge::JudgeRecord>>,
+}
+
+/// A field that is present (`null` included) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<RawJson>>, D::Error> {
+    Option::<RawJson>::deserialize(d).map(Some)
 }
 
 /// A paid answer's cache key and its charge, carried by its line to the writer.

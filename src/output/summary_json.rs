@@ -58,6 +58,9 @@ pub struct Summary {
     /// The leaderboard of a job with checks (`[eval]`, `[[checks]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<crate::eval::cells::EvalSummary>,
+    /// Agreement across raters on the structured output's fields (two or more raters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<crate::annotation::AnnotationSummary>,
 }
 
 /// `cache` of the summary.

@@ -39,6 +39,15 @@ pub(crate) fn hit(
         )
         .build();
     super::tally::fill_completion(&mut line, &answer);
+    if let Some(spec) = &ctx.job.output {
+        // Only validated answers are cached; one that does not validate (now) is a miss.
+        let parsed = spec
+            .compiled
+            .check(answer.content.as_deref(), answer.finish_reason.as_deref())
+            .ok()?;
+        line.parsed = Some(Some(RawJson::of(&parsed)));
+        line.schema_attempts = Some(1);
+    }
     line.cost_source = Some(CostSource::Cache);
     line.cache_hit = true;
     line.cached_cost_usd = Some(answer.cost.unwrap_or_default());

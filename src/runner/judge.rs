@@ -115,10 +115,11 @@ async fn call(
         worst: worst.amount,
         tokens: 0,
         cache_key: None,
+        cap: Some(JUDGE_MAX_TOKENS),
     };
     let mut tally = Attempts::carried(None);
     let mut started = None;
-    let end = attempts(ctx, &item, &mut tally, first, &mut started).await;
+    let end = attempts(ctx, &item, &mut tally, first, &mut started, &mut 0).await;
     drop(permit);
     let mut spent = tally.known_cost.unwrap_or_default();
     let record = match end {

@@ -118,6 +118,7 @@ async fn run_pair(
         worst,
         tokens: 10,
         cache_key: None,
+        cap: None,
     };
     let permit = ctx.limiter.slot().await;
     let first = ctx.budget.try_reserve("m/x", worst).expect("fits");

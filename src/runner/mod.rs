@@ -26,6 +26,7 @@ mod prepare;
 mod reader;
 mod reserve;
 mod rows;
+mod structured;
 mod sweep;
 mod tally;
 mod worker;

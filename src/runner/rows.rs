@@ -127,6 +127,7 @@ pub(crate) async fn dispatch_rows(
                     worst: worst.amount,
                     tokens,
                     cache_key,
+                    cap,
                 };
                 let ctx = ctx.clone();
                 let tx = tx.clone();

@@ -36,11 +36,13 @@ pub(crate) struct WorkItem {
     pub tokens: u64,
     /// The response-cache key of `body` (`None`: no cache).
     pub cache_key: Option<crate::transport::cache::Key>,
+    /// The most completion tokens a request may ask for (a re-ask's worst case).
+    pub cap: Option<u64>,
 }
 
 impl WorkItem {
     /// The pair's key: (id, variant, model).
-    fn key(&self) -> ResultKey<'_> {
+    pub(super) fn key(&self) -> ResultKey<'_> {
         ResultKey::of(&self.id, self.variant.as_deref(), &self.model)
     }
 }
@@ -61,9 +63,23 @@ pub(crate) async fn work(
     permit: crate::limits::Slot,
     first: Reservation,
 ) -> Option<ResultLine> {
+    let mut item = item;
     let mut started = None;
     let mut tally = Attempts::carried(item.prior.as_ref());
-    let end = attempts(&ctx, &item, &mut tally, first, &mut started).await;
+    let mut this_run = 0u32;
+    let end = attempts(&ctx, &item, &mut tally, first, &mut started, &mut this_run).await;
+    let (end, structured) = match ctx.job.output.as_ref() {
+        Some(spec) => {
+            let mut run = super::structured::Run {
+                tally: &mut tally,
+                started: &mut started,
+                this_run: &mut this_run,
+            };
+            let (end, s) = super::structured::reask(&ctx, &mut item, spec, &mut run, end).await;
+            (end, Some(s))
+        }
+        None => (end, None),
+    };
     drop(permit);
     let started = started.unwrap_or_else(Instant::now);
     let mut line = new_line(item.key(), &item.vars, &tally, started);
@@ -80,12 +96,21 @@ pub(crate) async fn work(
         End::NotSent => None,
         End::Answered(c, reservation) => {
             let before = tally.known_cost;
-            settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation).await;
-            super::cached::ticket(&mut line, item.cache_key, before);
+            settle_answer(&ctx, &item, &mut tally, &mut line, c, reservation, true).await;
+            let valid = structured.as_ref().is_none_or(|s| s.parsed.is_some());
+            if valid {
+                super::cached::ticket(&mut line, item.cache_key, before);
+            }
+            if let Some(s) = structured {
+                s.fill(&mut line);
+            }
             Some(line)
         }
         End::Failed(f) => {
             fail(&mut line, &f);
+            if let Some(s) = structured {
+                s.fill(&mut line);
+            }
             Some(line)
         }
         End::Stopped(f) => {
@@ -110,6 +135,9 @@ pub(crate) async fn work(
                 partial: None,
             });
             fail(&mut line, &f);
+            if let Some(s) = structured {
+                s.fill(&mut line);
+            }
             line.resumable = true;
             if let Some(e) = line.error.as_mut() {
                 e.message
@@ -120,12 +148,15 @@ pub(crate) async fn work(
     }
 }
 
+/// Sends `item` until it is answered or fails for good (retries, back-off); `this_run`
+/// counts the pair's attempts in this run, re-asks included.
 pub(crate) async fn attempts(
     ctx: &Ctx,
     item: &WorkItem,
     tally: &mut Attempts,
     first: Reservation,
     started: &mut Option<Instant>,
+    this_run: &mut u32,
 ) -> End {
     let limits = &ctx.job.limits;
     // A retry is priced like the first attempt, at the table generation it was priced at.
@@ -135,7 +166,7 @@ pub(crate) async fn attempts(
     };
     let mut reservation = Some(first);
     let mut last: Option<Failure> = None;
-    let mut this_run = 0u32;
+    let mut tries = 0u32;
     loop {
         let res = match reservation.take() {
             Some(r) => r,
@@ -155,7 +186,7 @@ pub(crate) async fn attempts(
             }
             // Waiting for the rate limiter is not being in flight: once the run stops
             // (Ctrl-C, budget, credits, auth), a pair not yet sent stays unsent.
-            _ = ctx.stop.cancelled(), if this_run == 0 => {
+            _ = ctx.stop.cancelled(), if *this_run == 0 => {
                 ctx.budget.settle(res, Some(Decimal::ZERO));
                 return End::NotSent;
             }
@@ -171,7 +202,7 @@ pub(crate) async fn attempts(
             );
             tracing::error!("{why}");
             ctx.request_stop(super::StopReason::JournalFailed(why));
-            return if this_run == 0 {
+            return if *this_run == 0 {
                 End::NotSent
             } else {
                 End::Stopped(last)
@@ -179,8 +210,9 @@ pub(crate) async fn attempts(
         }
         started.get_or_insert_with(Instant::now);
         tally.attempts = n;
-        this_run += 1;
-        ctx.sent.count(this_run);
+        *this_run += 1;
+        tries += 1;
+        ctx.sent.count(*this_run);
         let attempt = tokio::select! {
             _ = ctx.abort.cancelled() => {
                 ctx.budget.settle(res, None);
@@ -229,7 +261,7 @@ pub(crate) async fn attempts(
             Verdict::Fail => return End::Failed(f),
             Verdict::Retry => {}
         }
-        if this_run > limits.max_retries {
+        if tries > limits.max_retries {
             return End::Failed(f);
         }
         if f.ambiguous && charge.is_none() && !limits.retry_ambiguous {
@@ -238,7 +270,7 @@ pub(crate) async fn attempts(
                 .push_str(" (not re-sent: it may have been billed, and retry_ambiguous = false)");
             return End::Failed(f);
         }
-        let wait = backoff(this_run - 1, f.retry_after);
+        let wait = backoff(tries - 1, f.retry_after);
         last = Some(f);
         // A stopped run sends nothing new: the back-off ends at once and the pair stays
         // unsent (a line only if this run's attempts may have cost something).
@@ -251,14 +283,17 @@ pub(crate) async fn attempts(
 }
 
 /// Resolves the answering attempt's cost (response, generation, price table), settles the
-/// budget and fills the line.
-async fn settle_answer(
+/// budget and fills the line. `may_defer`: a generation record not there yet is looked up
+/// again at the end of the run (only for the pair's final answer; an earlier answer of a
+/// re-asked pair counts its table price, else as an attempt of unknown cost).
+pub(crate) async fn settle_answer(
     ctx: &Ctx,
     item: &WorkItem,
     tally: &mut Attempts,
     line: &mut ResultLine,
     c: Completion,
     reservation: Reservation,
+    may_defer: bool,
 ) {
     fill_completion(line, &c);
     let table = ctx.prices.current().get(&item.model).and_then(|p| {
@@ -312,7 +347,13 @@ async fn settle_answer(
     }
     line.cost_usd = tally.known_cost;
     line.table_cost_usd = table;
-    if deferred && let Some(gen_id) = c.generation_id {
+    if deferred && !may_defer && table.is_none() {
+        tally.add_charge(None, item.worst);
+    }
+    if deferred
+        && may_defer
+        && let Some(gen_id) = c.generation_id
+    {
         ctx.defer(line.clone(), gen_id, table);
     }
 }

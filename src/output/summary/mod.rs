@@ -367,6 +367,7 @@ impl Acc {
             cache: self.cache,
             left_out: (self.left_out.rows > 0).then_some(self.left_out),
             eval: None,
+            annotation: None,
         }
     }
 }
