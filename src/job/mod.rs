@@ -10,6 +10,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod batch;
+pub use batch::{BatchSpec, Mode};
+
 /// A job-file or override error (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -43,6 +46,8 @@ struct JobFile {
     cost: CostFile,
     #[serde(default)]
     cache: CacheFile,
+    #[serde(default)]
+    batch: batch::BatchFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +76,7 @@ struct RequestFile {
     max_tokens: Option<u64>,
     temperature: Option<f64>,
     extra: Option<Map<String, Value>>,
+    mode: Option<Mode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +143,8 @@ pub struct Overrides {
     pub temperature: Option<f64>,
     /// `--top-p`, `--seed`, `--param KEY=JSON`: request body fields, over `request.extra`.
     pub extra: Map<String, Value>,
+    /// `--mode live|batch`.
+    pub mode: Option<Mode>,
 }
 
 /// The request every row is sent with.
@@ -222,6 +230,8 @@ pub struct Job {
     pub base_url: String,
     /// The response cache (`[cache]`).
     pub cache: CacheSpec,
+    /// `[request] mode` and `[batch]`: the provider's Batch API.
+    pub batch: BatchSpec,
 }
 
 impl Job {
@@ -285,6 +295,7 @@ impl Job {
         }
         let mut seen = std::collections::HashSet::new();
         models.retain(|m| seen.insert(m.clone()));
+        let batch = BatchSpec::resolve(jf.batch, o.mode.or(jf.request.mode))?;
         let request = RequestSpec {
             models,
             system: o.system.or(jf.request.system),
@@ -377,6 +388,7 @@ impl Job {
                     false => d,
                 }),
             },
+            batch,
         })
     }
 }

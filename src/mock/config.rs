@@ -90,6 +90,9 @@ pub struct MockConfig {
     /// Do not keep request headers and user text in the request log (for benchmarks).
     #[arg(long)]
     pub no_log: bool,
+    /// The Batch API's timing, faults and limits.
+    #[command(flatten)]
+    pub batch: super::batch::BatchMockConfig,
 }
 
 impl Default for MockConfig {
@@ -120,6 +123,7 @@ impl Default for MockConfig {
             listed_price_divisor_calls: 0,
             seed: 0,
             no_log: false,
+            batch: Default::default(),
         }
     }
 }

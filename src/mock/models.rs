@@ -166,7 +166,9 @@ pub(crate) fn lookup(model: &str) -> Option<(usize, &'static ModelInfo)> {
 
 /// The price of a catalogue model (`None` for unknown and `--unlisted-model` slugs).
 pub fn price(model: &str) -> Option<Price> {
-    lookup(model).map(|(i, _)| PRICES[i])
+    lookup(model)
+        .map(|(i, _)| PRICES[i])
+        .or_else(|| super::batch_items::variant_price(model))
 }
 
 /// The price charged for `--unlisted-model` slugs.
@@ -258,7 +260,7 @@ fn labelled(model: &str, messages: &Value, salt: u8) -> Option<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let label = super::classify::label_for(model, &conversation, text);
-    Some(if salt % 4 == 0 {
+    Some(if salt.is_multiple_of(4) {
         let mut c = label.chars();
         let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or_default();
         format!("{first}{}.", c.as_str())
@@ -299,11 +301,10 @@ fn hash_value(h: &mut blake3::Hasher, v: &Value) {
 /// The `GET /models` body: every Appendix A field, prices as decimal strings, each divided by
 /// `divisor` (1: the prices charged; more: a lying price list).
 pub(crate) fn models_body(divisor: u32) -> Value {
-    let data: Vec<Value> = CATALOGUE
-        .iter()
-        .map(|m| model_json(m, Decimal::from(divisor.max(1))))
-        .collect();
-    json!({"data": data, "total_count": CATALOGUE.len(), "links": {"next": null}})
+    let divisor = Decimal::from(divisor.max(1));
+    let mut data: Vec<Value> = CATALOGUE.iter().map(|m| model_json(m, divisor)).collect();
+    data.extend(super::batch_items::variants_json(divisor, model_json));
+    json!({"data": data, "total_count": data.len(), "links": {"next": null}})
 }
 
 fn model_json(m: &ModelInfo, divisor: Decimal) -> Value {
