@@ -14,6 +14,7 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
     let job = resolve_job(&a.job, &endpoint, |o| {
         a.send.apply(o);
         o.layout = a.layout;
+        o.mode = a.mode;
     })?;
     endpoint.require_key()?;
     let opts = RunOptions {

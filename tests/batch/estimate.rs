@@ -1,0 +1,1 @@
+//! `estimate`: live and batch side by side.
