@@ -111,3 +111,25 @@ async fn the_budget_is_never_exceeded_at_batch_prices() {
     let sent: usize = srv.batch_ledger().iter().map(|b| b.requests).sum();
     assert!(sent < 400, "stopped before the whole input");
 }
+
+#[tokio::test]
+async fn the_pre_flight_prices_batch_mode_at_the_batch_price() {
+    let srv = mock(batch_mock(100, |_| {})).await;
+    let s = Scratch::with_rows(100);
+    // 100 rows' high estimate is about $0.00106 live and $0.00053 at the batch price.
+    batch_job(&s, &[MINI], 5000, "[limits]\nbudget_usd = 0.0008");
+    let batch = Orb::run_job(&s, &srv).output().await;
+    batch.assert_code(0);
+    assert_eq!(srv.batch_ledger().len(), 1);
+    let t = Scratch::with_rows(100);
+    batch_job(&t, &[MINI], 5000, "[limits]\nbudget_usd = 0.0008");
+    let live = Orb::run_job(&t, &srv)
+        .args(["--mode", "live"])
+        .output()
+        .await;
+    assert!(live.stderr.contains("above budget_usd"), "{}", live.stderr);
+    assert!(
+        srv.requests().is_empty(),
+        "the live run was refused before sending"
+    );
+}
