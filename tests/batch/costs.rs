@@ -106,3 +106,31 @@ pub fn ids(n: usize) -> Vec<&'static str> {
 pub fn custom_id(id: &str, model: &str) -> String {
     orbatch::transport::batch::id::encode(&orbatch::output::key::ResultKey::new(id, model))
 }
+
+#[tokio::test]
+async fn the_cache_is_consulted_before_chunks_and_batch_answers_are_cached() {
+    let srv = mock(batch_mock(100, |_| {})).await;
+    let s = Scratch::with_rows(25);
+    batch_job(&s, &[MINI], 5000, "");
+    Orb::run_job(&s, &srv).output().await.assert_code(0);
+    assert_eq!(srv.batch_ledger().len(), 1);
+    // The same job into another output dir: every answer is a hit, no batch is built.
+    Orb::run_job(&s, &srv)
+        .args(["--output-dir", "again"])
+        .output()
+        .await
+        .assert_code(0);
+    assert_eq!(srv.batch_ledger().len(), 1, "hits never enter a batch");
+    let hits = read_lines(&s.path("again/results.jsonl"));
+    assert_eq!(hits.len(), 25);
+    assert!(
+        hits.iter()
+            .all(|l| l.cache_hit && l.cost_usd == Some(Decimal::ZERO))
+    );
+    let paid: Decimal = hits.iter().filter_map(|l| l.cached_cost_usd).sum();
+    assert_eq!(
+        paid,
+        srv.batch_ledger()[0].cost,
+        "what the hits saved is what the batch cost"
+    );
+}
