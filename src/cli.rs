@@ -275,6 +275,10 @@ pub struct RunArgs {
     /// Also re-send the pairs whose latest result is an error.
     #[arg(long)]
     pub retry_failed: bool,
+    /// `live` (one request at a time) or `batch` (the provider's Batch API: about half the
+    /// price, minutes to hours) [default: `[request] mode`, else live].
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::job::Mode>,
     /// No progress bar (a log line every few seconds instead).
     #[arg(long)]
     pub no_progress: bool,
@@ -303,6 +307,7 @@ impl RunArgs {
         let mut o = self.job.overrides();
         self.send.apply(&mut o);
         o.layout = self.layout;
+        o.mode = self.mode;
         o
     }
 }

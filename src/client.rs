@@ -169,6 +169,29 @@ impl Client {
         Ok(v.get("data").cloned().unwrap_or(v))
     }
 
+    /// `POST url` with a JSON body (a Batch API create), read like the other endpoints.
+    pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        body: bytes::Bytes,
+    ) -> Result<T, CallError> {
+        let req = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.get_json(req).await
+    }
+
+    /// `GET url?query` (a Batch API status or results page), read like the other endpoints.
+    pub(crate) async fn get_url<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, CallError> {
+        self.get_json(self.http.get(url).query(query)).await
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
@@ -181,7 +204,8 @@ impl Client {
         let bytes = read_capped(resp, self.caps.max_body)
             .await
             .map_err(|e: ReadError| CallError::Other(e.to_string()))?;
-        if status == 200 {
+        // 202: a Batch API create ("stored").
+        if status == 200 || status == 202 {
             return serde_json::from_slice(&bytes)
                 .or_else(|e| {
                     crate::api::lenient::nulls_for_non_finite(&bytes)

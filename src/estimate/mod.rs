@@ -13,6 +13,7 @@
 //! Memory stays flat in rows: one row at a time, plus 4 bytes a row when a pilot needs to
 //! spread its sample over prompt lengths.
 
+pub mod batch;
 mod context;
 mod count;
 mod model;

@@ -194,7 +194,14 @@ pub fn pending_high(job: &Job, opts: &RunOptions, prices: &PriceTable) -> Option
     };
     for (model, counts) in &tally.models {
         p.requests += counts.requests;
-        let high = estimate_rest(counts, prices.get(model), None, Decimal::ONE)
+        // Batch mode pays the batch price where `/models` lists one (the live price else).
+        let price = match job.batch.mode {
+            crate::job::Mode::Batch => prices
+                .get(&crate::job::batch::batch_variant(model))
+                .or_else(|| prices.get(model)),
+            crate::job::Mode::Live => prices.get(model),
+        };
+        let high = estimate_rest(counts, price, None, Decimal::ONE)
             .cost
             .and_then(|c| c.high);
         match high {

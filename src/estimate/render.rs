@@ -99,6 +99,7 @@ pub fn render_estimate(r: &Report) -> String {
         ("unlimited", None) => "key credit remaining: unlimited\n".into(),
         _ => "key credit remaining: unknown\n".into(),
     });
+    out.push_str(&super::batch::render(r));
     if let Some(p) = &r.pilot {
         out.push_str(&format!(
             "pilot spend (real): {} for {} requests\n",

@@ -164,6 +164,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// How to read the figures.
     pub notes: Vec<String>,
+    /// The same requests at the Batch API's price, and the wait to expect.
+    pub batch: Option<super::batch::BatchQuote>,
 }
 
 /// A pilot's results, for [`build`].
@@ -288,6 +290,7 @@ pub fn build(inp: &Inputs) -> Report {
         price_age_secs: (inp.prices.fetched_at > 0).then(|| inp.prices.age().as_secs()),
         warnings: Vec::new(),
         notes: Vec::new(),
+        batch: Some(super::batch::quote(inp)),
     }
 }
 

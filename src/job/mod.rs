@@ -10,10 +10,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod batch;
 pub mod eval;
 pub mod output_schema;
 pub mod variants;
 
+pub use batch::{BatchSpec, Mode};
 pub use eval::{CheckKind, CheckSpec, EvalSpec};
 pub use variants::Variant;
 
@@ -55,6 +57,8 @@ struct JobFile {
     eval: Option<eval::EvalFile>,
     checks: Option<Vec<eval::CheckFile>>,
     output: Option<output_schema::OutputFile>,
+    #[serde(default)]
+    batch: batch::BatchFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +87,7 @@ struct RequestFile {
     max_tokens: Option<u64>,
     temperature: Option<f64>,
     extra: Option<Map<String, Value>>,
+    mode: Option<Mode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +156,8 @@ pub struct Overrides {
     pub extra: Map<String, Value>,
     /// `--schema FILE`, `--schema-retries N`.
     pub output: output_schema::OutputOverrides,
+    /// `--mode live|batch`.
+    pub mode: Option<Mode>,
 }
 
 /// The request every row is sent with.
@@ -244,6 +251,8 @@ pub struct Job {
     pub eval: Option<EvalSpec>,
     /// Structured output (`[output]`, `--schema`); `None`: free text.
     pub output: Option<output_schema::OutputSpec>,
+    /// `[request] mode` and `[batch]`: the provider's Batch API.
+    pub batch: BatchSpec,
 }
 
 impl Job {
@@ -309,6 +318,7 @@ impl Job {
         }
         let mut seen = std::collections::HashSet::new();
         models.retain(|m| seen.insert(m.clone()));
+        let batch = BatchSpec::resolve(jf.batch, o.mode.or(jf.request.mode))?;
         let mut request = RequestSpec {
             models,
             system: o.system.or(jf.request.system),
@@ -414,6 +424,7 @@ impl Job {
             shard: None,
             eval,
             output,
+            batch,
         })
     }
 }

@@ -102,6 +102,9 @@ pub struct MockConfig {
     /// Schema faults only in conversations with fewer than N assistant turns (0: always).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub schema_fault_turns: u32,
+    /// The Batch API's timing, faults and limits.
+    #[command(flatten)]
+    pub batch: super::batch::BatchMockConfig,
 }
 
 impl Default for MockConfig {
@@ -136,6 +139,7 @@ impl Default for MockConfig {
             schema_prose_rate: 0.0,
             schema_truncated_rate: 0.0,
             schema_fault_turns: 0,
+            batch: Default::default(),
         }
     }
 }

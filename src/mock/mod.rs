@@ -24,6 +24,8 @@
 //! counted); a request accepted by the window and then refused by the credit check is counted.
 //! Latency applies to processed requests (faults included), not to 401/400/429/402.
 
+mod batch;
+mod batch_items;
 mod chat;
 pub mod classify;
 mod config;
@@ -47,6 +49,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use batch::{BatchCharge, BatchMockConfig};
 pub use config::MockConfig;
 pub use models::{Price, completion_for, price, prompt_tokens, unlisted_price};
 
@@ -116,6 +119,11 @@ impl MockServer {
     /// The total charged so far (the sum of the billed requests' costs).
     pub fn spent(&self) -> Decimal {
         self.shared.spent()
+    }
+
+    /// Every batch created so far and its charge (the Batch API's billing ledger).
+    pub fn batch_ledger(&self) -> Vec<BatchCharge> {
+        self.shared.batches.ledger()
     }
 
     /// Stops the server: hung and delayed requests end at once (their connections dropped);
@@ -190,6 +198,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/key", get(endpoints::key))
         .route("/api/v1/auth/key", get(endpoints::key))
         .route("/api/v1/credits", get(endpoints::credits))
+        .merge(batch::routes())
         .route("/__mock/requests", get(endpoints::mock_requests))
         .route("/__mock/stats", get(endpoints::mock_stats))
         .fallback(endpoints::not_found)

@@ -166,7 +166,9 @@ pub(crate) fn lookup(model: &str) -> Option<(usize, &'static ModelInfo)> {
 
 /// The price of a catalogue model (`None` for unknown and `--unlisted-model` slugs).
 pub fn price(model: &str) -> Option<Price> {
-    lookup(model).map(|(i, _)| PRICES[i])
+    lookup(model)
+        .map(|(i, _)| PRICES[i])
+        .or_else(|| super::batch_items::variant_price(model))
 }
 
 /// The price charged for `--unlisted-model` slugs.
@@ -299,11 +301,10 @@ fn hash_value(h: &mut blake3::Hasher, v: &Value) {
 /// The `GET /models` body: every Appendix A field, prices as decimal strings, each divided by
 /// `divisor` (1: the prices charged; more: a lying price list).
 pub(crate) fn models_body(divisor: u32) -> Value {
-    let data: Vec<Value> = CATALOGUE
-        .iter()
-        .map(|m| model_json(m, Decimal::from(divisor.max(1))))
-        .collect();
-    json!({"data": data, "total_count": CATALOGUE.len(), "links": {"next": null}})
+    let divisor = Decimal::from(divisor.max(1));
+    let mut data: Vec<Value> = CATALOGUE.iter().map(|m| model_json(m, divisor)).collect();
+    data.extend(super::batch_items::variants_json(divisor, model_json));
+    json!({"data": data, "total_count": data.len(), "links": {"next": null}})
 }
 
 fn model_json(m: &ModelInfo, divisor: Decimal) -> Value {

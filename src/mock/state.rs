@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     pub true_models_body: Bytes,
     /// `/models` answers so far.
     pub models_calls: AtomicU64,
+    /// The Batch API's batches and ledger.
+    pub batches: super::batch::Store,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking handler must not wedge the server).
@@ -180,6 +182,7 @@ impl Shared {
                 serde_json::to_vec(&models::models_body(1)).unwrap_or_default(),
             ),
             models_calls: AtomicU64::new(0),
+            batches: Default::default(),
         }
     }
 
@@ -272,6 +275,16 @@ impl Shared {
         self.cfg
             .credit_limit
             .is_some_and(|limit| *lock(&self.spent) >= limit)
+    }
+
+    /// Adds a batch's charge to the total charged.
+    pub fn add_spent(&self, cost: Decimal) {
+        *lock(&self.spent) += cost;
+    }
+
+    /// The next batch number (1, 2, ...).
+    pub fn batch_seq(&self) -> u64 {
+        self.batches.next()
     }
 
     /// Total charged so far.

@@ -1,6 +1,7 @@
 //! The output files of a run: `results.jsonl` (the journal, one line per finished (row, model)),
 //! `results.csv` (input order), `summary.json` and the summary table.
 
+pub mod batches;
 mod compact;
 pub mod csv;
 pub mod finalize;
@@ -44,6 +45,8 @@ pub enum CostSource {
     /// A response-cache hit: nothing was sent or paid (`cached_cost_usd` says what it cost
     /// when it was first paid).
     Cache,
+    /// The provider's Batch API: the item's own cost, or its share of the batch's charge.
+    Batch,
 }
 
 /// The kind of a row's failure (the contract's list).

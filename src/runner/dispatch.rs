@@ -88,7 +88,11 @@ pub(crate) async fn execute(
     let tracker = TaskTracker::new();
     // Only the bytes the scan validated are read: rows appended since were not checked.
     let reader = spawn_reader(&job, p.scan.bytes);
-    let reader_error = dispatch_rows(&ctx, &p.prompts, &plan, &tracker, &tx, reader).await;
+    let reader_error = if job.batch.mode == crate::job::Mode::Batch {
+        super::batch::dispatch_batches(&ctx, &p.prompts, &plan, &tx, reader, &control.stop).await
+    } else {
+        dispatch_rows(&ctx, &p.prompts, &plan, &tracker, &tx, reader).await
+    };
     tracker.close();
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());

@@ -13,6 +13,7 @@
 //! the output files while the run is going; the summary, compaction and `results.csv` come
 //! after it.
 
+mod batch;
 mod breaker;
 mod cached;
 mod crashed;

@@ -38,6 +38,8 @@ const RETRY: [Duration; 6] = [
 
 /// What the writer and the senders know about the journal's health.
 struct Health {
+    /// Lines handed to the channel.
+    handed: AtomicU64,
     /// Lines the writer accepted from the channel.
     accepted: AtomicU64,
     /// Lines written.
@@ -82,10 +84,29 @@ impl Sink {
             }
             scorer.apply_recorded(&mut line);
         }
-        if self.tx.send(line).await.is_err() {
+        if self.tx.send(line).await.is_ok() {
+            self.health.handed.fetch_add(1, Relaxed);
+        } else {
             self.health.refused.fetch_add(1, Relaxed);
             self.health
                 .fail("the results.jsonl writer stopped unexpectedly".to_string());
+        }
+    }
+}
+
+impl Sink {
+    /// Waits until every line handed over so far is in results.jsonl; false when the writer
+    /// failed first (batch mode records a batch as collected only after its lines).
+    pub(crate) async fn flushed(&self) -> bool {
+        let target = self.health.handed.load(Relaxed);
+        loop {
+            if self.health.written.load(Relaxed) >= target {
+                return true;
+            }
+            if self.health.failure.lock().map_or(true, |f| f.is_some()) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
@@ -101,6 +122,7 @@ pub(crate) fn spawn(
 ) -> (Sink, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
     let health = Arc::new(Health {
+        handed: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         written: AtomicU64::new(0),
         refused: AtomicU64::new(0),

@@ -5,6 +5,7 @@
 //! ([`live::Live`]) is the first implementation; a response cache can wrap one, a batch-API
 //! executor can replace it, and tests can script one (no sockets).
 
+pub mod batch;
 pub mod cache;
 pub mod live;
 pub mod parse;
