@@ -37,6 +37,7 @@ pub mod output;
 pub mod plan;
 pub mod prices;
 pub mod progress;
+pub mod report;
 pub mod request;
 pub mod retry;
 pub mod runner;

@@ -11,6 +11,7 @@ pub mod exit;
 mod mock_server;
 mod models;
 mod print;
+mod report;
 mod resolve;
 mod run;
 mod summary;
@@ -29,6 +30,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Estimate(a) => estimate::estimate(a, control).await,
         Command::Validate(a) => validate::validate(a).await,
         Command::Summary(a) => summary::summary(a),
+        Command::Report(a) => report::report(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),
