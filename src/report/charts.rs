@@ -258,25 +258,32 @@ pub fn heatmap(
     share: &dyn Fn(usize, usize) -> Option<f64>,
 ) -> Chart {
     let n = raters.len();
-    let room = label_room(raters.iter().map(|r| r.chars().count()));
-    let side = (44 * n as u32).clamp(120, 520);
+    // Columns are numbered; rows say "#i name" (long names would overlap under columns).
+    let numbered: Vec<String> = raters
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("#{} {r}", i + 1))
+        .collect();
+    let numbers: Vec<String> = (1..=n).map(|i| format!("#{i}")).collect();
+    let room = label_room(numbered.iter().map(|r| r.chars().count()));
+    let side = (56 * n as u32).clamp(160, 560);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (side + room + 40, side + room / 2 + 60))
-            .into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (side + room + 40, side + 90)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, (FONT, 16))
             .margin(8)
-            .x_label_area_size(room / 2)
+            .x_label_area_size(28)
             .y_label_area_size(room)
             .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_label_formatter(&|v| name(raters, v))
-            .y_label_formatter(&|v| name(raters, v))
+            .x_label_formatter(&|v| name(&numbers, v))
+            .y_label_formatter(&|v| name(&numbered, v))
             .label_style((FONT, 11))
             .draw()
             .map_err(err)?;
@@ -393,8 +400,10 @@ pub fn short(x: f64) -> String {
         format!("{:.1}M", x / 1e6)
     } else if a >= 1e3 {
         format!("{:.1}k", x / 1e3)
-    } else if a >= 1.0 || a == 0.0 {
+    } else if a >= 10.0 || a == 0.0 {
         format!("{x:.0}")
+    } else if a >= 1.0 {
+        format!("{x:.1}")
     } else {
         let digits = ((-a.log10()).floor() as usize + 2).min(10);
         format!("{x:.digits$}")

@@ -108,18 +108,22 @@ pub struct Bins {
 }
 
 impl Bins {
+    /// Up to [`BINS`] bins over `[lo, hi)`, none narrower than 1 (a ms, a second).
     fn new(lo: f64, hi: f64) -> Bins {
+        let hi = if hi > lo { hi } else { lo + 1.0 };
+        let n = ((hi - lo).ceil() as usize).clamp(1, BINS);
         Bins {
             lo,
-            hi: if hi > lo { hi } else { lo + 1.0 },
-            counts: vec![(0, 0); BINS],
+            hi: lo + (hi - lo).max(n as f64),
+            counts: vec![(0, 0); n],
         }
     }
 
     fn add(&mut self, x: f64, second: u64) {
-        let at = ((x - self.lo) / (self.hi - self.lo) * BINS as f64).floor();
+        let n = self.counts.len();
+        let at = ((x - self.lo) / (self.hi - self.lo) * n as f64).floor();
         let i = if at.is_finite() {
-            at.clamp(0.0, (BINS - 1) as f64) as usize
+            at.clamp(0.0, n.saturating_sub(1) as f64) as usize
         } else {
             0
         };
@@ -131,7 +135,7 @@ impl Bins {
 
     /// The width of one bin.
     pub fn width(&self) -> f64 {
-        (self.hi - self.lo) / BINS as f64
+        (self.hi - self.lo) / self.counts.len().max(1) as f64
     }
 }
 
@@ -196,9 +200,9 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
 impl<'v> Scanner<'v> {
     fn new(view: &'v View) -> Self {
         let mut scan = Scan::default();
-        let hi = (view.latency[1] * 2)
-            .min(view.latency[2])
-            .max(view.latency[1]) as f64;
+        let [_, p95, max] = view.latency.map(|x| x as f64);
+        // The bulk, with room past p95; the last bin also holds the slower tail.
+        let hi = (p95 * 2.0).min(max).max(p95 * 1.25 + 1.0);
         if view.latency[2] > 0 {
             scan.latency = Some(Bins::new(0.0, hi.max(1.0)));
         }
