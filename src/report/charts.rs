@@ -35,12 +35,26 @@ fn name(labels: &[String], v: &SegmentValue<usize>) -> String {
     }
 }
 
-/// Horizontal bars, one per (label, value); `unit` formats the axis.
-pub fn bars(caption: &str, items: &[(String, f64)], unit: &dyn Fn(f64) -> String) -> Chart {
-    let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-    let height = 70 + 28 * items.len() as u32;
-    let max = items.iter().map(|(_, v)| *v).fold(0.0, f64::max);
-    let max = if max > 0.0 { max * 1.08 } else { 1.0 };
+/// A chart of horizontal bands, one per label, over `0..x_max`.
+type Bands<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordusize>,
+    >,
+>;
+
+/// Draws a [`Bands`] chart: caption, a band per label, the x axis formatted by `unit`, then
+/// what `draw` adds, and a legend of its labelled series when `draw` returns true.
+fn bands(
+    caption: &str,
+    labels: &[String],
+    x_max: f64,
+    unit: &dyn Fn(f64) -> String,
+    draw: impl FnOnce(&mut Bands<'_, '_>) -> Result<bool, String>,
+) -> Chart {
+    let height = 90 + 30 * labels.len() as u32;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -50,29 +64,57 @@ pub fn bars(caption: &str, items: &[(String, f64)], unit: &dyn Fn(f64) -> String
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(label_room(labels.iter().map(|l| l.chars().count())))
-            .build_cartesian_2d(0.0..max, (0..items.len()).into_segmented())
+            .build_cartesian_2d(0.0..x_max, (0..labels.len()).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .x_labels(6)
             .x_label_formatter(&|x| unit(*x))
-            .y_label_formatter(&|v| name(&labels, v))
+            .y_label_formatter(&|v| name(labels, v))
             .label_style((FONT, 12))
             .draw()
             .map_err(err)?;
-        chart
-            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-                let y0 = SegmentValue::Exact(i);
-                let y1 = SegmentValue::Exact(i + 1);
-                let mut r = Rectangle::new([(0.0, y0), (*v, y1)], BLUE.filled());
-                r.set_margin(4, 4, 0, 0);
-                r
-            }))
-            .map_err(err)?;
+        if draw(&mut chart)? {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font((FONT, 12))
+                .background_style(WHITE.mix(0.85))
+                .border_style(GREY)
+                .draw()
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The band of label `i` from `x0` to `x1`.
+fn band(i: usize, x0: f64, x1: f64, color: RGBAColor) -> Rectangle<(f64, SegmentValue<usize>)> {
+    let mut r = Rectangle::new(
+        [
+            (x0, SegmentValue::Exact(i)),
+            (x1, SegmentValue::Exact(i + 1)),
+        ],
+        color.filled(),
+    );
+    r.set_margin(4, 4, 0, 0);
+    r
+}
+
+/// Horizontal bars, one per (label, value); `unit` formats the axis.
+pub fn bars(caption: &str, items: &[(String, f64)], unit: &dyn Fn(f64) -> String) -> Chart {
+    let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+    let max = items.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let max = if max > 0.0 { max * 1.08 } else { 1.0 };
+    bands(caption, &labels, max, unit, |chart| {
+        let bars = items.iter().enumerate();
+        chart
+            .draw_series(bars.map(|(i, (_, v))| band(i, 0.0, *v, BLUE.to_rgba())))
+            .map_err(err)?;
+        Ok(false)
+    })
 }
 
 /// Cost (x) against pass rate (y) per cell, with 95% whiskers; Pareto cells filled and joined.
@@ -326,65 +368,29 @@ pub fn stacked(
     values: &[String],
     count: &dyn Fn(usize, usize) -> u64,
 ) -> Chart {
-    let height = 90 + 30 * raters.len() as u32;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, (FONT, 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(label_room(raters.iter().map(|l| l.chars().count())))
-            .build_cartesian_2d(0.0..1.0, (0..raters.len()).into_segmented())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
-            .y_label_formatter(&|v| name(raters, v))
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(err)?;
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    bands(caption, raters, 1.0, &pct, |chart| {
         let totals: Vec<u64> = (0..raters.len())
             .map(|r| (0..values.len()).map(|v| count(r, v)).sum())
             .collect();
         for (vi, value) in values.iter().enumerate() {
             let color = Palette99::pick(vi).to_rgba();
-            let bars = (0..raters.len()).map(|r| {
+            let segments = (0..raters.len()).map(|r| {
                 let total = totals.get(r).copied().unwrap_or(0).max(1) as f64;
                 let before: u64 = (0..vi).map(|v| count(r, v)).sum();
                 let x0 = before as f64 / total;
-                let x1 = x0 + count(r, vi) as f64 / total;
-                let mut rect = Rectangle::new(
-                    [
-                        (x0, SegmentValue::Exact(r)),
-                        (x1, SegmentValue::Exact(r + 1)),
-                    ],
-                    color.filled(),
-                );
-                rect.set_margin(3, 3, 0, 0);
-                rect
+                band(r, x0, x0 + count(r, vi) as f64 / total, color)
             });
             chart
-                .draw_series(bars)
+                .draw_series(segments)
                 .map_err(err)?
                 .label(value.clone())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(true)
+    })
 }
 
 /// A Decimal as f64 for drawing (not for money arithmetic).
