@@ -20,6 +20,21 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+/// The legend of a chart's labelled series, at `at`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .draw()
+        .map_err(err)
+}
+
 /// Pixels for labels of up to `longest` characters at 12px.
 fn label_room(labels: impl Iterator<Item = usize>) -> u32 {
     let longest = labels.max().unwrap_or(4).min(48) as u32;
@@ -76,14 +91,7 @@ fn bands(
             .draw()
             .map_err(err)?;
         if draw(&mut chart)? {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font((FONT, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(GREY)
-                .draw()
-                .map_err(err)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         root.present().map_err(err)?;
     }
@@ -272,13 +280,7 @@ pub fn timeline(bins: &Bins) -> Chart {
             .map_err(err)?
             .label("429s/min")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], ORANGE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.8))
-            .border_style(GREY)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
