@@ -56,6 +56,11 @@ pub enum Command {
         after_help = "Examples:\n  orbatch score jobs/eval-demo.toml --mock\n  orbatch score jobs/eval-demo.toml --output-dir out/eval --json"
     )]
     Score(JobArgs),
+    /// Write report.html: one self-contained page (charts, leaderboard, rows) about an output dir.
+    #[command(
+        after_help = "Examples:\n  orbatch report out/demo-mock\n  orbatch report out/demo --output /tmp/demo.html"
+    )]
+    Report(ReportArgs),
     /// List models with their prices (GET /models).
     #[command(after_help = "Example:\n  orbatch models gpt-4o")]
     Models(ModelsArgs),
@@ -265,6 +270,9 @@ pub struct RunArgs {
     /// row, columns per model).
     #[arg(long, value_enum, default_value_t = Layout::Long)]
     pub layout: Layout,
+    /// Also write report.html in the output dir at the end of the run.
+    #[arg(long)]
+    pub report: bool,
     /// Start over: earlier results are kept as results.jsonl.<timestamp>, their spend still
     /// counted against the budget.
     #[arg(long)]
@@ -369,6 +377,17 @@ pub struct SummaryArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `orbatch report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The output dir [default: the current dir].
+    #[arg(value_name = "OUTPUT_DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Write the page here [default: OUTPUT_DIR/report.html].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// The flags of the commands that only query the API (`models`, `credits`).

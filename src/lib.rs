@@ -40,6 +40,7 @@ pub mod plan;
 pub mod prices;
 pub mod progress;
 pub mod prompts;
+pub mod report;
 pub mod request;
 pub mod retry;
 pub mod runner;

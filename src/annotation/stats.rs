@@ -25,7 +25,7 @@ pub struct FieldAgreement {
     pub kappa: Option<f64>,
     /// `cohen` or `fleiss`.
     pub kappa_method: String,
-    /// Per rater, the count of each value it answered (all rows it answered).
+    /// Per value, the count of each rater that answered it (all rows it answered).
     pub counts: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
@@ -118,13 +118,25 @@ impl FieldAcc {
             agreement,
             kappa,
             kappa_method: if self.raters == 2 { "cohen" } else { "fleiss" }.into(),
-            counts: names
-                .iter()
-                .cloned()
-                .zip(self.counts.iter().cloned())
-                .collect(),
+            counts: per_value(names, &self.counts),
         }
     }
+}
+
+/// Each rater's value counts turned into each value's counts per rater.
+fn per_value(
+    names: &[String],
+    counts: &[BTreeMap<String, u64>],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (name, per) in names.iter().zip(counts) {
+        for (value, n) in per {
+            out.entry(value.clone())
+                .or_default()
+                .insert(name.clone(), *n);
+        }
+    }
+    out
 }
 
 /// Counts `v`, or [`OTHER`] once `MAX_VALUES` distinct values are held.
@@ -218,8 +230,8 @@ mod tests {
         acc.add(&[Some("yes"), None]);
         let f = acc.finish("boolean", &["a".into(), "b".into()]);
         assert_eq!((f.rows, f.agreement, f.kappa), (50, Some(0.7), Some(0.4)));
-        assert_eq!(f.counts["a"]["yes"], 26, "counts include incomplete rows");
-        assert_eq!(f.counts["b"]["yes"], 30);
+        assert_eq!(f.counts["yes"]["a"], 26, "counts include incomplete rows");
+        assert_eq!(f.counts["yes"]["b"], 30);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod merge;
 mod mock_server;
 mod models;
 mod print;
+mod report;
 mod resolve;
 mod run;
 mod score;
@@ -33,6 +34,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Summary(a) => summary::summary(a),
         Command::Merge(a) => merge::merge(a),
         Command::Score(a) => score::score(a).await,
+        Command::Report(a) => report::report(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,
         Command::Cache(a) => cache::cache(a),

@@ -43,6 +43,9 @@ pub(super) async fn run(a: RunArgs, control: Control) -> Result<Exit, CommandErr
     let report = crate::runner::run(&job, opts, control)
         .await
         .map_err(|e| CommandError::from_run(e, &job.output_dir))?;
+    if a.report {
+        super::report::after_run(&job.output_dir, job.limits.budget_usd);
+    }
     print_report(&report, a.job.json).after_send(&job.output_dir)
 }
 

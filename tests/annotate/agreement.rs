@@ -80,7 +80,7 @@ fn disagreements_list_exactly_the_differing_ids_and_agreement_matches_the_lines(
         .filter(|v| v[0]["sentiment"] == "positive")
         .count() as u64;
     assert_eq!(
-        f["counts"][MINI]["positive"].as_u64().unwrap_or(0),
+        f["counts"]["positive"][MINI].as_u64().unwrap_or(0),
         mini_pos
     );
     assert!(
