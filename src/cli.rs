@@ -55,7 +55,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  orbatch score jobs/eval-demo.toml --mock\n  orbatch score jobs/eval-demo.toml --output-dir out/eval --json"
     )]
-    Score(JobArgs),
+    Score(ScoreArgs),
     /// Write report.html: one self-contained page (charts, leaderboard, rows) about an output dir.
     #[command(
         after_help = "Examples:\n  orbatch report out/demo-mock\n  orbatch report out/demo --output /tmp/demo.html"
@@ -318,6 +318,16 @@ impl RunArgs {
         o.mode = self.mode;
         o
     }
+}
+
+/// `orbatch score`.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Also write report.html in the output dir after scoring.
+    #[arg(long)]
+    pub report: bool,
 }
 
 /// `orbatch merge`.

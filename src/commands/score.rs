@@ -7,15 +7,15 @@ use super::error::CommandError;
 use super::exit::{Exit, Outcome};
 use super::print::{print_json, print_stdout};
 use super::resolve::{endpoint, resolve_job};
-use crate::cli::JobArgs;
+use crate::cli::ScoreArgs;
 use crate::eval::Scorer;
 use crate::manifest::DirLock;
-use crate::output::finalize::{OutputDir, ResultsCsv, SummaryJson};
+use crate::output::finalize::OutputDir;
 use crate::output::summary::SummaryMeta;
 
-pub(super) async fn score(a: JobArgs) -> Result<Exit, CommandError> {
-    let endpoint = endpoint(&a.api, &a.base_url).await?;
-    let job = resolve_job(&a, &endpoint, |_| {})?;
+pub(super) async fn score(a: ScoreArgs) -> Result<Exit, CommandError> {
+    let endpoint = endpoint(&a.job.api, &a.job.base_url).await?;
+    let job = resolve_job(&a.job, &endpoint, |_| {})?;
     let Some(spec) = &job.eval else {
         return Err(anyhow::anyhow!(
             "{}: the job has no [[checks]] to score with",
@@ -62,17 +62,22 @@ pub(super) async fn score(a: JobArgs) -> Result<Exit, CommandError> {
     }
     tracing::info!("scored {} lines", done.lines);
     let plan = crate::plan::Plan::new(&job, &scan);
-    let csv = ResultsCsv::for_job(&job, &scan, plan.models());
     let meta = SummaryMeta {
         job: job.name.clone(),
-        total_pairs: Some(plan.total(scan.rows)),
+        total_pairs: Some(plan.total(scan.shard_rows)),
         models: Some(plan.models().to_vec()),
+        variants: Some(plan.variants().to_vec()),
         eval: Some(spec.min_pass_rate),
         ..SummaryMeta::default()
     };
+    // The same end-of-run files as `run` writes (results.csv, summary.json, annotation).
     let summary = OutputDir::new(&dir)
-        .finalize(&meta, &[&csv, &SummaryJson])
+        .finalize_job(&meta, &job, &scan, plan.models())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.report {
+        super::report::after_run(&dir, job.limits.budget_usd);
+    }
+    let a = &a.job;
     if a.json {
         print_json(&summary)?;
     } else {

@@ -98,13 +98,25 @@ fn pass_counts_per_cell_equal_the_classifiers_and_score_sends_nothing() {
             + "[[checks]]\nname = \"short\"\ntype = \"regex\"\npattern = \"^\\\\w+\\\\.?$\"\n"),
     );
     let out = wd
-        .command(&["score", "jobs/ev.toml", "--base-url", &mock.url(), "--json"])
+        .command(&[
+            "score",
+            "jobs/ev.toml",
+            "--base-url",
+            &mock.url(),
+            "--json",
+            "--report",
+        ])
         .assert()
         .code(0);
     let (stdout, _) = out_text(&out);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["eval"]["cells"][0]["scores"]["short"], 1.0);
     assert_eq!(mock.requests().len(), sent, "score sent no request");
+    let report = wd.read("out/ev/report.html");
+    assert!(
+        report.contains("short"),
+        "score --report shows the new check"
+    );
     let lines = wd.results("out/ev");
     assert_eq!(lines.len(), 300, "one line per key");
     assert!(
