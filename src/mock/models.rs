@@ -258,7 +258,7 @@ fn labelled(model: &str, messages: &Value, salt: u8) -> Option<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let label = super::classify::label_for(model, &conversation, text);
-    Some(if salt % 4 == 0 {
+    Some(if salt.is_multiple_of(4) {
         let mut c = label.chars();
         let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or_default();
         format!("{first}{}.", c.as_str())
