@@ -142,7 +142,7 @@ impl LineReaderAt {
             if n == 0 {
                 break;
             }
-            if let Some(i) = chunk[..n].iter().position(|&b| b == b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
                 self.long.extend_from_slice(&chunk[..i]);
                 break;
             }
@@ -158,7 +158,7 @@ impl LineReaderAt {
             return None;
         }
         let from = usize::try_from(offset - self.start).ok()?;
-        match self.window[from..].iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', &self.window[from..]) {
             Some(i) => Some((from, from + i)),
             None if self.at_end => Some((from, self.window.len())),
             None => None,
