@@ -4,6 +4,7 @@
 #   scripts/bench-floor.sh                      # 10,000 requests, 3 repetitions
 #   ROWS=10000 REPS=5 CONCS="40 256" LATENCIES="50 0" scripts/bench-floor.sh
 #   BIG=1000000 scripts/bench-floor.sh          # also the large-job figures (see below)
+#   BIG=1000000 REPS=0 scripts/bench-floor.sh   # only the large-job figures
 #
 # For each mock latency (LATENCIES, ms) the mock runs as its own process (its CPU is not
 # counted). For each concurrency (CONCS), REPS repetitions alternate: orbatch with
@@ -31,7 +32,7 @@ cargo build --release -q --bin orbatch --example http_floor
 WORK="$(mktemp -d)"
 MOCK_PID=
 cleanup() {
-    if [ -n "$MOCK_PID" ]; then kill "$MOCK_PID" 2>/dev/null || true; fi
+    if [ -n "$MOCK_PID" ]; then kill -KILL "$MOCK_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,7 +52,8 @@ PY
 }
 
 start_mock() { # start_mock LATENCY_MS: a mock process on a free port; sets PORT, MOCK_PID
-    if [ -n "$MOCK_PID" ]; then kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; fi
+    # The mock takes SIGTERM as a graceful stop that waits for idle connections: kill it.
+    if [ -n "$MOCK_PID" ]; then kill -KILL "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; fi
     PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     "$BIN" mock-server --addr "127.0.0.1:$PORT" --no-log --latency-ms "$1" 2>"$WORK/mock.log" &
     MOCK_PID=$!
@@ -82,6 +84,7 @@ check_ok() { # check_ok N SUMMARY: every row answered
     python3 -c 'import json,sys; s=json.load(open(sys.argv[2])); assert s["rows"]["ok"] == int(sys.argv[1]), s["rows"]' "$1" "$2"
 }
 
+if [ "$REPS" -gt 0 ]; then
 gen "$ROWS" "$WORK/in-$ROWS.jsonl"
 echo "# $ROWS requests per run, $REPS repetitions, concurrency $CONCS, mock latency $LATENCIES ms"
 for lat in $LATENCIES; do
@@ -122,6 +125,7 @@ for (lat, conc, kind) in sorted(runs, key=lambda k: (-int(k[0]), int(k[1]), k[2]
     print(f"{lat:>7} {conc:>5} {kind:<17} {mmm([x[1] for x in r], '{:.1f}'):>19} "
           f"{mmm([x[2] for x in r], '{:.2f}'):>17} {mmm([x[3] for x in r], '{:.1f}'):>17} {ratio:>16}")
 PY
+fi
 
 if [ -n "${BIG:-}" ]; then
     echo
@@ -133,7 +137,7 @@ if [ -n "${BIG:-}" ]; then
         shift
         if command -v strace >/dev/null; then
             strace -c -f -o "$WORK/strace" "$@" >/dev/null 2>&1 || true
-            awk -v n="$name" '/ total$/ { printf "%-16s syscalls=%s (%s)\n", n, $3, "strace -c -f" }' "$WORK/strace"
+            awk -v n="$name" '/ total$/ { printf "%-16s syscalls=%s (%s)\n", n, $4, "strace -c -f" }' "$WORK/strace"
             tail -n +3 "$WORK/strace" | sort -k4 -n -r | head -5 | sed 's/^/    /'
         fi
     }
