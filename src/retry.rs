@@ -109,6 +109,10 @@ fn kind_of_type(etype: &str) -> Option<ErrorKind> {
 /// The longest wait a server's hint can ask for by default (`[limits] max_retry_wait_secs`).
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
 
+/// The headers [`retry_hint`] reads: the only ones an answer's classification needs, so the
+/// transport copies these instead of every header of every answer.
+pub const HINT_HEADERS: [&str; 3] = ["retry-after-ms", "retry-after", "x-ratelimit-reset"];
+
 /// The server's own minimum wait: `retry-after-ms`, `Retry-After` (seconds or an HTTP date),
 /// `X-RateLimit-Reset` (epoch seconds or milliseconds), then the body's hint.
 pub fn retry_hint(headers: &HeaderMap, err: Option<&ApiError>) -> Option<Duration> {
@@ -118,10 +122,11 @@ pub fn retry_hint(headers: &HeaderMap, err: Option<&ApiError>) -> Option<Duratio
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+    let [after_ms, after, reset] = HINT_HEADERS;
+    if let Some(ms) = get(after_ms).and_then(|v| v.parse::<f64>().ok()) {
         return secs(ms / 1000.0);
     }
-    if let Some(v) = get("retry-after") {
+    if let Some(v) = get(after) {
         if let Ok(s) = v.parse::<f64>() {
             return secs(s);
         }
@@ -129,7 +134,7 @@ pub fn retry_hint(headers: &HeaderMap, err: Option<&ApiError>) -> Option<Duratio
             return secs((t - now_unix()).max(0.0));
         }
     }
-    if let Some(reset) = get("x-ratelimit-reset").and_then(|v| v.parse::<f64>().ok()) {
+    if let Some(reset) = get(reset).and_then(|v| v.parse::<f64>().ok()) {
         let reset_secs = if reset > 1e11 { reset / 1000.0 } else { reset };
         if reset_secs > 1e9 {
             return secs((reset_secs - now_unix()).max(0.0));

@@ -3,7 +3,7 @@
 //! that recovery, compaction and every reader share.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::ResultLine;
@@ -85,40 +85,122 @@ impl<R: Read> LineScanner<R> {
     }
 }
 
-/// Reads single lines at known offsets; a forward or short jump keeps the read buffer.
+/// The bytes [`LineReaderAt`] reads in one go: lines looked up in about file order (results.csv
+/// in input order, the journal in completion order) cost one read per window, not one `lseek`
+/// and `read` per line.
+const WINDOW: usize = 1 << 20;
+/// How far before the requested offset a window starts: a lookup a little behind the last
+/// one (answers finish out of order) stays in the window.
+const BACK: u64 = (WINDOW / 4) as u64;
+
+/// Reads single lines at known offsets through a window of [`WINDOW`] bytes read with `pread`;
+/// memory stays at one window (plus the longest line when one is longer than the window).
 pub(crate) struct LineReaderAt {
-    reader: BufReader<File>,
-    pos: u64,
-    buf: Vec<u8>,
+    file: File,
+    /// The file's bytes from `start`.
+    window: Vec<u8>,
+    start: u64,
+    /// The window reaches the end of the file.
+    at_end: bool,
+    /// A line longer than the window.
+    long: Vec<u8>,
+    /// `pread` calls made (tests count them).
+    reads: u64,
 }
 
 impl LineReaderAt {
     /// Opens `path` for reading lines by offset.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         Ok(LineReaderAt {
-            reader: BufReader::with_capacity(64 * 1024, File::open(path)?),
-            pos: 0,
-            buf: Vec::new(),
+            file: File::open(path)?,
+            window: Vec::new(),
+            start: 0,
+            at_end: false,
+            long: Vec::new(),
+            reads: 0,
         })
     }
 
-    /// The line starting at `offset`, without its `'\n'`.
+    /// The line starting at `offset`, without its `'\n'` (the rest of the file when it has
+    /// none; empty past the end).
     pub(crate) fn read_at(&mut self, offset: u64) -> io::Result<&[u8]> {
-        if offset != self.pos {
-            match (i64::try_from(offset), i64::try_from(self.pos)) {
-                (Ok(to), Ok(from)) => self.reader.seek_relative(to - from)?,
-                _ => {
-                    self.reader.seek(SeekFrom::Start(offset))?;
-                }
+        if let Some((from, to)) = self.in_window(offset) {
+            return Ok(&self.window[from..to]);
+        }
+        self.fill(offset.saturating_sub(BACK))?;
+        if let Some((from, to)) = self.in_window(offset) {
+            return Ok(&self.window[from..to]);
+        }
+        // A line longer than what the window holds after `offset`: read on until its end.
+        let from = usize::try_from(offset - self.start).unwrap_or(usize::MAX);
+        self.long.clear();
+        self.long
+            .extend_from_slice(&self.window[from.min(self.window.len())..]);
+        let mut chunk = vec![0u8; WINDOW];
+        loop {
+            let n = self.pread(&mut chunk, offset + self.long.len() as u64)?;
+            if n == 0 {
+                break;
             }
+            if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+                self.long.extend_from_slice(&chunk[..i]);
+                break;
+            }
+            self.long.extend_from_slice(&chunk[..n]);
         }
-        self.buf.clear();
-        let n = self.reader.read_until(b'\n', &mut self.buf)? as u64;
-        self.pos = offset + n;
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
+        Ok(&self.long)
+    }
+
+    /// The range of the line at `offset` in the window, when the window holds all of it.
+    fn in_window(&self, offset: u64) -> Option<(usize, usize)> {
+        let end = self.start + self.window.len() as u64;
+        if offset < self.start || offset > end || (offset == end && !self.at_end) {
+            return None;
         }
-        Ok(&self.buf)
+        let from = usize::try_from(offset - self.start).ok()?;
+        match memchr::memchr(b'\n', &self.window[from..]) {
+            Some(i) => Some((from, from + i)),
+            None if self.at_end => Some((from, self.window.len())),
+            None => None,
+        }
+    }
+
+    /// Reads the window starting at `start`.
+    fn fill(&mut self, start: u64) -> io::Result<()> {
+        self.window.resize(WINDOW, 0);
+        let mut len = 0;
+        while len < WINDOW {
+            let n = {
+                let (file, buf) = (&self.file, &mut self.window[len..]);
+                self.reads += 1;
+                read_at_retrying(file, buf, start + len as u64)?
+            };
+            if n == 0 {
+                break;
+            }
+            len += n;
+        }
+        self.window.truncate(len);
+        self.start = start;
+        self.at_end = len < WINDOW;
+        Ok(())
+    }
+
+    /// One `pread` into `buf` at `at`.
+    fn pread(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        self.reads += 1;
+        read_at_retrying(&self.file, buf, at)
+    }
+}
+
+/// `pread`, retried when interrupted.
+fn read_at_retrying(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    loop {
+        match file.read_at(buf, at) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
@@ -173,6 +255,52 @@ mod tests {
         assert_eq!(r.read_at(0).unwrap(), b"one");
         assert_eq!(r.read_at(4).unwrap(), b"two");
         assert_eq!(r.read_at(4).unwrap(), b"two");
+        assert_eq!(r.read_at(13).unwrap(), b"");
+    }
+
+    #[test]
+    fn lines_in_about_file_order_cost_one_read_per_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l");
+        let lines: Vec<String> = (0..40_000)
+            .map(|i| format!("{{\"line\":{i:0>60}}}"))
+            .collect();
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let offsets: Vec<u64> = lines
+            .iter()
+            .scan(0u64, |at, l| {
+                let o = *at;
+                *at += l.len() as u64 + 1;
+                Some(o)
+            })
+            .collect();
+        let mut r = LineReaderAt::open(&p).unwrap();
+        // Answers finish out of order: each block of 256 lines is read backwards.
+        for block in (0..lines.len()).collect::<Vec<_>>().chunks(256) {
+            for &i in block.iter().rev() {
+                assert_eq!(r.read_at(offsets[i]).unwrap(), lines[i].as_bytes());
+            }
+        }
+        let size = offsets[lines.len() - 1] + 73;
+        assert!(
+            r.reads <= 2 + size / (WINDOW as u64 - BACK),
+            "{} reads",
+            r.reads
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_window_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l");
+        let long = "x".repeat(WINDOW * 2 + 7);
+        std::fs::write(&p, format!("a\n{long}\nb\n{long}")).unwrap();
+        let mut r = LineReaderAt::open(&p).unwrap();
+        assert_eq!(r.read_at(2).unwrap(), long.as_bytes());
+        assert_eq!(r.read_at(0).unwrap(), b"a");
+        let b = 2 + long.len() as u64 + 1;
+        assert_eq!(r.read_at(b).unwrap(), b"b");
+        assert_eq!(r.read_at(b + 2).unwrap(), long.as_bytes(), "the torn tail");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
 use super::{Attempt, BoxFuture, Failure, Redactor, Transport, parse_chat};
 use crate::output::ErrorKind;
@@ -66,7 +66,7 @@ impl Live {
             Err(e) => return self.failed(transport_failure(&e)),
         };
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        let headers = hint_headers(resp.headers());
         let bytes = match read_capped(resp, self.caps.max_body).await {
             Ok(b) => b,
             Err(ReadError::Transport(e)) => return self.failed(transport_failure(&e)),
@@ -104,6 +104,18 @@ impl Transport for Live {
     }
 }
 
+/// The headers [`parse_chat`] reads (the retry hints), copied out of the answer: a copy of
+/// every header cost a header map per request.
+fn hint_headers(all: &HeaderMap) -> HeaderMap {
+    let mut hints = HeaderMap::new();
+    for name in crate::retry::HINT_HEADERS {
+        if let Some(value) = all.get(name) {
+            hints.insert(name, value.clone());
+        }
+    }
+    hints
+}
+
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -122,14 +134,25 @@ pub async fn read_capped(mut resp: reqwest::Response, max: u64) -> Result<Bytes,
     if resp.content_length().is_some_and(|n| n > max) {
         return Err(ReadError::TooLarge(max));
     }
+    // A body that comes in one chunk (most answers) is kept as it is, not copied.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
-        if (buf.len() + chunk.len()) as u64 > max {
+        let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if (held + chunk.len()) as u64 > max {
             return Err(ReadError::TooLarge(max));
         }
-        buf.extend_from_slice(&chunk);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 fn transport_failure(e: &reqwest::Error) -> Failure {

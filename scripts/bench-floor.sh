@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# orbatch against the bare-HTTP floor (examples/http_floor.rs), side by side in one invocation.
+#
+#   scripts/bench-floor.sh                      # 10,000 requests, 3 repetitions
+#   ROWS=10000 REPS=5 CONCS="40 256" LATENCIES="50 0" scripts/bench-floor.sh
+#   BIG=1000000 scripts/bench-floor.sh          # also the large-job figures (see below)
+#   BIG=1000000 REPS=0 scripts/bench-floor.sh   # only the large-job figures
+#
+# For each mock latency (LATENCIES, ms) the mock runs as its own process (its CPU is not
+# counted). For each concurrency (CONCS), REPS repetitions alternate: orbatch with
+# --no-cache, orbatch with the cache on (a fresh cache dir: every request a miss and an
+# insert), then the floor, so a noisy neighbour hits all three alike. Each run prints CPU
+# (user+sys) per request in us (start-up included), wall seconds and peak RSS; the end table
+# gives min/median/max of each, and the ratio orbatch/floor of CPU per request, repetition by
+# repetition. The target (issue 15) is a median ratio <= 1.15 for `--no-cache` (the floor
+# caches nothing, so that is the fair comparison); the cached ratio is printed too.
+#
+# BIG=N adds the large-job figures over N rows (1,000,000 in the README): the validation scan
+# (`orbatch validate`, the same scan `run` makes before its first request), the whole run,
+# and the resume of the finished output dir (recovery of the N-line results.jsonl, then the
+# end files: compaction, results.csv, summary.json), each with its syscall count (strace -c,
+# when strace is installed) so per-row syscalls show.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS="${ROWS:-10000}"
+REPS="${REPS:-3}"
+CONCS="${CONCS:-40 256}"
+LATENCIES="${LATENCIES:-50 0}"
+BIN=target/release/orbatch
+FLOOR=target/release/examples/http_floor
+cargo build --release -q --bin orbatch --example http_floor
+WORK="$(mktemp -d)"
+MOCK_PID=
+cleanup() {
+    if [ -n "$MOCK_PID" ]; then kill -KILL "$MOCK_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+export OPENROUTER_API_KEY=sk-or-v1-mock-bench
+RESULTS="$WORK/results.tsv" # kind latency conc rep requests wall user sys rss_kib
+
+gen() { # gen N FILE: a JSONL of N prompts of varied length
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+words = "the quick brown fox jumps over the lazy dog while counting tokens and dollars".split()
+with open(path, "w") as f:
+    for i in range(n):
+        text = " ".join(words[(i + k) % len(words)] for k in range(5 + i % 40))
+        f.write(json.dumps({"id": i, "prompt": f"Row {i}: {text}"}) + "\n")
+PY
+}
+
+start_mock() { # start_mock LATENCY_MS: a mock process on a free port; sets PORT, MOCK_PID
+    # The mock takes SIGTERM as a graceful stop that waits for idle connections: kill it.
+    if [ -n "$MOCK_PID" ]; then kill -KILL "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; fi
+    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    "$BIN" mock-server --addr "127.0.0.1:$PORT" --no-log --latency-ms "$1" 2>"$WORK/mock.log" &
+    MOCK_PID=$!
+    for _ in $(seq 100); do grep -q listening "$WORK/mock.log" && return; sleep 0.1; done
+    echo "the mock did not start" >&2
+    exit 1
+}
+
+timed() { # timed KIND LAT CONC REP N CMD...: runs CMD under /usr/bin/time, records a row
+    local kind="$1" lat="$2" conc="$3" rep="$4" n="$5"
+    shift 5
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >"$WORK/stdout" 2>"$WORK/stderr" \
+        || { echo "$kind failed:" >&2; cat "$WORK/stderr" >&2; exit 1; }
+    read -r wall user sys rss <"$WORK/time"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$lat" "$conc" "$rep" "$n" \
+        "$wall" "$user" "$sys" "$rss" >>"$RESULTS"
+    awk -v k="$kind" -v l="$lat" -v c="$conc" -v r="$rep" -v n="$n" -v w="$wall" -v u="$user" \
+        -v s="$sys" -v m="$rss" 'BEGIN { printf "%-16s latency=%-3s conc=%-4s rep=%s cpu/req=%6.1fus wall=%6.2fs rss=%5.1fMiB\n", k, l, c, r, (u + s) / n * 1e6, w, m / 1024 }'
+}
+
+orbatch_run() { # orbatch_run N CONC OUT: sets RUN to the command of one run over N rows
+    RUN=("$BIN" run --input "$WORK/in-$1.jsonl" --model openai/gpt-4o-mini --max-tokens 16
+        --base-url "http://127.0.0.1:$PORT/api/v1" --output-dir "$3"
+        --concurrency "$2" --no-progress --json)
+}
+
+check_ok() { # check_ok N SUMMARY: every row answered
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[2])); assert s["rows"]["ok"] == int(sys.argv[1]), s["rows"]' "$1" "$2"
+}
+
+if [ "$REPS" -gt 0 ]; then
+gen "$ROWS" "$WORK/in-$ROWS.jsonl"
+echo "# $ROWS requests per run, $REPS repetitions, concurrency $CONCS, mock latency $LATENCIES ms"
+for lat in $LATENCIES; do
+    start_mock "$lat"
+    for conc in $CONCS; do
+        for rep in $(seq "$REPS"); do
+            rm -rf "$WORK/out" "$WORK/cache"
+            orbatch_run "$ROWS" "$conc" "$WORK/out"
+            timed orbatch-no-cache "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --no-cache
+            check_ok "$ROWS" "$WORK/stdout"
+            rm -rf "$WORK/out"
+            timed orbatch-cache "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --cache-dir "$WORK/cache"
+            check_ok "$ROWS" "$WORK/stdout"
+            timed floor "$lat" "$conc" "$rep" "$ROWS" \
+                "$FLOOR" "http://127.0.0.1:$PORT/api/v1" "$ROWS" "$conc"
+        done
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import sys, statistics
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+runs = {}
+for kind, lat, conc, rep, n, wall, user, sys_, rss in rows:
+    cpu = (float(user) + float(sys_)) / int(n) * 1e6
+    runs.setdefault((lat, conc, kind), []).append((int(rep), cpu, float(wall), int(rss) / 1024))
+def mmm(xs, fmt):
+    return "/".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
+print("\n# min/median/max per configuration")
+print(f"{'latency':>7} {'conc':>5} {'program':<17} {'cpu/req us':>19} {'wall s':>17} {'rss MiB':>17}"
+      f" {'ratio to floor':>16}")
+for (lat, conc, kind) in sorted(runs, key=lambda k: (-int(k[0]), int(k[1]), k[2])):
+    r = runs[(lat, conc, kind)]
+    ratio = ""
+    floor = dict((rep, cpu) for rep, cpu, _, _ in runs.get((lat, conc, "floor"), []))
+    if kind != "floor" and floor:
+        ratio = mmm([cpu / floor[rep] for rep, cpu, _, _ in r if rep in floor], "{:.2f}")
+    print(f"{lat:>7} {conc:>5} {kind:<17} {mmm([x[1] for x in r], '{:.1f}'):>19} "
+          f"{mmm([x[2] for x in r], '{:.2f}'):>17} {mmm([x[3] for x in r], '{:.1f}'):>17} {ratio:>16}")
+PY
+fi
+
+if [ -n "${BIG:-}" ]; then
+    echo
+    echo "# large job: $BIG rows (mock latency 0, concurrency 256)"
+    start_mock 0
+    gen "$BIG" "$WORK/in-$BIG.jsonl"
+    syscalls() { # syscalls NAME CMD...: CMD's syscall count (strace -c -f), if strace exists
+        local name="$1"
+        shift
+        if command -v strace >/dev/null; then
+            strace -c -f -o "$WORK/strace" "$@" >/dev/null 2>&1 || true
+            awk -v n="$name" '/ total$/ { printf "%-16s syscalls=%s (%s)\n", n, $4, "strace -c -f" }' "$WORK/strace"
+            tail -n +3 "$WORK/strace" | sort -k4 -n -r | head -5 | sed 's/^/    /'
+        fi
+    }
+    VALIDATE=("$BIN" validate --input "$WORK/in-$BIG.jsonl" --model openai/gpt-4o-mini
+        --max-tokens 16 --base-url "http://127.0.0.1:$PORT/api/v1")
+    timed validate-scan 0 - 1 "$BIG" "${VALIDATE[@]}"
+    rm -rf "$WORK/big"
+    orbatch_run "$BIG" 256 "$WORK/big"
+    timed run 0 256 1 "$BIG" "${RUN[@]}" --no-cache
+    check_ok "$BIG" "$WORK/stdout"
+    timed resume-finished 0 256 1 "$BIG" "${RUN[@]}" --no-cache
+    syscalls validate-scan "${VALIDATE[@]}"
+    syscalls resume-finished "${RUN[@]}" --no-cache
+    echo "(cpu/req above is the command's CPU divided by $BIG rows; wall is its whole time)"
+fi
