@@ -11,7 +11,7 @@ use crate::job::batch::batch_variant;
 
 /// What to expect of a batch's turnaround (the provider's figures).
 pub const EXPECTED_WAIT: &str =
-    "most batches finish within minutes (median about 7 min, 90% within an hour), at most 24 h";
+    "median about 7 min, 90% within an hour, at most 24 h";
 
 /// The batch quote of an estimate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -84,47 +84,37 @@ pub fn quote(inp: &Inputs) -> BatchQuote {
     }
 }
 
-/// The side-by-side table: live expected / high, batch expected / high, per model and total.
+/// The side-by-side table: live expected, batch expected / high, per model and total (the live
+/// high is in the estimate's own table above; four columns fit 80).
 pub fn render(r: &Report) -> String {
     let Some(q) = &r.batch else {
         return String::new();
     };
     let mut t = crate::output::table::new_table(
         false,
-        &[
-            "model",
-            "live expected",
-            "live high",
-            "batch expected",
-            "batch high",
-        ],
-        &[1, 2, 3, 4],
+        &["model", "live expected", "batch expected", "batch high"],
+        &[1, 2, 3],
     );
     let money = |v: Option<Usd>| v.map_or("unknown".into(), |u| crate::money::usd(u.0));
     let batch = |c: &Option<Range<Option<Usd>>>| match c {
         Some(c) => [money(c.expected), money(c.high)],
-        None => ["batch price unknown".into(), "batch price unknown".into()],
+        None => ["unknown".into(), "unknown".into()],
     };
     for (live, b) in r.models.iter().zip(&q.models) {
         let [be, bh] = batch(&b.cost_usd);
-        t.add_row([
-            live.model.clone(),
-            money(live.cost_usd.expected),
-            money(live.cost_usd.high),
-            be,
-            bh,
-        ]);
+        t.add_row([live.model.clone(), money(live.cost_usd.expected), be, bh]);
     }
     let [be, bh] = batch(&q.cost_usd);
-    t.add_row([
-        "TOTAL".into(),
-        money(r.total.cost_usd.expected),
-        money(r.total.cost_usd.high),
-        be,
-        bh,
-    ]);
+    t.add_row(["TOTAL".into(), money(r.total.cost_usd.expected), be, bh]);
+    let unknown = match q.price_unknown_models.is_empty() {
+        true => String::new(),
+        false => format!(
+            "batch price unknown for {} (no :batch variant in /models; never guessed)\n",
+            q.price_unknown_models.join(", ")
+        ),
+    };
     format!(
-        "live vs batch (--mode batch; the :batch price from /models):\n{t}\nbatch wait: {}\n",
+        "live vs batch (--mode batch; the :batch price from /models):\n{t}\n{unknown}batch wait: {}\n",
         q.expected_wait
     )
 }

@@ -38,6 +38,9 @@ fn render(s: &Summary, plain: bool) -> String {
         let _ = writeln!(out, "{}\n", group_table("variant", &variants, plain));
     }
     let _ = writeln!(out, "{}\n", group_table("provider", &providers, plain));
+    if let Some(a) = &s.annotation {
+        let _ = writeln!(out, "{}\n", agreement_table(a, plain));
+    }
     out.push_str(&cost_lines(s));
     if !s.errors_by_kind.is_empty() {
         let mut t = new_table(plain, &["failure", "rows", "cost"], &[1, 2]);
@@ -59,6 +62,30 @@ fn render(s: &Summary, plain: bool) -> String {
         let _ = writeln!(out, "\n{t}");
     }
     out
+}
+
+/// Per annotated field: how often every rater gave the same answer, and kappa.
+fn agreement_table(a: &crate::annotation::AnnotationSummary, plain: bool) -> String {
+    let mut t = new_table(
+        plain,
+        &["field", "rows", "agreement", "kappa", "method"],
+        &[1, 2, 3],
+    );
+    for (name, f) in &a.fields {
+        let share = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.1}%", x * 100.0));
+        t.add_row(vec![
+            name.clone(),
+            f.rows.to_string(),
+            share(f.agreement),
+            f.kappa.map_or("-".into(), |k| format!("{k:.3}")),
+            f.kappa_method.clone(),
+        ]);
+    }
+    format!(
+        "agreement between {} raters ({} rows disagree: disagreements.csv):\n{t}",
+        a.raters.len(),
+        a.disagreements
+    )
 }
 
 /// The lines above the tables: job and state, this run, then the output dir's totals.

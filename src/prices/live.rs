@@ -140,7 +140,7 @@ impl LivePrices {
 
 /// "N model(s) repriced: a, b, ..." (the first few by name).
 fn describe<'a>(models: impl Iterator<Item = &'a str>) -> String {
-    const SHOWN: usize = 5;
+    const SHOWN: usize = 8;
     let mut names: Vec<&str> = models.collect();
     if names.is_empty() {
         return "no price changed".to_string();

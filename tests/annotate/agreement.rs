@@ -18,7 +18,8 @@ fn disagreements_list_exactly_the_differing_ids_and_agreement_matches_the_lines(
     let args = annotate_args(&wd, 40);
     let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
     all.extend(["--model", MINI, "--model", HAIKU, "--model", GEMINI]);
-    wd.run(&mock, &all).assert().code(0);
+    let out = wd.run(&mock, &all).assert().code(0);
+    let table = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     let mut by_id: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
     for model in [MINI, HAIKU, GEMINI] {
         for l in wd
@@ -74,6 +75,13 @@ fn disagreements_list_exactly_the_differing_ids_and_agreement_matches_the_lines(
         (agree * 10_000.0).round() / 10_000.0
     );
     assert_eq!(f["kappa_method"], "fleiss");
+    // The printed table shows each field's agreement and kappa.
+    let row = table
+        .lines()
+        .find(|l| l.contains("sentiment") && l.contains("fleiss"))
+        .unwrap_or_else(|| panic!("no agreement row in {table}"));
+    assert!(row.contains(&format!("{:.1}%", agree * 100.0)), "{row}");
+    assert!(table.contains("agreement between 3 raters"), "{table}");
     assert_eq!(f["rows"], 40);
     let mini_pos = by_id
         .values()

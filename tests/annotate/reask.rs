@@ -243,3 +243,35 @@ fn an_invalid_schema_is_a_config_error_before_anything_is_sent() {
     );
     assert!(mock.requests().is_empty());
 }
+
+/// `mode = "prompt"` (endpoints without structured outputs): no `response_format` is sent, the
+/// schema goes into the system message, and the reply is still validated (the mock's free
+/// text fails it: a `schema` error at once with `schema_retries = 0`).
+#[test]
+fn prompt_mode_puts_the_schema_in_the_system_message_and_still_validates() {
+    let wd = Workdir::new();
+    let mock = Mock::plain();
+    annotate_args(&wd, 3);
+    wd.create(
+        "job.toml",
+        "input = \"in.csv\"\noutput_dir = \"out/pm\"\n[request]\nmodels = [\"openai/gpt-4o-mini\"]\nsystem = \"Annotate.\"\nprompt = \"Review: {{ text }}\"\n[output]\nschema = \"schema.json\"\nmode = \"prompt\"\nschema_retries = 0\n",
+    );
+    wd.run(&mock, &["job.toml"]).assert().code(1);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "one attempt a row, no re-ask");
+    for r in requests {
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert!(body.get("response_format").is_none(), "{body}");
+        let system = body["messages"][0]["content"].as_str().unwrap();
+        assert!(system.starts_with("Annotate."), "{system}");
+        assert!(system.contains("\"sentiment\""), "the schema: {system}");
+    }
+    let lines = wd.results("out/pm");
+    assert!(
+        lines.iter().all(|l| l
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind.as_str() == "schema")),
+        "{lines:?}"
+    );
+}

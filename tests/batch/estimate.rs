@@ -20,7 +20,7 @@ async fn estimate_quotes_live_and_batch_side_by_side() {
     assert!(out.stdout.contains("batch price unknown"), "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("batch wait: most batches finish within minutes")
+            .contains("batch wait: median about 7 min")
     );
     let json = Orb::new(&s)
         .args([
