@@ -12,7 +12,7 @@
 # insert), then the floor, so a noisy neighbour hits all three alike. Each run prints CPU
 # (user+sys) per request in us (start-up included), wall seconds and peak RSS; the end table
 # gives min/median/max of each, and the ratio orbatch/floor of CPU per request, repetition by
-# repetition. The target (issue 15) is a median ratio <= 1.15 for `--no-cache` (the floor
+# repetition. The target is a median ratio <= 1.15 for `--no-cache` (the floor
 # caches nothing, so that is the fair comparison); the cached ratio is printed too.
 #
 # BIG=N adds the large-job figures over N rows (1,000,000 in the README): the validation scan
