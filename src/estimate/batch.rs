@@ -10,8 +10,7 @@ use super::report::{Inputs, Report, Usd};
 use crate::job::batch::batch_variant;
 
 /// What to expect of a batch's turnaround (the provider's figures).
-pub const EXPECTED_WAIT: &str =
-    "median about 7 min, 90% within an hour, at most 24 h";
+pub const EXPECTED_WAIT: &str = "median about 7 min, 90% within an hour, at most 24 h";
 
 /// The batch quote of an estimate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -132,3 +132,11 @@ impl LineBuilder {
         self.line
     }
 }
+
+impl ResultLine {
+    /// What the key has cost: its completions (`cost_usd`, unknown = 0) and its judge calls
+    /// (`judge_cost_usd`), both cumulative on the line.
+    pub fn spend(&self) -> Decimal {
+        self.cost_usd.unwrap_or_default() + self.judge_cost_usd.unwrap_or_default()
+    }
+}

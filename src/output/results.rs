@@ -158,7 +158,7 @@ impl Journal {
                 Ok(line) => {
                     let key = line.key().hash();
                     let (cost, unknown) = previous_cost(&mut rec, &latest, &mut reread, path, key)?;
-                    rec.spent += line.cost_usd.unwrap_or_default() - cost;
+                    rec.spent += line.spend() - cost;
                     rec.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - unknown;
                     match line.status {
                         Status::Ok => {
@@ -281,10 +281,7 @@ fn previous_cost(
         None => reread.insert(LineReaderAt::open(path)?),
     };
     Ok(parse_line(reader.read_at(offset)?).ok().map_or(zero, |l| {
-        (
-            l.cost_usd.unwrap_or_default(),
-            l.unknown_cost_max_usd.unwrap_or_default(),
-        )
+        (l.spend(), l.unknown_cost_max_usd.unwrap_or_default())
     }))
 }
 

@@ -18,10 +18,7 @@ async fn estimate_quotes_live_and_batch_side_by_side() {
     out.assert_code(0);
     assert!(out.stdout.contains("live vs batch"), "{}", out.stdout);
     assert!(out.stdout.contains("batch price unknown"), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("batch wait: median about 7 min")
-    );
+    assert!(out.stdout.contains("batch wait: median about 7 min"));
     let json = Orb::new(&s)
         .args([
             "estimate",

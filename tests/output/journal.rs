@@ -244,3 +244,17 @@ fn a_journal_removed_during_the_run_fails_the_next_write() {
     let err = j.append(&ok("2", "m", None)).unwrap_err();
     assert!(err.to_string().contains("removed during the run"), "{err}");
 }
+
+/// What a line's judge calls cost is spent money too: a resumed run's budget starts from it,
+/// also when a key's line was written again (a re-score keeps one line per key).
+#[test]
+fn recovered_spend_counts_judge_costs_once_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let mut judged = ok("1", "m", Some("0.1"));
+    judged.judge_cost_usd = Some(dec("0.02"));
+    let again = judged.clone();
+    fs::write(&p, jsonl(&[judged, again, ok("2", "m", Some("0.2"))])).unwrap();
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.spent, dec("0.32"));
+}
