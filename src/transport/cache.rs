@@ -325,9 +325,14 @@ fn warn_bypassed(path: &Path, e: &rusqlite::Error) {
     );
 }
 
-/// The cache thread: stores batches, and bypasses the cache after its first failure.
+/// The cache thread: stores batches, and bypasses the cache after its first failure. Batches
+/// that queued up while it was storing go into one transaction (fewer commits when the
+/// journal writer is faster than the store).
 fn serve(mut store: Store, rx: mpsc::Receiver<Inserts>, broken: Arc<AtomicBool>) {
-    while let Ok(entries) = rx.recv() {
+    while let Ok(mut entries) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            entries.extend(more);
+        }
         if broken.load(Relaxed) {
             continue;
         }
