@@ -1,5 +1,7 @@
 //! JSON Schema validation (draft 2020-12, the `jsonschema` crate) for `json_schema` checks and
-//! the judge's `{score, reason}` reply. Each schema is compiled once per job, never per reply.
+//! the judge's `{score, reason}` reply: a bare validator of a value (the job's `[output]`
+//! schema, with its properties and the reply parsing, is [`crate::schema::Schema`]; both report
+//! violations through [`crate::schema::violations`]). Each schema is compiled once per job.
 
 use serde_json::Value;
 
@@ -22,19 +24,8 @@ impl Schema {
 
     /// `Ok` when `value` validates, else the first few errors, each with its path.
     pub fn check(&self, value: &Value) -> Result<(), String> {
-        let errors: Vec<String> = self
-            .0
-            .iter_errors(value)
-            .take(3)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
+        let mut errors = crate::schema::violations(&self.0, value);
+        errors.truncate(3);
         if errors.is_empty() {
             Ok(())
         } else {

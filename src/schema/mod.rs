@@ -138,18 +138,7 @@ impl Schema {
                 });
             }
         };
-        let errors: Vec<String> = self
-            .validator
-            .iter_errors(&value)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
+        let errors = violations(&self.validator, &value);
         if !errors.is_empty() {
             let mut message = format!(
                 "the reply does not validate against the schema: {}",
@@ -170,6 +159,21 @@ impl Schema {
         }
         Ok(value)
     }
+}
+
+/// Every way `value` fails `validator`, each with its path (`/a/0: ...`) when not the root.
+pub(crate) fn violations(validator: &jsonschema::Validator, value: &Value) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect()
 }
 
 /// The kind of a property's schema.
