@@ -429,15 +429,20 @@ fn uint(o: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     }
 }
 
-/// The text of the last user message ("" if none); text parts are joined with newlines.
+/// The text of the last user message ("" if none).
 fn last_user_text(messages: &Value) -> String {
-    let Some(m) = messages.as_array().and_then(|l| {
-        l.iter()
-            .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-    }) else {
-        return String::new();
-    };
+    messages
+        .as_array()
+        .and_then(|l| {
+            l.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .map_or_else(String::new, content_text)
+}
+
+/// A message's text: its `content` string, or its text parts joined with newlines.
+pub(super) fn content_text(m: &Value) -> String {
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts

@@ -266,18 +266,10 @@ fn unit(parts: &[&[u8]]) -> f64 {
 
 /// The text of the first user message (the row's prompt: re-asks add later ones).
 fn first_user_text(messages: &Value) -> String {
-    let first = messages
+    messages
         .as_array()
-        .and_then(|l| l.iter().find(|m| m["role"] == "user"));
-    match first.map(|m| &m["content"]) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
+        .and_then(|l| l.iter().find(|m| m["role"] == "user"))
+        .map_or_else(String::new, super::chat::content_text)
 }
 
 #[cfg(test)]
