@@ -40,15 +40,7 @@ export OPENROUTER_API_KEY=sk-or-v1-mock-bench
 RESULTS="$WORK/results.tsv" # kind latency conc rep requests wall user sys rss_kib
 
 gen() { # gen N FILE: a JSONL of N prompts of varied length
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-words = "the quick brown fox jumps over the lazy dog while counting tokens and dollars".split()
-with open(path, "w") as f:
-    for i in range(n):
-        text = " ".join(words[(i + k) % len(words)] for k in range(5 + i % 40))
-        f.write(json.dumps({"id": i, "prompt": f"Row {i}: {text}"}) + "\n")
-PY
+    python3 scripts/bench-input.py "$1" "$2"
 }
 
 start_mock() { # start_mock LATENCY_MS: a mock process on a free port; sets PORT, MOCK_PID

@@ -18,15 +18,7 @@ WORK="$(mktemp -d)"
 trap 'kill "${MOCK_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 gen() { # gen N FILE: a JSONL of N prompts of varied length
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-words = "the quick brown fox jumps over the lazy dog while counting tokens and dollars".split()
-with open(path, "w") as f:
-    for i in range(n):
-        text = " ".join(words[(i + k) % len(words)] for k in range(5 + i % 40))
-        f.write(json.dumps({"id": i, "prompt": f"Row {i}: {text}"}) + "\n")
-PY
+    python3 scripts/bench-input.py "$1" "$2"
 }
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
