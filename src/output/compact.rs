@@ -1,11 +1,14 @@
 //! Compaction of `results.jsonl`: one line per key, the latest readable line of each key
 //! (recovery's parse decides what is readable), written through a temp file and a rename.
+//! Each line is read once, in place ([`LineView`]); a [`KeptLines`] sees the kept lines as
+//! they go by, so the summary needs no pass of its own.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::lines::LineScanner;
+use super::view::LineView;
 use crate::fsutil::replace_file;
 
 /// What [`compact`] did.
@@ -25,11 +28,33 @@ pub struct CompactStats {
     pub index: Vec<(u64, u64)>,
 }
 
+/// What the end of a run does with the lines compaction keeps, as it reads them.
+pub(crate) trait KeptLines {
+    /// A readable line (`bytes` is its text), in file order. The first pass shows every
+    /// readable line; when some were superseded or torn, [`KeptLines::restart`] follows, then
+    /// the kept readable lines again, in the compacted file's order.
+    fn line(&mut self, line: &LineView<'_>, bytes: &[u8]);
+    /// The lines shown so far were not all kept: forget them (the kept ones follow).
+    fn restart(&mut self);
+}
+
+/// Keeps nothing.
+impl KeptLines for () {
+    fn line(&mut self, _: &LineView<'_>, _: &[u8]) {}
+    fn restart(&mut self) {}
+}
+
 /// Rewrites `path` to one line per (id, model): the latest line wins, in the order of each
 /// key's latest line (completion order). Bad lines are kept in place. Two sequential passes
 /// (pass 1: key hash -> offset of its latest line; pass 2: copy the kept offsets) into a temp
 /// file in the same directory, then rename. Call it with no [`super::results::Journal`] open on the file.
 pub fn compact(path: &Path) -> io::Result<CompactStats> {
+    compact_into(path, &mut ())
+}
+
+/// [`compact`], showing `kept` every line it keeps (each line parsed once when nothing is
+/// dropped, the kept ones twice otherwise).
+pub(crate) fn compact_into(path: &Path, kept: &mut dyn KeptLines) -> io::Result<CompactStats> {
     let mut stats = CompactStats::default();
     // (key hash, offset) of every readable line: 16 bytes a line, sorted once.
     let mut lines: Vec<(u64, u64)> = Vec::new();
@@ -38,8 +63,11 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
     let mut scanner = LineScanner::new(File::open(path)?);
     while let Some(info) = scanner.next_line()? {
         all_complete &= info.complete;
-        match scanner.readable_key() {
-            Ok(key) => lines.push((key, info.offset)),
+        match scanner.view() {
+            Ok(line) => {
+                lines.push((line.key().hash(), info.offset));
+                kept.line(&line, scanner.bytes());
+            }
             Err(_) if info.complete => {
                 stats.bad_kept += 1;
                 keep.push(info.offset);
@@ -66,6 +94,7 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
         stats.index = lines;
         return Ok(stats);
     }
+    kept.restart();
     keep.extend(lines.iter().map(|&(_, offset)| offset));
     keep.sort_unstable();
     // Old offset -> new offset of each kept line, in old-offset order.
@@ -78,6 +107,9 @@ pub fn compact(path: &Path) -> io::Result<CompactStats> {
             if next.peek() == Some(&info.offset) {
                 next.next();
                 moved.push((info.offset, written));
+                if let Ok(line) = scanner.view() {
+                    kept.line(&line, scanner.bytes());
+                }
                 w.write_all(scanner.bytes())?;
                 w.write_all(b"\n")?;
                 written += scanner.bytes().len() as u64 + 1;

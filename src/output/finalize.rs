@@ -7,8 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Summary;
-use super::compact::{CompactStats, compact};
-use super::summary::{SummaryMeta, summarize_compacted, write_summary_json};
+use super::compact::{CompactStats, compact_into};
+use super::summary::{SummaryBuilder, SummaryMeta, write_summary_json};
 use crate::input::RowReader;
 use crate::output::csv::{CsvSpec, Layout};
 
@@ -201,9 +201,15 @@ impl OutputDir {
         let results = self.dir.join(RESULTS);
         let journal = |what| move |error| FinalizeError::Journal { what, error };
         let t = std::time::Instant::now();
-        let CompactStats { index, .. } = compact(&results).map_err(journal("compacting"))?;
-        tracing::debug!("compacted results.jsonl in {:?}", t.elapsed());
-        let mut summary = summarize_compacted(&results, meta).map_err(journal("reading"))?;
+        // One read of each line: compaction shows the summary every line it keeps.
+        let mut builder = SummaryBuilder::new(meta);
+        let CompactStats { index, .. } =
+            compact_into(&results, &mut builder).map_err(journal("compacting"))?;
+        tracing::debug!(
+            "compacted and summarized results.jsonl in {:?}",
+            t.elapsed()
+        );
+        let mut summary = builder.finish();
         let mut failed = Vec::new();
         let draft = summary.clone();
         for e in exporters {
@@ -324,5 +330,70 @@ mod tests {
         assert_eq!(summary.rows.ok, 1, "compacted to one line per key");
         assert_eq!(*seen.0.borrow(), Some(1));
         assert!(dir.path().join("summary.json").exists());
+    }
+
+    /// The end of a run reads each line once: compaction keeps a key's latest READABLE line
+    /// (a later line recovery cannot read is kept as it is, never counted), and the summary
+    /// and results.csv count and show exactly the kept lines.
+    #[test]
+    fn summary_and_csv_agree_with_what_compaction_keeps() {
+        use rust_decimal::Decimal;
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        let text = "id,text\n1,a\n2,b\n3,c\n";
+        std::fs::write(&input, text).unwrap();
+        let cost = |n| (Some(Decimal::new(n, 3)), 1, (0, Decimal::ZERO), 0);
+        let (c1, c2, c3) = (cost(1), cost(2), cost(4));
+        let line = |l: LineBuilder| serde_json::to_string(&l.build()).unwrap();
+        let first = LineBuilder::new("1", "m").counts(c1.0, c1.1, c1.2, c1.3);
+        let first = line(first.error(crate::output::ErrorKind::Provider, Some(502), "x"));
+        let other = line(
+            LineBuilder::new("2", "m")
+                .counts(c3.0, 1, c3.2, 0)
+                .ok("two"),
+        );
+        let kept = line(
+            LineBuilder::new("1", "m")
+                .counts(c2.0, 1, c2.2, 0)
+                .ok("one"),
+        );
+        // Readable but for one field: recovery skips it, so it supersedes nothing.
+        let bad = line(LineBuilder::new("1", "m").ok("WRONG"))
+            .replace(r#""cost_source":null"#, r#""cost_source":"bogus""#);
+        assert!(crate::output::lines::parse_line(bad.as_bytes()).is_err());
+        let journal = [first, other, kept.clone(), bad.clone()].join("\n") + "\n";
+        std::fs::write(dir.path().join(RESULTS), journal).unwrap();
+        let csv = ResultsCsv {
+            input,
+            id_column: None,
+            limit_rows: None,
+            bytes: text.len() as u64,
+            columns: vec!["id".into(), "text".into()],
+            models: vec!["m".into()],
+            variants: vec![],
+            delimiter: None,
+            layout: crate::output::Layout::Long,
+            shard: None,
+            properties: vec![],
+        };
+        let meta = SummaryMeta {
+            total_pairs: Some(3),
+            ..SummaryMeta::default()
+        };
+        let summary = OutputDir::new(dir.path())
+            .finalize(&meta, &[&csv, &SummaryJson])
+            .unwrap();
+        let compacted = std::fs::read_to_string(dir.path().join(RESULTS)).unwrap();
+        assert!(compacted.contains(&kept) && compacted.contains(&bad));
+        assert_eq!(compacted.lines().count(), 3, "{compacted}");
+        assert_eq!((summary.rows.ok, summary.rows.error), (2, 0));
+        assert_eq!(summary.rows.not_sent, 1);
+        assert_eq!(summary.cost_usd.total, Decimal::new(6, 3));
+        let table = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[1].starts_with("1,a,m,ok,one,0.002,"), "{table}");
+        assert!(rows[2].starts_with("2,b,m,ok,two,0.004,"), "{table}");
+        assert!(rows[3].starts_with("3,c,m,not_sent,"), "{table}");
+        assert!(!table.contains("WRONG"));
     }
 }

@@ -75,8 +75,12 @@ impl<R: Read> LineScanner<R> {
     /// [`ResultLine`] (the parse of recovery): a line that recovery skips never supersedes an
     /// earlier line of its key in compaction or in a summary.
     pub(crate) fn readable_key(&self) -> Result<u64, String> {
-        let line = self.parse()?;
-        Ok(line.key().hash())
+        Ok(self.view()?.key().hash())
+    }
+
+    /// Reads the last line read in place (readable exactly when [`LineScanner::parse`] is).
+    pub(crate) fn view(&self) -> Result<super::view::LineView<'_>, String> {
+        super::view::LineView::parse(&self.buf)
     }
 
     /// Parses the last line read as a [`ResultLine`].

@@ -58,29 +58,6 @@ pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
     Ok(acc.finish(meta))
 }
 
-/// [`summarize`] for one file already compacted (one line per key, as
-/// [`super::results::compact`] leaves it): a single pass, no key index.
-pub fn summarize_compacted(path: &Path, meta: &SummaryMeta) -> io::Result<Summary> {
-    let mut acc = Acc::new(meta);
-    let mut cells = meta
-        .eval
-        .map(|min| crate::eval::cells::Cells::new(meta.models.as_deref(), min));
-    let mut scanner = super::lines::LineScanner::new(std::fs::File::open(path)?);
-    while scanner.next_line()?.is_some() {
-        if let Some(cells) = cells.as_mut() {
-            cells.add_json(scanner.bytes());
-        }
-        // Only the fields the summary counts, borrowed from the line (output and vars are
-        // skipped, not built).
-        if let Ok(line) = serde_json::from_slice::<SummaryLine<'_>>(scanner.bytes()) {
-            acc.add(&line);
-        }
-    }
-    let mut summary = acc.finish(meta);
-    summary.eval = cells.map(crate::eval::cells::Cells::finish);
-    Ok(summary)
-}
-
 /// Writes `summary` as pretty JSON to `path` (temp file + rename).
 pub fn write_summary_json(summary: &Summary, path: &Path) -> io::Result<()> {
     replace_file(path, |w| {
@@ -90,56 +67,34 @@ pub fn write_summary_json(summary: &Summary, path: &Path) -> io::Result<()> {
 }
 
 /// The fields of a result line that the summary counts, borrowed where they are text.
-#[derive(serde::Deserialize)]
 struct SummaryLine<'a> {
     status: Status,
-    #[serde(borrow)]
     model: Cow<'a, str>,
-    #[serde(borrow, default)]
     variant: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     provider: Option<Cow<'a, str>>,
-    #[serde(default)]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
     completion_tokens: Option<u64>,
-    #[serde(default)]
     reasoning_tokens: Option<u64>,
-    #[serde(default)]
     cached_tokens: Option<u64>,
-    #[serde(with = "crate::money::opt", default)]
     cost_usd: Option<Decimal>,
-    #[serde(with = "crate::money::opt", default)]
     table_cost_usd: Option<Decimal>,
-    #[serde(with = "crate::money::opt", default)]
     judge_cost_usd: Option<Decimal>,
-    #[serde(default)]
     cost_mismatch: bool,
     latency_ms: u64,
     attempts: u32,
-    #[serde(default)]
     unknown_cost_attempts: u32,
-    #[serde(default)]
     rate_limited_attempts: u32,
-    #[serde(borrow, default)]
     error: Option<SummaryError<'a>>,
-    #[serde(borrow, default)]
     finished_at: Option<Cow<'a, str>>,
-    #[serde(default)]
     cache_hit: bool,
-    #[serde(with = "crate::money::opt", default)]
     cached_cost_usd: Option<Decimal>,
-    #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
     resumable: bool,
 }
 
 /// `error` of a [`SummaryLine`].
-#[derive(serde::Deserialize)]
 struct SummaryError<'a> {
     kind: ErrorKind,
-    #[serde(borrow)]
     message: Cow<'a, str>,
 }
 
@@ -439,6 +394,9 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
 fn format_time(t: OffsetDateTime) -> Option<String> {
     t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
 }
+
+mod kept;
+pub(crate) use kept::SummaryBuilder;
 
 #[cfg(test)]
 mod tests;
