@@ -1,11 +1,12 @@
 //! Classifies one chat answer (status, headers, body) into an [`Attempt`]: HTTP status
 //! first, then the errors that arrive inside a 200. Optional fields are read leniently, so a
-//! delivered answer is kept whatever its `usage` says.
+//! delivered answer is kept whatever its `usage` says. The body is read in place
+//! ([`wire::Chat`]): one parse, its texts borrowed until the [`Completion`] is built.
 
 use reqwest::header::HeaderMap;
 
 use super::{Attempt, Completion, Failure};
-use crate::api::{ApiError, ChatResponse, ErrorBody, lenient};
+use crate::api::{ApiError, ErrorBody, lenient};
 use crate::output::ErrorKind;
 use crate::retry::{Verdict, classify_embedded, classify_status, retry_hint};
 
@@ -30,13 +31,20 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
             partial: None,
         });
     }
-    let parsed = serde_json::from_slice::<ChatResponse>(bytes).or_else(|e| {
-        // `NaN` or `Infinity` in an optional number: read them as null rather than lose the answer.
-        lenient::nulls_for_non_finite(bytes)
-            .and_then(|fixed| serde_json::from_slice(&fixed).ok())
-            .ok_or(e)
-    });
-    let body: ChatResponse = match parsed {
+    let fixed;
+    let parsed = match serde_json::from_slice::<wire::Chat<'_>>(bytes) {
+        Ok(body) => Ok(body),
+        Err(e) => {
+            // `NaN` or `Infinity` in an optional number: read them as null rather than lose
+            // the answer.
+            fixed = lenient::nulls_for_non_finite(bytes);
+            fixed
+                .as_deref()
+                .and_then(|f| serde_json::from_slice(f).ok())
+                .ok_or(e)
+        }
+    };
+    let body = match parsed {
         Ok(b) => b,
         Err(e) => {
             return Attempt::Failed(Failure {
@@ -68,8 +76,8 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
             |_| err.describe(),
         );
         let retry_after = retry_hint(headers, Some(err));
-        let has_usage = body.usage.is_some();
-        let completion = completion_of(body);
+        let has_usage = body.has_usage();
+        let completion = body.completion();
         return Attempt::Failed(Failure {
             kind,
             verdict,
@@ -81,7 +89,7 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
         });
     }
     let no_choices = body.choices.is_empty();
-    let completion = completion_of(body);
+    let completion = body.completion();
     if no_choices {
         return Attempt::Failed(Failure {
             kind: ErrorKind::InvalidResponse,
@@ -108,36 +116,13 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
     Attempt::Answered(completion)
 }
 
-/// The reply of a parsed answer (its strings moved, not copied).
-fn completion_of(body: ChatResponse) -> Completion {
-    let usage = body.usage.as_ref();
-    let (content, finish_reason) = match body.choices.into_iter().next() {
-        Some(c) => (c.message.and_then(|m| m.into_text()), c.finish_reason),
-        None => (None, None),
-    };
-    Completion {
-        generation_id: body.id,
-        response_model: body.model,
-        provider: body.provider,
-        content,
-        finish_reason,
-        prompt_tokens: usage.and_then(|u| u.prompt_tokens),
-        completion_tokens: usage.and_then(|u| u.completion_tokens),
-        reasoning_tokens: usage
-            .and_then(|u| u.completion_tokens_details.as_ref())
-            .and_then(|d| d.reasoning_tokens),
-        cached_tokens: usage
-            .and_then(|u| u.prompt_tokens_details.as_ref())
-            .and_then(|d| d.cached_tokens),
-        cost: usage.and_then(|u| u.cost),
-    }
-}
-
 /// The first 200 bytes of a body, as text (for an error message).
 pub fn snippet(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
     s.trim().to_string()
 }
+
+mod wire;
 
 #[cfg(test)]
 mod tests {
@@ -294,5 +279,42 @@ mod tests {
         };
         assert!(f.ambiguous);
         assert_eq!(f.partial.and_then(|p| p.cost), None);
+    }
+
+    fn content_of(message: &str) -> Completion {
+        let body = format!(
+            r#"{{"id":"gen-\u0031","provider":"P\"Q","choices":[{{"finish_reason":"stop","message":{message}}}],"usage":{{"cost":0.5,"prompt_tokens":"4","prompt_tokens_details":{{"cached_tokens":2}},"completion_tokens_details":{{"reasoning_tokens":1}}}}}}"#
+        );
+        match parse(200, &body) {
+            Attempt::Answered(c) => c,
+            other => panic!("{message}: {other:?}"),
+        }
+    }
+
+    /// Texts with escapes are decoded, content parts are joined, other content is its JSON
+    /// text, and the nested usage details are read.
+    #[test]
+    fn texts_with_escapes_and_content_parts() {
+        let c = content_of(r#"{"role":"assistant","content":"a\"b\n\u00e9"}"#);
+        assert_eq!(c.content.as_deref(), Some("a\"b\né"));
+        assert_eq!(c.generation_id.as_deref(), Some("gen-1"));
+        assert_eq!(c.provider.as_deref(), Some("P\"Q"));
+        assert_eq!((c.prompt_tokens, c.cached_tokens), (Some(4), Some(2)));
+        assert_eq!(c.reasoning_tokens, Some(1));
+        assert_eq!(c.cost, Some(Decimal::new(5, 1)));
+        let parts = r#"{"content":[{"type":"text","text":"x"},{"type":"image"},{"text":"y"}]}"#;
+        assert_eq!(content_of(parts).content.as_deref(), Some("xy"));
+        assert_eq!(
+            content_of(r#"{"content":{"k":1}}"#).content.as_deref(),
+            Some(r#"{"k":1}"#)
+        );
+        let none = parse(
+            200,
+            r#"{"choices":[{"finish_reason":"stop","message":{"content":null}}]}"#,
+        );
+        assert!(
+            matches!(none, Attempt::Answered(Completion { content: None, .. })),
+            "{none:?}"
+        );
     }
 }
