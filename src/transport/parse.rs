@@ -32,16 +32,13 @@ pub fn parse_chat(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Attempt {
         });
     }
     let fixed;
-    let parsed = match serde_json::from_slice::<wire::Chat<'_>>(bytes) {
+    let parsed = match wire::parse(bytes) {
         Ok(body) => Ok(body),
         Err(e) => {
             // `NaN` or `Infinity` in an optional number: read them as null rather than lose
             // the answer.
             fixed = lenient::nulls_for_non_finite(bytes);
-            fixed
-                .as_deref()
-                .and_then(|f| serde_json::from_slice(f).ok())
-                .ok_or(e)
+            fixed.as_deref().and_then(|f| wire::parse(f).ok()).ok_or(e)
         }
     };
     let body = match parsed {

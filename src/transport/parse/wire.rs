@@ -2,7 +2,8 @@
 //! string has escapes), the optional fields kept as raw JSON and read leniently when the
 //! [`Completion`] is built, so a normal answer is parsed once with few allocations. The
 //! leniency is the one of [`crate::api::ChatResponse`]: a value of the wrong type, a negative
-//! count or an unusable cost reads as absent; a malformed `usage` as no usage.
+//! count or an unusable cost reads as absent; a malformed `usage` as no usage (the body is
+//! then read a second time, with `usage` kept raw: [`parse`]).
 
 use std::borrow::Cow;
 
@@ -14,9 +15,10 @@ use super::Completion;
 use crate::api::ApiError;
 use crate::api::lenient::usable_cost;
 
-/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`).
+/// A `POST /chat/completions` answer (also an error body: `error` set, no `choices`); `U`
+/// is how `usage` is read.
 #[derive(Deserialize)]
-pub(super) struct Chat<'a> {
+pub(super) struct Chat<'a, U = Usage<'a>> {
     #[serde(borrow, default, deserialize_with = "text")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
@@ -25,8 +27,7 @@ pub(super) struct Chat<'a> {
     provider: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub choices: Vec<Choice<'a>>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
+    usage: Option<U>,
     /// A top-level error (also inside an HTTP 200).
     pub error: Option<ApiError>,
 }
@@ -52,7 +53,7 @@ struct Message<'a> {
 
 /// `usage`, each field raw until it is read.
 #[derive(Deserialize)]
-struct Usage<'a> {
+pub(super) struct Usage<'a> {
     #[serde(borrow, default)]
     prompt_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -125,22 +126,37 @@ fn content(raw: &RawValue) -> Option<String> {
     }
 }
 
+/// Reads a chat answer: in one pass when `usage` is an object (any fields), else a second
+/// time with `usage` raw, read as no usage when it is not an object.
+pub(super) fn parse(bytes: &[u8]) -> Result<Chat<'_>, serde_json::Error> {
+    if let Ok(chat) = serde_json::from_slice::<Chat<'_>>(bytes) {
+        return Ok(chat);
+    }
+    let chat = serde_json::from_slice::<Chat<'_, &RawValue>>(bytes)?;
+    Ok(Chat {
+        id: chat.id,
+        model: chat.model,
+        provider: chat.provider,
+        choices: chat.choices,
+        usage: object(chat.usage),
+        error: chat.error,
+    })
+}
+
 impl Chat<'_> {
-    /// True when `usage` is an object of the usage's shape.
+    /// True when `usage` is an object.
     pub(super) fn has_usage(&self) -> bool {
-        object::<Usage<'_>>(self.usage).is_some()
+        self.usage.is_some()
     }
 
     /// The reply of the answer (its first choice).
     pub(super) fn completion(&self) -> Completion {
-        let usage: Option<Usage<'_>> = object(self.usage);
+        let usage = self.usage.as_ref();
         let choice = self.choices.first();
         let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
-        let prompt: Option<PromptDetails<'_>> =
-            usage.as_ref().and_then(|u| object(u.prompt_tokens_details));
-        let completion: Option<CompletionDetails<'_>> = usage
-            .as_ref()
-            .and_then(|u| object(u.completion_tokens_details));
+        let prompt: Option<PromptDetails<'_>> = usage.and_then(|u| object(u.prompt_tokens_details));
+        let completion: Option<CompletionDetails<'_>> =
+            usage.and_then(|u| object(u.completion_tokens_details));
         Completion {
             generation_id: owned(&self.id),
             response_model: owned(&self.model),
@@ -150,12 +166,11 @@ impl Chat<'_> {
                 .and_then(|m| m.content)
                 .and_then(content),
             finish_reason: choice.and_then(|c| owned(&c.finish_reason)),
-            prompt_tokens: usage.as_ref().and_then(|u| count(u.prompt_tokens)),
-            completion_tokens: usage.as_ref().and_then(|u| count(u.completion_tokens)),
+            prompt_tokens: usage.and_then(|u| count(u.prompt_tokens)),
+            completion_tokens: usage.and_then(|u| count(u.completion_tokens)),
             reasoning_tokens: completion.and_then(|d| count(d.reasoning_tokens)),
             cached_tokens: prompt.and_then(|d| count(d.cached_tokens)),
             cost: usage
-                .as_ref()
                 .and_then(|u| u.cost)
                 .and_then(|r| usable_cost(r.get())),
         }
