@@ -305,6 +305,23 @@ pub struct ReadStats {
 /// unreadable torn last line) are skipped and counted. Two sequential passes; memory holds one
 /// 64-bit hash and one position per key. `f` sees lines in file order.
 pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::Result<ReadStats> {
+    let mut latest = 0;
+    let mut stats = for_each_latest_read(paths, |scanner| {
+        if let Ok(line) = scanner.parse() {
+            latest += 1;
+            f(line);
+        }
+    })?;
+    stats.latest = latest;
+    Ok(stats)
+}
+
+/// [`for_each_latest`], handing `f` the scanner holding each latest line (to read it in
+/// place); `latest` is left for the caller to count.
+pub(crate) fn for_each_latest_read(
+    paths: &[PathBuf],
+    mut f: impl FnMut(&LineScanner<File>),
+) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
     // Pass 1: key -> global line number (counted across files) of its latest line.
     let mut latest: HashMap<u64, u64> = HashMap::new();
@@ -343,10 +360,7 @@ pub fn for_each_latest(paths: &[PathBuf], mut f: impl FnMut(ResultLine)) -> io::
                 continue;
             }
             next.next();
-            if let Ok(line) = scanner.parse() {
-                stats.latest += 1;
-                f(line);
-            }
+            f(&scanner);
         }
     }
     Ok(stats)

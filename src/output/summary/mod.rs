@@ -10,10 +10,10 @@ use rust_decimal::Decimal;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::results::for_each_latest;
+use super::results::for_each_latest_read;
 use super::{
     CacheTotals, CostTotals, ErrorCount, ErrorKind, GroupTotals, KindTotals, Latency, LeftOut,
-    RequestCounts, ResultLine, RowCounts, Status, Summary, TokenCounts, truncate_chars,
+    RequestCounts, RowCounts, Status, Summary, TokenCounts, truncate_chars,
 };
 use crate::fsutil::replace_file;
 
@@ -54,7 +54,11 @@ pub struct SummaryMeta {
 /// Builds the summary of the result files `paths` (merged, latest line per key wins).
 pub fn summarize(paths: &[PathBuf], meta: &SummaryMeta) -> io::Result<Summary> {
     let mut acc = Acc::new(meta);
-    for_each_latest(paths, |line| acc.add(&SummaryLine::from(&line)))?;
+    for_each_latest_read(paths, |scanner| {
+        if let Ok(line) = scanner.view() {
+            acc.add(&SummaryLine::from(&line));
+        }
+    })?;
     Ok(acc.finish(meta))
 }
 
@@ -96,38 +100,6 @@ struct SummaryLine<'a> {
 struct SummaryError<'a> {
     kind: ErrorKind,
     message: Cow<'a, str>,
-}
-
-impl<'a> From<&'a ResultLine> for SummaryLine<'a> {
-    fn from(l: &'a ResultLine) -> Self {
-        SummaryLine {
-            status: l.status,
-            model: Cow::Borrowed(&l.model),
-            variant: l.variant.as_deref().map(Cow::Borrowed),
-            provider: l.provider.as_deref().map(Cow::Borrowed),
-            prompt_tokens: l.prompt_tokens,
-            completion_tokens: l.completion_tokens,
-            reasoning_tokens: l.reasoning_tokens,
-            cached_tokens: l.cached_tokens,
-            cost_usd: l.cost_usd,
-            table_cost_usd: l.table_cost_usd,
-            judge_cost_usd: l.judge_cost_usd,
-            cost_mismatch: l.cost_mismatch,
-            latency_ms: l.latency_ms,
-            attempts: l.attempts,
-            unknown_cost_attempts: l.unknown_cost_attempts,
-            rate_limited_attempts: l.rate_limited_attempts,
-            error: l.error.as_ref().map(|e| SummaryError {
-                kind: e.kind,
-                message: Cow::Borrowed(&e.message),
-            }),
-            finished_at: l.finished_at.as_deref().map(Cow::Borrowed),
-            cache_hit: l.cache_hit,
-            cached_cost_usd: l.cached_cost_usd,
-            finish_reason: l.finish_reason.as_deref().map(Cow::Borrowed),
-            resumable: l.resumable,
-        }
-    }
 }
 
 /// The running totals.

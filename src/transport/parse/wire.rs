@@ -114,16 +114,11 @@ fn content(raw: &RawValue) -> Option<String> {
     if let Some(s) = string(raw) {
         return Some(s.into_owned());
     }
-    match serde_json::from_str::<Value>(raw.get()).ok()? {
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-        ),
-        Value::Null => None,
-        other => Some(other.to_string()),
+    let value = serde_json::from_str::<Value>(raw.get()).ok()?;
+    crate::api::Message {
+        content: Some(value),
     }
+    .into_text()
 }
 
 /// Reads a chat answer: in one pass when `usage` is an object (any fields), else a second
