@@ -3,7 +3,7 @@
 //! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
 //! the final files.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
@@ -11,9 +11,7 @@ use super::prepare::Prepared;
 use super::reader::spawn_reader;
 use super::rows::dispatch_rows;
 use super::sweep::sweep_deferred;
-use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, writer};
-use crate::budget::Budget;
-use crate::limits::{LimitSpec, Limiter};
+use super::{Control, Ctx, RunError, RunOptions, RunReport, StopReason, writer};
 use crate::output::finalize::OutputDir;
 use crate::output::summary::SummaryMeta;
 use crate::plan::Plan;
@@ -34,32 +32,17 @@ pub(crate) async fn execute(
         .clone()
         .resuming(&p.recovered, opts.retry_failed)
         .only_rows(opts.only_rows.clone());
-    let ctx = Arc::new(Ctx {
-        job: job.clone(),
-        client: p.client.clone(),
-        limiter: Limiter::new(LimitSpec {
-            concurrency: job.limits.concurrency,
-            rpm: job.limits.requests_per_minute,
-            tpm: job.limits.tokens_per_minute,
-            window: opts.rate_window,
-        }),
-        // Earlier attempts of unknown charge count at their worst case, as they did then.
-        budget: Budget::new(job.limits.budget_usd, plan.committed() + p.carried_spend),
+    // Earlier attempts of unknown charge count at their worst case, as they did then.
+    let committed = plan.committed() + p.carried_spend;
+    let ctx = Arc::new(Ctx::new(
+        &job,
+        p.client.clone(),
+        p.prices.clone(),
         inflight,
-        prices: Arc::new(crate::prices::LivePrices::new(p.prices.clone())),
-        stop: control.stop.child_token(),
-        abort: control.abort.clone(),
-        stop_reason: Mutex::new(None),
-        lookups: Lookups::new(),
-        deferred: Mutex::new(Vec::new()),
-        lookup_scale: opts.lookup_backoff_scale,
-        cache: opts
-            .cache
-            .as_ref()
-            .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
-        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
-        sent: Default::default(),
-    });
+        committed,
+        &opts,
+        &control,
+    ));
     let progress = Progress::new(plan.pending_count(p.scan.shard_rows));
     let (tx, writer) = {
         let ctx = ctx.clone();
