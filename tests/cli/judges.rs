@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use crate::common::*;
 use crate::eval::{JUDGE, job, out_text, setup};
+use crate::support::signal;
 
 /// The mock's judge requests: their rubric (the job's) starts with `prefix`.
 fn judge_requests(mock: &Mock, prefix: &str) -> Vec<orbatch::mock::RequestRecord> {
@@ -190,4 +191,56 @@ fn an_invalid_judge_reply_is_re_asked_once_then_left_unscored() {
             "a recorded reply is not paid again"
         );
     }
+}
+
+/// SIGTERM during `score`: exit 3, every judge answer that came back is in results.jsonl
+/// (the summary counts what the mock charged), and the next `score` sends only the rest.
+#[test]
+fn sigterm_during_score_keeps_every_paid_grade() {
+    let wd = Workdir::new();
+    let mock = Mock::start(orbatch::mock::MockConfig {
+        latency_ms: 40,
+        ..Default::default()
+    });
+    setup(&wd, "");
+    wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    wd.run(&mock, &["jobs/ev.toml"]).assert().code(0);
+    let ok = wd.results("out/ev").len();
+    let changed = JUDGE.replace("Grade it.", "Grade it again.");
+    wd.create("jobs/ev.toml", &(job("") + &changed));
+    let url = mock.url();
+    let args = [
+        "score",
+        "jobs/ev.toml",
+        "--base-url",
+        &url,
+        "--concurrency",
+        "2",
+    ];
+    let child = wd
+        .std_command()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while judge_requests(&mock, "Grade it again.").len() < 10 {
+        assert!(t.elapsed().as_secs() < 30, "score sent no judge call");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let first = judge_requests(&mock, "Grade it again.").len();
+    assert!(first < ok, "stopped early: {first} of {ok}");
+    assert_eq!(wd.summary("out/ev").cost_usd.total, mock.spent());
+    score(&wd, &mock, &[]).code(0);
+    assert_eq!(
+        judge_requests(&mock, "Grade it again.").len(),
+        ok,
+        "none twice"
+    );
+    assert_eq!(wd.summary("out/ev").cost_usd.total, mock.spent());
 }
