@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rust_decimal::Decimal;
 
-use super::{Control, Ctx, Lookups, RunOptions};
+use super::{Control, Ctx, Lookups, RunOptions, StopReason};
 use crate::budget::Budget;
 use crate::client::Client;
 use crate::job::Job;
@@ -51,6 +51,26 @@ impl Ctx {
                 .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
             breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
             sent: Default::default(),
+        }
+    }
+}
+
+impl Ctx {
+    /// The end of a run's sending: empties the in-flight record (every attempt is in
+    /// results.jsonl) unless the journal failed (the next run counts what it could not record),
+    /// and gives why the run stopped early (`Interrupted` for a stop of `control`'s).
+    pub(crate) fn settle_end(&self, control: &Control, journal_failed: bool) -> Option<StopReason> {
+        if !journal_failed && let Err(e) = self.inflight.clear() {
+            tracing::warn!("cannot empty {}: {e}", self.inflight.path().display());
+        }
+        let stop = self
+            .stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match stop {
+            None if control.stop.is_cancelled() => Some(StopReason::Interrupted),
+            stop => stop,
         }
     }
 }

@@ -88,22 +88,9 @@ pub(crate) async fn execute(
     }
     // Every attempt is in results.jsonl now: nothing is in flight. After a journal failure
     // the record stays, so the next run counts the attempts it could not record.
-    if journal_failure.is_none()
-        && let Err(e) = ctx.inflight.clear()
-    {
-        tracing::warn!("cannot empty {}: {e}", ctx.inflight.path().display());
-    }
+    let mut stop = ctx.settle_end(&control, journal_failure.is_some());
     display_done.cancel();
     let _ = display.await;
-
-    let mut stop = ctx
-        .stop_reason
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if stop.is_none() && control.stop.is_cancelled() {
-        stop = Some(StopReason::Interrupted);
-    }
     if let Some(why) = journal_failure {
         // The end files are written from what the journal holds, when it still can be read.
         return match finish(&p.scan, &plan, &job, &p.started_at, (wall, &ctx.sent), true) {

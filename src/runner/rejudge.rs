@@ -130,19 +130,7 @@ pub async fn rejudge(
         .await
         .map_err(|e| anyhow::anyhow!("reading results.jsonl failed: {e}"))
         .and_then(|r| r.map_err(|e| anyhow::anyhow!("{}: {e}", path.display())));
-    if journal_failure.is_none()
-        && let Err(e) = ctx.inflight.clear()
-    {
-        tracing::warn!("cannot empty {}: {e}", ctx.inflight.path().display());
-    }
-    let mut stop = ctx
-        .stop_reason
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if stop.is_none() && control.stop.is_cancelled() {
-        stop = Some(StopReason::Interrupted);
-    }
+    let mut stop = ctx.settle_end(control, journal_failure.is_some());
     if let Some(why) = journal_failure {
         stop = Some(StopReason::JournalFailed(why));
     }

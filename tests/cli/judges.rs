@@ -137,14 +137,7 @@ fn judge_calls_and_completions_share_the_rate_limit() {
     let reqs = mock.requests();
     assert_eq!(reqs.len(), 24, "6 rows x 2 models x (completion + judge)");
     assert_eq!(judge_requests(&mock, "Grade it.").len(), 12);
-    assert!(
-        reqs.iter().all(|r| r.outcome == "ok"),
-        "429s: {}",
-        reqs.iter().filter(|r| r.status == 429).count()
-    );
-    let at: Vec<f64> = reqs.iter().map(|r| r.at_ms).collect();
-    let busiest = max_in_window(&at, window_ms as f64);
-    assert!(busiest <= rpm as usize, "{busiest} arrivals in one window");
+    assert_within_rpm(&reqs, rpm, window_ms);
 }
 
 /// A judge reply that is prose is re-asked once, with the reply and the error in the
