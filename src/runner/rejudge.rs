@@ -60,6 +60,11 @@ pub async fn rejudge(
     if stale == 0 {
         return Ok(Rejudged::default());
     }
+    if opts.api_key.is_none() && opts.client.is_none() {
+        return Err(RunError::Config(format!(
+            "{stale} results need judge calls (their grades are missing or stale), but OPENROUTER_API_KEY is not set: export it, or pass --api-key-file PATH (or try --mock); nothing was sent"
+        )));
+    }
     let client = match &opts.client {
         Some(c) => c.clone(),
         None => crate::client::Client::for_job(job, opts.api_key.as_ref())

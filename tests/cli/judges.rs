@@ -56,6 +56,16 @@ fn score_sends_only_the_judge_calls_whose_inputs_changed() {
     // The rubric changed: exactly one judge call per ok line, no completion.
     let changed = JUDGE.replace("Grade it.", "Grade it again.");
     wd.create("jobs/ev.toml", &(job("") + &changed + regex));
+    // Without a key, the judge calls needed are refused before anything is sent.
+    let url = mock.url();
+    let args = ["score", "jobs/ev.toml", "--base-url", &url];
+    let out = wd
+        .command(&args)
+        .env_remove("OPENROUTER_API_KEY")
+        .assert()
+        .code(2);
+    assert!(out_text(&out).1.contains("need judge calls"));
+    assert_eq!(mock.requests().len(), after_run);
     let out = score(&wd, &mock, &["--json"]).code(0);
     let (stdout, stderr) = out_text(&out);
     let sent = &mock.requests()[after_run..];
