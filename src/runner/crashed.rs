@@ -162,6 +162,18 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), inflight);
     }
 
+    #[test]
+    fn recorded_counts_what_the_judges_cost() {
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = LineBuilder::new("1", "m").ok("a").build();
+        ok.cost_usd = Some(Decimal::ONE);
+        ok.judge_cost_usd = Some(Decimal::TWO);
+        let text = serde_json::to_string(&ok).unwrap() + "\n";
+        std::fs::write(dir.path().join("results.jsonl"), text).unwrap();
+        assert_eq!(recorded(dir.path()).unwrap().spent, Decimal::from(3));
+    }
+
     #[tokio::test]
     async fn a_crashed_variant_is_counted_under_its_own_key() {
         use crate::output::inflight::{FILE_NAME, Inflight};
