@@ -328,6 +328,28 @@ pub struct ScoreArgs {
     /// Also write report.html in the output dir after scoring.
     #[arg(long)]
     pub report: bool,
+    /// Hard cap on the output dir's total spend in USD, what it already spent included: the
+    /// judge calls `score` sends are reserved against it [default: the job's budget_usd].
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<Decimal>,
+    /// Judge requests per minute [default: the job's].
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+    /// Judge requests in flight at most [default: the job's].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// The rate-limit window in seconds (tests only).
+    #[arg(long, hide = true, default_value_t = 60.0)]
+    pub rate_window_secs: f64,
+}
+
+impl ScoreArgs {
+    /// Adds the judge calls' limits to `o`.
+    pub fn apply(&self, o: &mut Overrides) {
+        o.budget_usd = self.budget;
+        o.rpm = self.rpm;
+        o.concurrency = self.concurrency;
+    }
 }
 
 /// `orbatch merge`.

@@ -33,7 +33,7 @@ pub async fn dispatch(cmd: Command, control: Control) -> Exit {
         Command::Validate(a) => validate::validate(a).await,
         Command::Summary(a) => summary::summary(a),
         Command::Merge(a) => merge::merge(a),
-        Command::Score(a) => score::score(a).await,
+        Command::Score(a) => score::score(a, control).await,
         Command::Report(a) => report::report(a),
         Command::Models(a) => models::models(a).await,
         Command::Credits(a) => credits::credits(a).await,

@@ -220,7 +220,12 @@ fn billed(
 ) -> Reply {
     let prompt_tokens = models::prompt_tokens(&req.messages);
     // A judge's {score, reason} schema is graded; any other schema answered to validate.
-    let judged = super::judge::reply(req.response_format.as_ref(), &req.messages);
+    let judged = super::judge::reply(
+        &st.cfg,
+        &req.model,
+        req.response_format.as_ref(),
+        &req.messages,
+    );
     let (full, n, finish) = match (judged, &req.schema) {
         (Some((text, n)), _) => (text, n, "stop"),
         (None, Some(schema)) => {

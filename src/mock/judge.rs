@@ -8,19 +8,20 @@
 
 use serde_json::Value;
 
-/// The reply to a judge request (content, completion tokens), or `None` when `format` does
-/// not ask for `{score, reason}`.
-pub(crate) fn reply(format: Option<&Value>, messages: &Value) -> Option<(String, u64)> {
+/// The reply to a judge request of `model` (content, completion tokens), or `None` when
+/// `format` does not ask for `{score, reason}`.
+pub(crate) fn reply(
+    cfg: &super::MockConfig,
+    model: &str,
+    format: Option<&Value>,
+    messages: &Value,
+) -> Option<(String, u64)> {
     let props = &format?["json_schema"]["schema"]["properties"];
     if props.get("score").is_none() || props.get("reason").is_none() {
         return None;
     }
-    let rubric = messages
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")?["content"]
-        .as_str()?;
+    // The rubric is the first user message (a re-ask appends the reply and a correction).
+    let rubric = messages.as_array()?.iter().find(|m| m["role"] == "user")?["content"].as_str()?;
     let field = |name: &str| {
         rubric.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -36,7 +37,10 @@ pub(crate) fn reply(format: Option<&Value>, messages: &Value) -> Option<(String,
         ),
         _ => (f64::from(b[0] % 11) / 10.0, "graded on the rubric"),
     };
-    let text = serde_json::json!({"score": score, "reason": reason}).to_string();
+    let text = match super::structured::fault_for(cfg, model, messages) {
+        Some(_) => format!("The answer looks {reason}; I would give it {score}."),
+        None => serde_json::json!({"score": score, "reason": reason}).to_string(),
+    };
     let tokens = text.split_whitespace().count() as u64;
     Some((text, tokens))
 }
@@ -54,9 +58,10 @@ mod tests {
     #[test]
     fn a_judge_request_gets_a_valid_deterministic_grade() {
         let format = json!({"type": "json_schema", "json_schema": {"schema": {"properties": {"score": {}, "reason": {}}}}});
+        let cfg = super::super::MockConfig::default();
         let ask = |rubric: &str| {
-            let (text, _) =
-                reply(Some(&format), &json!([{"role": "user", "content": rubric}])).unwrap();
+            let messages = json!([{"role": "user", "content": rubric}]);
+            let (text, _) = reply(&cfg, "m", Some(&format), &messages).unwrap();
             serde_json::from_str::<Value>(&text).unwrap()["score"]
                 .as_f64()
                 .unwrap()
@@ -65,6 +70,22 @@ mod tests {
         let wrong = ask("Output: negative\nExpected: positive");
         assert!((0.0..=0.3).contains(&wrong), "{wrong}");
         assert_eq!(wrong, ask("Output: negative\nExpected: positive"));
-        assert!(reply(None, &json!([])).is_none());
+        assert!(reply(&cfg, "m", None, &json!([])).is_none());
+        // A prose fault: every first reply is prose, a re-ask (one assistant turn) is JSON.
+        let prose = super::super::MockConfig {
+            schema_prose_rate: 1.0,
+            schema_fault_turns: 1,
+            ..Default::default()
+        };
+        let first = json!([{"role": "user", "content": "Output: a\nExpected: a"}]);
+        let (text, _) = reply(&prose, "m", Some(&format), &first).unwrap();
+        assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+        let again = json!([
+            {"role": "user", "content": "Output: a\nExpected: a"},
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": "Your reply is not valid"}
+        ]);
+        let (text, _) = reply(&prose, "m", Some(&format), &again).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["score"], 1.0);
     }
 }

@@ -8,27 +8,43 @@ use super::prepare::Prepared;
 use super::tally::crashed_line;
 use super::{RunError, RunOptions};
 use crate::output::inflight::{self, Inflight};
-use crate::output::results::{Prior, Recovered, for_each_latest};
+use crate::output::results::{Journal, Prior, Recovered, for_each_latest};
 use crate::output::{ResultLine, Status};
 
 /// Reads the in-flight record an earlier run left (unless `--fresh`), turns the attempts that
 /// results.jsonl does not account for into result lines (unknown cost at their worst case, so
 /// the budget and the summary count them), then starts the record afresh.
 pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Inflight, RunError> {
-    let path = p.job.output_dir.join(inflight::FILE_NAME);
+    open_inflight(
+        &p.job.output_dir,
+        &mut p.journal,
+        &mut p.recovered,
+        opts.fresh,
+    )
+}
+
+/// The in-flight record of the output dir `dir` started afresh, after the attempts an earlier
+/// process left unsettled became lines of `journal` (and of `recovered`), unless `fresh`.
+pub(crate) fn open_inflight(
+    dir: &std::path::Path,
+    journal: &mut Journal,
+    recovered: &mut Recovered,
+    fresh: bool,
+) -> Result<Inflight, RunError> {
+    let path = dir.join(inflight::FILE_NAME);
     let io = |what: &str, e: std::io::Error| {
         RunError::Other(anyhow::anyhow!("{what} {}: {e}", path.display()))
     };
-    if !opts.fresh {
-        let lines = absorb_unsettled(&path, &mut p.recovered).map_err(|e| io("cannot read", e))?;
+    if !fresh {
+        let lines = absorb_unsettled(&path, recovered).map_err(|e| io("cannot read", e))?;
         if !lines.is_empty() {
             tracing::warn!(
                 "{} pairs had attempts in flight when an earlier run ended abruptly: counted at their worst case",
                 lines.len()
             );
-            p.journal
+            journal
                 .append_all(&lines)
-                .and_then(|()| p.journal.sync())
+                .and_then(|()| journal.sync())
                 .map_err(|e| RunError::Other(anyhow::anyhow!("cannot write results.jsonl: {e}")))?;
         }
     }
@@ -44,7 +60,7 @@ pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
     let results = dir.join("results.jsonl");
     if results.is_file() {
         for_each_latest(&[results], |line| {
-            r.spent += line.cost_usd.unwrap_or_default();
+            r.spent += line.spend();
             r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
             let key = line.key().hash();
             match line.status {
@@ -144,6 +160,18 @@ mod tests {
         let journal = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
         assert_eq!(journal, text);
         assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), inflight);
+    }
+
+    #[test]
+    fn recorded_counts_what_the_judges_cost() {
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = LineBuilder::new("1", "m").ok("a").build();
+        ok.cost_usd = Some(Decimal::ONE);
+        ok.judge_cost_usd = Some(Decimal::TWO);
+        let text = serde_json::to_string(&ok).unwrap() + "\n";
+        std::fs::write(dir.path().join("results.jsonl"), text).unwrap();
+        assert_eq!(recorded(dir.path()).unwrap().spent, Decimal::from(3));
     }
 
     #[tokio::test]

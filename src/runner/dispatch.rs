@@ -3,7 +3,7 @@
 //! worker task. Then it waits for the workers, sweeps pending generation look-ups and writes
 //! the final files.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
@@ -11,9 +11,7 @@ use super::prepare::Prepared;
 use super::reader::spawn_reader;
 use super::rows::dispatch_rows;
 use super::sweep::sweep_deferred;
-use super::{Control, Ctx, Lookups, RunError, RunOptions, RunReport, StopReason, writer};
-use crate::budget::Budget;
-use crate::limits::{LimitSpec, Limiter};
+use super::{Control, Ctx, RunError, RunOptions, RunReport, StopReason, writer};
 use crate::output::finalize::OutputDir;
 use crate::output::summary::SummaryMeta;
 use crate::plan::Plan;
@@ -34,32 +32,17 @@ pub(crate) async fn execute(
         .clone()
         .resuming(&p.recovered, opts.retry_failed)
         .only_rows(opts.only_rows.clone());
-    let ctx = Arc::new(Ctx {
-        job: job.clone(),
-        client: p.client.clone(),
-        limiter: Limiter::new(LimitSpec {
-            concurrency: job.limits.concurrency,
-            rpm: job.limits.requests_per_minute,
-            tpm: job.limits.tokens_per_minute,
-            window: opts.rate_window,
-        }),
-        // Earlier attempts of unknown charge count at their worst case, as they did then.
-        budget: Budget::new(job.limits.budget_usd, plan.committed() + p.carried_spend),
+    // Earlier attempts of unknown charge count at their worst case, as they did then.
+    let committed = plan.committed() + p.carried_spend;
+    let ctx = Arc::new(Ctx::new(
+        &job,
+        p.client.clone(),
+        p.prices.clone(),
         inflight,
-        prices: Arc::new(crate::prices::LivePrices::new(p.prices.clone())),
-        stop: control.stop.child_token(),
-        abort: control.abort.clone(),
-        stop_reason: Mutex::new(None),
-        lookups: Lookups::new(),
-        deferred: Mutex::new(Vec::new()),
-        lookup_scale: opts.lookup_backoff_scale,
-        cache: opts
-            .cache
-            .as_ref()
-            .and_then(|c| crate::transport::cache::ResponseCache::open(&c.dir, &c.identity)),
-        breakers: super::breaker::Breakers::new(super::breaker::TRIP_AFTER),
-        sent: Default::default(),
-    });
+        committed,
+        &opts,
+        &control,
+    ));
     let progress = Progress::new(plan.pending_count(p.scan.shard_rows));
     let (tx, writer) = {
         let ctx = ctx.clone();
@@ -105,22 +88,9 @@ pub(crate) async fn execute(
     }
     // Every attempt is in results.jsonl now: nothing is in flight. After a journal failure
     // the record stays, so the next run counts the attempts it could not record.
-    if journal_failure.is_none()
-        && let Err(e) = ctx.inflight.clear()
-    {
-        tracing::warn!("cannot empty {}: {e}", ctx.inflight.path().display());
-    }
+    let mut stop = ctx.settle_end(&control, journal_failure.is_some());
     display_done.cancel();
     let _ = display.await;
-
-    let mut stop = ctx
-        .stop_reason
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if stop.is_none() && control.stop.is_cancelled() {
-        stop = Some(StopReason::Interrupted);
-    }
     if let Some(why) = journal_failure {
         // The end files are written from what the journal holds, when it still can be read.
         return match finish(&p.scan, &plan, &job, &p.started_at, (wall, &ctx.sent), true) {

@@ -1,65 +1,107 @@
-//! Judge calls during a run: each `judge` check of an ok line sends its rubric to the judge
-//! model through the run's own attempt loop ([`super::worker::attempts`]): the same
-//! concurrency slots, rate limiter, retries and budget reservations as completions. What the
-//! calls cost goes to the line's `judge_cost_usd` (never into `cost_usd`). A judge whose call
-//! fails, or whose reply does not validate against `{score, reason}`, leaves its grade `null`.
+//! Judge calls: each `judge` check of an ok line sends its rubric to the judge model through
+//! the run's own attempt loop ([`super::worker::attempts`]): the same concurrency slots, rate
+//! limiter (RPM, and TPM with the rubric's token upper bound), retries and budget reservations
+//! as completions. `run` grades each line before it is written; `score` grades the lines whose
+//! grades are missing or stale ([`needs_grading`]). What the calls cost goes to the line's
+//! `judge_cost_usd` (never into `cost_usd`).
+//!
+//! A reply that does not validate against `{score, reason}` is re-asked once, with the reply
+//! and the validation error in the conversation (as `[output]` schemas are); one that still
+//! does not validate, or a call that fails, leaves the grade `null`. A grade (or a reply that
+//! never validated) records the hash of its inputs, so it is not paid for again while they
+//! stay the same; a call that failed or was never sent records no hash, so the next `score`
+//! sends it again.
 //!
 //! A judge's in-flight record is kept under the id `<row id>\u{1f}judge:<check>\u{1f}<judged
-//! model>` and the judged line's variant (so it never
-//! settles or resumes a completion pair); a clean end of the run empties the record.
+//! model>` and the judged line's variant (so it never settles or resumes a completion pair); a
+//! clean end of the run empties the record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rust_decimal::Decimal;
 
 use super::Ctx;
+use super::structured::{Run, reask_body};
 use super::tally::Attempts;
 use super::worker::{End, WorkItem, attempts};
 use crate::budget::Worst;
 use crate::eval::Scorer;
 use crate::eval::judge::{JudgeRecord, inputs_hash, read_reply, request_body};
-use crate::job::CheckKind;
+use crate::job::{CheckKind, CheckSpec};
 use crate::output::{ResultLine, Status};
 
 /// The most tokens a judge's reply may take.
 const JUDGE_MAX_TOKENS: u64 = 256;
+/// Re-asks after a judge reply that does not validate.
+const JUDGE_REASKS: u32 = 1;
+
+/// What a check of a line asks of its judge.
+enum Want {
+    /// Not a judge check, or its grade is of the current inputs.
+    Nothing,
+    /// The rubric cannot be rendered (no call can grade it): why.
+    Broken(String),
+    /// A call: the rendered rubric and the hash of the inputs.
+    Send(String, String),
+}
+
+fn want(scorer: &Scorer, c: &CheckSpec, line: &ResultLine) -> Want {
+    let CheckKind::Judge { model, .. } = &c.kind else {
+        return Want::Nothing;
+    };
+    let rubric = match scorer.rubric(c, line) {
+        Some(Ok(r)) => r,
+        Some(Err(why)) => return Want::Broken(why),
+        None => return Want::Nothing,
+    };
+    let hash = inputs_hash(model, &rubric);
+    let recorded = line.judge.as_ref().and_then(|j| j.get(&c.name));
+    match recorded {
+        Some(r) if r.hash == hash => Want::Nothing,
+        _ => Want::Send(rubric, hash),
+    }
+}
+
+/// Whether `line` is ok and has a judge check whose grade is missing or stale (its model,
+/// rubric or judged output changed, or its last call failed): a judge call to send.
+pub(crate) fn needs_grading(scorer: &Scorer, line: &ResultLine) -> bool {
+    line.status == Status::Ok
+        && scorer
+            .spec()
+            .checks
+            .iter()
+            .any(|c| matches!(want(scorer, c, line), Want::Send(..)))
+}
 
 /// Grades every judge check of `line` (an ok line) whose record is missing or stale.
 pub(crate) async fn grade(ctx: &Arc<Ctx>, scorer: &Scorer, line: &mut ResultLine) {
     if line.status != Status::Ok {
         return;
     }
-    let mut records = line.judge.take().unwrap_or_default();
+    let mut records = line.judge.clone().unwrap_or_default();
     let mut cost = line.judge_cost_usd.unwrap_or_default();
     for c in &scorer.spec().checks {
-        let CheckKind::Judge { model, .. } = &c.kind else {
-            continue;
-        };
-        let rubric = match scorer.rubric(c, line) {
-            Some(Ok(r)) => r,
-            Some(Err(why)) => {
+        let (rubric, hash) = match want(scorer, c, line) {
+            Want::Nothing => continue,
+            Want::Broken(why) => {
                 records.insert(c.name.clone(), failed(String::new(), why));
                 continue;
             }
-            None => continue,
+            Want::Send(rubric, hash) => (rubric, hash),
         };
-        let hash = inputs_hash(model, &rubric);
-        if records.get(&c.name).is_some_and(|r| r.hash == hash) {
+        let CheckKind::Judge { model, .. } = &c.kind else {
             continue;
-        }
+        };
         // The in-flight record's key of this call: the judged line's whole key and the check,
         // so two judged answers of one row never share an entry.
-        let key = format!("{}\u{1f}judge:{}\u{1f}{}", line.id, c.name, line.model);
-        let (record, spent) = call(
-            ctx,
-            scorer,
-            (&key, line.variant.as_deref()),
-            model,
-            &rubric,
-            hash,
-        )
-        .await;
+        let call = Call {
+            key: format!("{}\u{1f}judge:{}\u{1f}{}", line.id, c.name, line.model),
+            variant: line.variant.clone(),
+            model: model.clone(),
+        };
+        let (record, spent) = call.grade(ctx, scorer, &rubric, hash).await;
         cost += spent;
         records.insert(c.name.clone(), record);
     }
@@ -75,77 +117,131 @@ fn failed(hash: String, why: String) -> JudgeRecord {
     }
 }
 
-/// One judge call: its record and what it cost.
-async fn call(
-    ctx: &Arc<Ctx>,
-    scorer: &Scorer,
-    (key, variant): (&str, Option<&str>),
-    model: &str,
-    rubric: &str,
-    hash: String,
-) -> (JudgeRecord, Decimal) {
-    let body = request_body(model, rubric, JUDGE_MAX_TOKENS);
-    let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    let priced = ctx.prices.current();
-    let budget_set = ctx.job.limits.budget_usd.is_some();
-    let worst = Worst {
-        amount: crate::plan::worst_case(
-            &priced,
-            model,
-            &messages,
-            Some(JUDGE_MAX_TOKENS),
-            budget_set,
-        ),
-        generation: priced.generation,
-    };
-    let table = priced.get(model).cloned();
-    drop(priced);
-    let Some(first) = ctx.budget.try_reserve(model, worst) else {
-        ctx.budget_stop(worst.amount);
-        return (failed(hash, "the budget is reached".into()), Decimal::ZERO);
-    };
-    let permit = ctx.limiter.slot().await;
-    let item = WorkItem {
-        id: key.to_string(),
-        variant: variant.map(str::to_string),
-        model: model.to_string(),
-        body: bytes::Bytes::from(body.to_string()),
-        vars: Default::default(),
-        prior: None,
-        worst: worst.amount,
-        tokens: 0,
-        cache_key: None,
-        cap: Some(JUDGE_MAX_TOKENS),
-    };
-    let mut tally = Attempts::carried(None);
-    let mut started = None;
-    let end = attempts(ctx, &item, &mut tally, first, &mut started, &mut 0).await;
-    drop(permit);
-    let mut spent = tally.known_cost.unwrap_or_default();
-    let record = match end {
-        End::Answered(c, reservation) => {
-            let table_cost = match (table, c.prompt_tokens, c.completion_tokens) {
-                (Some(p), Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
-                _ => None,
+/// One judge check's call on one line.
+struct Call {
+    /// The in-flight record's id.
+    key: String,
+    variant: Option<String>,
+    /// The judge model.
+    model: String,
+}
+
+impl Call {
+    /// Asks the judge (and re-asks once after a reply that does not validate): the record,
+    /// and what the attempts cost.
+    async fn grade(
+        &self,
+        ctx: &Arc<Ctx>,
+        scorer: &Scorer,
+        rubric: &str,
+        hash: String,
+    ) -> (JudgeRecord, Decimal) {
+        let first = request_body(&self.model, rubric, JUDGE_MAX_TOKENS);
+        let mut messages = first["messages"].as_array().cloned().unwrap_or_default();
+        let mut body = Bytes::from(first.to_string());
+        let mut tally = Attempts::carried(None);
+        let (mut started, mut this_run) = (None, 0u32);
+        let mut answered = Decimal::ZERO;
+        let mut asks = 0u32;
+        let record = loop {
+            asks += 1;
+            let mut run = Run {
+                tally: &mut tally,
+                started: &mut started,
+                this_run: &mut this_run,
             };
-            let charge = c.cost.or(table_cost);
-            ctx.budget.settle(reservation, charge);
-            spent += charge.unwrap_or_default();
-            match read_reply(c.content.as_deref().unwrap_or(""), scorer.judge_schema()) {
-                Ok((score, reason)) => JudgeRecord {
-                    hash,
-                    score: Some(score),
-                    reason: Some(reason),
+            let content = match self.send(ctx, body.clone(), &messages, &mut run).await {
+                Ok((content, charge)) => {
+                    answered += charge;
+                    content
+                }
+                Err(why) => break failed(String::new(), why),
+            };
+            match read_reply(&content, scorer.judge_schema()) {
+                Ok((score, reason)) => {
+                    break JudgeRecord {
+                        hash,
+                        score: Some(score),
+                        reason: Some(reason),
+                    };
+                }
+                Err(why) if asks > JUDGE_REASKS => {
+                    break failed(hash, format!("{why} (after {asks} attempts)"));
+                }
+                Err(why) => match reask_body(&body, &content, &why) {
+                    Some((b, m)) => (body, messages) = (b, m),
+                    None => break failed(hash, why),
                 },
-                Err(why) => failed(hash, why),
+            }
+        };
+        (record, tally.known_cost.unwrap_or_default() + answered)
+    }
+
+    /// One request through the attempt loop: the reply's content and charge, or why none.
+    async fn send(
+        &self,
+        ctx: &Arc<Ctx>,
+        body: Bytes,
+        messages: &[serde_json::Value],
+        run: &mut Run<'_>,
+    ) -> Result<(String, Decimal), String> {
+        let model = self.model.as_str();
+        let priced = ctx.prices.current();
+        let budget_set = ctx.job.limits.budget_usd.is_some();
+        let cap = Some(JUDGE_MAX_TOKENS);
+        let worst = Worst {
+            amount: crate::plan::worst_case(&priced, model, messages, cap, budget_set),
+            generation: priced.generation,
+        };
+        let table = priced.get(model).cloned();
+        drop(priced);
+        // A first ask waits for reservations in flight to settle, as a row does; a re-ask
+        // follows an attempt that went out.
+        let reserved = match *run.this_run {
+            0 => super::reserve::reserve(&ctx.budget, &ctx.stop, model, worst).await,
+            _ => ctx.budget.try_reserve_retry(model, worst),
+        };
+        let Some(first) = reserved else {
+            if ctx.stop.is_cancelled() {
+                return Err("the run stopped before the judge was asked".into());
+            }
+            ctx.budget_stop(worst.amount);
+            return Err("the budget is reached".into());
+        };
+        let tokens = ctx.job.limits.tokens_per_minute.map_or(0, |_| {
+            crate::prices::prompt_tokens_upper_bound(messages) + JUDGE_MAX_TOKENS
+        });
+        let item = WorkItem {
+            id: self.key.clone(),
+            variant: self.variant.clone(),
+            model: model.to_string(),
+            body,
+            vars: Default::default(),
+            prior: None,
+            worst: worst.amount,
+            tokens,
+            cache_key: None,
+            cap,
+        };
+        let permit = ctx.limiter.slot().await;
+        let end = attempts(ctx, &item, run.tally, first, run.started, run.this_run).await;
+        drop(permit);
+        match end {
+            End::Answered(c, reservation) => {
+                let table_cost = match (table, c.prompt_tokens, c.completion_tokens) {
+                    (Some(p), Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
+                    _ => None,
+                };
+                let charge = c.cost.or(table_cost);
+                ctx.budget.settle(reservation, charge);
+                Ok((c.content.unwrap_or_default(), charge.unwrap_or_default()))
+            }
+            End::Failed(f) | End::Stopped(Some(f)) => {
+                Err(format!("the judge call failed: {}", f.message))
+            }
+            End::Stopped(None) | End::NotSent => {
+                Err("the run stopped before the judge answered".into())
             }
         }
-        End::Failed(f) | End::Stopped(Some(f)) => {
-            failed(hash, format!("the judge call failed: {}", f.message))
-        }
-        End::Stopped(None) | End::NotSent => {
-            failed(hash, "the run stopped before the judge answered".into())
-        }
-    };
-    (record, spent)
+    }
 }

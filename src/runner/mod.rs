@@ -16,6 +16,7 @@
 mod batch;
 mod breaker;
 mod cached;
+mod context;
 mod crashed;
 mod dispatch;
 mod fresh;
@@ -25,6 +26,7 @@ mod lookup;
 mod loop_tests;
 mod prepare;
 mod reader;
+mod rejudge;
 mod reserve;
 mod rows;
 mod structured;
@@ -52,6 +54,7 @@ use crate::prices::LivePrices;
 pub use crashed::recorded;
 pub use fresh::spend_to_carry;
 pub use prepare::{check_slugs, scan_job, spool_stdin, warn_too_long};
+pub use rejudge::{Rejudged, rejudge};
 
 /// How `run` behaves beyond the job itself.
 #[derive(Clone)]

@@ -102,7 +102,7 @@ pub(crate) async fn reask(
         let reply = c.content.clone().unwrap_or_default();
         let mut scratch = new_line(item.key(), &item.vars, run.tally, Instant::now());
         settle_answer(ctx, item, run.tally, &mut scratch, c, res, false).await;
-        let Some((body, messages)) = reask_body(&item.body, &reply, &invalid) else {
+        let Some((body, messages)) = reask_body(&item.body, &reply, &invalid.message) else {
             out.invalid = Some(invalid);
             return (End::Failed(unreadable_body()), out);
         };
@@ -130,15 +130,16 @@ pub(crate) async fn reask(
     }
 }
 
-/// `body` with the assistant's `reply` and a user message naming what was wrong appended to
-/// its messages; and those messages (for the worst case).
-fn reask_body(body: &Bytes, reply: &str, invalid: &Invalid) -> Option<(Bytes, Vec<Value>)> {
+/// `body` with the assistant's `reply` and a user message naming what was wrong (`invalid`)
+/// appended to its messages; and those messages (for the worst case). Judge re-asks use it
+/// too.
+pub(super) fn reask_body(body: &Bytes, reply: &str, invalid: &str) -> Option<(Bytes, Vec<Value>)> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let messages = v.get_mut("messages")?.as_array_mut()?;
     messages.push(json!({"role": "assistant", "content": reply}));
     messages.push(json!({"role": "user", "content": format!(
         "Your reply is not valid: {}. Answer again with only the JSON object, valid against the schema.",
-        invalid.message
+        invalid
     )}));
     let list = messages.clone();
     Some((Bytes::from(serde_json::to_vec(&v).ok()?), list))

@@ -8,9 +8,10 @@ use orbatch::mock::classify;
 
 use crate::common::*;
 
-const PROMPT: &str = "Review: {{ text }}\nAnswer with one word: positive, negative or neutral.";
+pub(crate) const PROMPT: &str =
+    "Review: {{ text }}\nAnswer with one word: positive, negative or neutral.";
 
-fn job(extra: &str) -> String {
+pub(crate) fn job(extra: &str) -> String {
     format!(
         "name = \"ev\"\ninput = \"data/reviews.csv\"\nid_column = \"review_id\"\noutput_dir = \"out/ev\"\n\
          [request]\nmodels = [\"{MINI}\", \"{HAIKU}\"]\nprompt = \"\"\"{PROMPT}\"\"\"\nmax_tokens = 8\n\
@@ -20,7 +21,7 @@ fn job(extra: &str) -> String {
 }
 
 /// The demo's labelled reviews, with gold labels that are the lexicon's reading.
-fn setup(wd: &Workdir, extra: &str) -> Vec<(String, String, String)> {
+pub(crate) fn setup(wd: &Workdir, extra: &str) -> Vec<(String, String, String)> {
     let data = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/data/reviews-labelled.csv"),
     )
@@ -126,7 +127,7 @@ fn pass_counts_per_cell_equal_the_classifiers_and_score_sends_nothing() {
     );
 }
 
-fn out_text(a: &assert_cmd::assert::Assert) -> (String, String) {
+pub(crate) fn out_text(a: &assert_cmd::assert::Assert) -> (String, String) {
     let o = a.get_output();
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -188,7 +189,7 @@ fn checks_that_cannot_be_evaluated_exit_2_before_sending() {
     assert!(mock.requests().is_empty(), "nothing was sent");
 }
 
-const JUDGE: &str = "[[checks]]\nname = \"grader\"\ntype = \"judge\"\nmodel = \"openai/gpt-4o-mini\"\nrubric = \"\"\"Grade it.\nOutput: {{ output }}\nExpected: {{ expected }}\"\"\"\n";
+pub(crate) const JUDGE: &str = "[[checks]]\nname = \"grader\"\ntype = \"judge\"\nmodel = \"openai/gpt-4o-mini\"\nrubric = \"\"\"Grade it.\nOutput: {{ output }}\nExpected: {{ expected }}\"\"\"\n";
 
 /// Every dollar the mock charged, judge calls included, is in the summary: completions in
 /// `cost_usd`, judges apart in `judge_cost_usd` / `cost_usd.judge_total`, both in the total.

@@ -119,3 +119,16 @@ pub fn max_in_window(at_ms: &[f64], window_ms: f64) -> usize {
     }
     best
 }
+
+/// No request of `reqs` was refused with a 429, and no rolling window of `window_ms` holds more
+/// than `rpm` of their arrivals (the mock's own clock).
+pub fn assert_within_rpm(reqs: &[orbatch::mock::RequestRecord], rpm: u32, window_ms: u64) {
+    assert!(
+        reqs.iter().all(|r| r.outcome == "ok"),
+        "429s: {}",
+        reqs.iter().filter(|r| r.status == 429).count()
+    );
+    let at: Vec<f64> = reqs.iter().map(|r| r.at_ms).collect();
+    let busiest = max_in_window(&at, window_ms as f64);
+    assert!(busiest <= rpm as usize, "{busiest} arrivals in one window");
+}
