@@ -33,34 +33,17 @@ fn orbatch_http_reqwest_forces_reqwest_and_a_typo_is_an_error() {
 #[test]
 fn a_proxy_for_the_scheme_keeps_reqwest_unless_no_proxy_names_the_host() {
     let url = uri("https://openrouter.ai/api/v1/chat/completions");
-    let https = Matcher::builder()
-        .https("http://proxy.internal:3128")
-        .build();
+    let proxy = "http://proxy.internal:3128";
+    let stack = |m: Matcher| Stack::choose_with(&url, None, &m).unwrap();
     assert_eq!(
-        Stack::choose_with(&url, None, &https).unwrap(),
+        stack(Matcher::builder().https(proxy).build()),
         Stack::Reqwest
     );
-    let exempt = Matcher::builder()
-        .https("http://proxy.internal:3128")
-        .no("openrouter.ai")
-        .build();
-    assert_eq!(
-        Stack::choose_with(&url, None, &exempt).unwrap(),
-        Stack::Direct
-    );
+    assert_eq!(stack(Matcher::builder().all(proxy).build()), Stack::Reqwest);
+    let exempt = Matcher::builder().https(proxy).no("openrouter.ai").build();
+    assert_eq!(stack(exempt), Stack::Direct);
     // A proxy for the other scheme does not apply.
-    let http_only = Matcher::builder()
-        .http("http://proxy.internal:3128")
-        .build();
-    assert_eq!(
-        Stack::choose_with(&url, None, &http_only).unwrap(),
-        Stack::Direct
-    );
-    let all = Matcher::builder().all("http://proxy.internal:3128").build();
-    assert_eq!(
-        Stack::choose_with(&url, None, &all).unwrap(),
-        Stack::Reqwest
-    );
+    assert_eq!(stack(Matcher::builder().http(proxy).build()), Stack::Direct);
 }
 
 #[test]
