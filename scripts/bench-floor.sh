@@ -3,17 +3,25 @@
 #
 #   scripts/bench-floor.sh                      # 10,000 requests, 3 repetitions
 #   ROWS=10000 REPS=5 CONCS="40 256" LATENCIES="50 0" scripts/bench-floor.sh
+#   CACHE=1 scripts/bench-floor.sh              # also orbatch with the response cache on
+#   CALLGRIND=1 ROWS=2000 scripts/bench-floor.sh  # instruction counts instead of CPU time
+#
+# CALLGRIND=1 runs each program under `valgrind --tool=callgrind` and reports instructions
+# (Ir, all threads) per request instead of CPU time: on a busy machine (other builds running)
+# CPU time is noisy, instruction counts are not. Wall time and RSS are then valgrind's.
 #   BIG=1000000 scripts/bench-floor.sh          # also the large-job figures (see below)
 #   BIG=1000000 REPS=0 scripts/bench-floor.sh   # only the large-job figures
 #
 # For each mock latency (LATENCIES, ms) the mock runs as its own process (its CPU is not
 # counted). For each concurrency (CONCS), REPS repetitions alternate: orbatch with
-# --no-cache, orbatch with the cache on (a fresh cache dir: every request a miss and an
-# insert), then the floor, so a noisy neighbour hits all three alike. Each run prints CPU
-# (user+sys) per request in us (start-up included), wall seconds and peak RSS; the end table
-# gives min/median/max of each, and the ratio orbatch/floor of CPU per request, repetition by
-# repetition. The target is a median ratio <= 1.15 for `--no-cache` (the floor
-# caches nothing, so that is the fair comparison); the cached ratio is printed too.
+# --no-cache over its default (direct, hyper) chat transport, the same with
+# ORBATCH_HTTP=reqwest, then the two floors (examples/http_floor.rs over reqwest and over
+# hyper), so a noisy neighbour hits all four alike; CACHE=1 adds orbatch with the cache on (a
+# fresh cache dir: every request a miss and an insert). Each run prints CPU (user+sys) per
+# request in us (start-up included), wall seconds and peak RSS; the end table gives
+# min/median/max of each, and each orbatch variant's ratio of CPU per request to each floor,
+# repetition by repetition. The target is a median ratio <= 1.15 for `--no-cache` (the floor
+# caches nothing, so that is the fair comparison).
 #
 # BIG=N adds the large-job figures over N rows (1,000,000 in the README): the validation scan
 # (`orbatch validate`, the same scan `run` makes before its first request), the whole run,
@@ -54,16 +62,27 @@ start_mock() { # start_mock LATENCY_MS: a mock process on a free port; sets PORT
     exit 1
 }
 
+METRIC="cpu/req us"
+WRAP=()
+if [ -n "${CALLGRIND:-}" ]; then
+    METRIC="Ir/req"
+    WRAP=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out")
+fi
+
 timed() { # timed KIND LAT CONC REP N CMD...: runs CMD under /usr/bin/time, records a row
     local kind="$1" lat="$2" conc="$3" rep="$4" n="$5"
     shift 5
-    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >"$WORK/stdout" 2>"$WORK/stderr" \
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "${WRAP[@]}" "$@" >"$WORK/stdout" 2>"$WORK/stderr" \
         || { echo "$kind failed:" >&2; cat "$WORK/stderr" >&2; exit 1; }
     read -r wall user sys rss <"$WORK/time"
+    if [ -n "${CALLGRIND:-}" ]; then # instructions, in millions, as "user" (sys 0)
+        user="$(awk '/^(summary|totals):/ { print $2 / 1e6; exit }' "$WORK/callgrind.out")"
+        sys=0
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$lat" "$conc" "$rep" "$n" \
         "$wall" "$user" "$sys" "$rss" >>"$RESULTS"
     awk -v k="$kind" -v l="$lat" -v c="$conc" -v r="$rep" -v n="$n" -v w="$wall" -v u="$user" \
-        -v s="$sys" -v m="$rss" 'BEGIN { printf "%-16s latency=%-3s conc=%-4s rep=%s cpu/req=%6.1fus wall=%6.2fs rss=%5.1fMiB\n", k, l, c, r, (u + s) / n * 1e6, w, m / 1024 }'
+        -v s="$sys" -v m="$rss" -v metric="$METRIC" 'BEGIN { printf "%-16s latency=%-3s conc=%-4s rep=%s %s=%6.1f wall=%6.2fs rss=%5.1fMiB\n", k, l, c, r, metric, (u + s) / n * 1e6, w, m / 1024 }'
 }
 
 orbatch_run() { # orbatch_run N CONC OUT: sets RUN to the command of one run over N rows
@@ -85,18 +104,26 @@ for lat in $LATENCIES; do
         for rep in $(seq "$REPS"); do
             rm -rf "$WORK/out" "$WORK/cache"
             orbatch_run "$ROWS" "$conc" "$WORK/out"
-            timed orbatch-no-cache "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --no-cache
+            timed orbatch "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --no-cache
             check_ok "$ROWS" "$WORK/stdout"
             rm -rf "$WORK/out"
-            timed orbatch-cache "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --cache-dir "$WORK/cache"
+            (export ORBATCH_HTTP=reqwest
+                timed orbatch-reqwest "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --no-cache)
             check_ok "$ROWS" "$WORK/stdout"
-            timed floor "$lat" "$conc" "$rep" "$ROWS" \
-                "$FLOOR" "http://127.0.0.1:$PORT/api/v1" "$ROWS" "$conc"
+            if [ -n "${CACHE:-}" ]; then
+                rm -rf "$WORK/out"
+                timed orbatch-cache "$lat" "$conc" "$rep" "$ROWS" "${RUN[@]}" --cache-dir "$WORK/cache"
+                check_ok "$ROWS" "$WORK/stdout"
+            fi
+            for stack in reqwest hyper; do
+                timed "floor-$stack" "$lat" "$conc" "$rep" "$ROWS" \
+                    "$FLOOR" "http://127.0.0.1:$PORT/api/v1" "$ROWS" "$conc" "$stack"
+            done
         done
     done
 done
 
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$METRIC" <<'PY'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 runs = {}
@@ -105,17 +132,20 @@ for kind, lat, conc, rep, n, wall, user, sys_, rss in rows:
     runs.setdefault((lat, conc, kind), []).append((int(rep), cpu, float(wall), int(rss) / 1024))
 def mmm(xs, fmt):
     return "/".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
-print("\n# min/median/max per configuration")
-print(f"{'latency':>7} {'conc':>5} {'program':<17} {'cpu/req us':>19} {'wall s':>17} {'rss MiB':>17}"
-      f" {'ratio to floor':>16}")
+print(f"\n# min/median/max per configuration; ratio: {sys.argv[2]} over the floor's, per repetition")
+floors = ("floor-reqwest", "floor-hyper")
+print(f"{'latency':>7} {'conc':>5} {'program':<16} {sys.argv[2]:>19} {'wall s':>17} {'rss MiB':>17}"
+      f" {'/floor-reqwest':>16} {'/floor-hyper':>16}")
 for (lat, conc, kind) in sorted(runs, key=lambda k: (-int(k[0]), int(k[1]), k[2])):
     r = runs[(lat, conc, kind)]
-    ratio = ""
-    floor = dict((rep, cpu) for rep, cpu, _, _ in runs.get((lat, conc, "floor"), []))
-    if kind != "floor" and floor:
-        ratio = mmm([cpu / floor[rep] for rep, cpu, _, _ in r if rep in floor], "{:.2f}")
-    print(f"{lat:>7} {conc:>5} {kind:<17} {mmm([x[1] for x in r], '{:.1f}'):>19} "
-          f"{mmm([x[2] for x in r], '{:.2f}'):>17} {mmm([x[3] for x in r], '{:.1f}'):>17} {ratio:>16}")
+    ratios = []
+    for f in floors:
+        floor = dict((rep, cpu) for rep, cpu, _, _ in runs.get((lat, conc, f), []))
+        mine = [cpu / floor[rep] for rep, cpu, _, _ in r if floor.get(rep)]
+        ratios.append(mmm(mine, "{:.2f}") if kind not in floors and mine else "")
+    print(f"{lat:>7} {conc:>5} {kind:<16} {mmm([x[1] for x in r], '{:.1f}'):>19} "
+          f"{mmm([x[2] for x in r], '{:.2f}'):>17} {mmm([x[3] for x in r], '{:.1f}'):>17} "
+          f"{ratios[0]:>16} {ratios[1]:>16}")
 PY
 fi
 

@@ -9,11 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::api::{ErrorBody, GenerationResponse, ModelEntry, ModelsResponse};
+use crate::transport::direct::{Direct, Setup, Stack};
 use crate::transport::live::{Caps, Live, ReadError, read_capped};
 use crate::transport::parse::snippet;
 pub use crate::transport::{Attempt, Completion, Failure, parse_chat};
@@ -29,10 +30,20 @@ pub const APP_URL: &str = "https://github.com/orbatch/orbatch";
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    /// How chat attempts are made (the live HTTP transport unless replaced).
+    /// How chat attempts are made (the direct or reqwest HTTP transport unless replaced).
     transport: Arc<dyn Transport>,
     caps: Caps,
     redactor: Redactor,
+    chat: ChatSetup,
+}
+
+/// What a chat transport is built from, besides the caps.
+#[derive(Clone)]
+struct ChatSetup {
+    /// Every request's headers (the key's marked sensitive).
+    headers: HeaderMap,
+    timeout: Duration,
+    max_idle: usize,
 }
 
 /// Why a non-chat call failed.
@@ -55,7 +66,9 @@ pub enum CallError {
 impl Client {
     /// Builds a client for `base_url` (`.../api/v1`). The key, when given, is sent in a header
     /// marked sensitive, so it is redacted from reqwest's debug output, and it is redacted from
-    /// every message a server sends back.
+    /// every message a server sends back. Chat attempts go through the direct (hyper)
+    /// transport unless [`Stack::choose`] picks reqwest (a proxy, userinfo, `ORBATCH_HTTP`);
+    /// no redirect is followed on any endpoint.
     pub fn new(
         base_url: &str,
         key: Option<&SecretString>,
@@ -72,26 +85,37 @@ impl Client {
         headers.insert("HTTP-Referer", HeaderValue::from_static(APP_URL));
         headers.insert("X-OpenRouter-Title", HeaderValue::from_static(APP_TITLE));
         headers.insert("X-Title", HeaderValue::from_static(APP_TITLE));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("orbatch/", env!("CARGO_PKG_VERSION"))),
+        );
         let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(concat!("orbatch/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers.clone())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(30)))
             .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
             // Every attempt is orbatch's own: seen by the limiter, the budget and the counts.
             .retry(reqwest::retry::never())
+            // A 3xx is an answer (a failed attempt for chat), never a second request.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let base = base_url.trim_end_matches('/').to_string();
         let redactor = Redactor::new(key);
         let caps = Caps::default();
-        let transport = live(&http, &base, caps, &redactor)?;
+        let chat = ChatSetup {
+            headers,
+            timeout,
+            max_idle,
+        };
+        let transport = chat.transport(&http, &base, caps, &redactor)?;
         Ok(Client {
             http,
             base,
             transport,
             caps,
             redactor,
+            chat,
         })
     }
 
@@ -111,7 +135,9 @@ impl Client {
 
     /// The same client with other caps (body size, longest `Retry-After`) on every endpoint.
     pub fn with_caps(mut self, caps: Caps) -> anyhow::Result<Client> {
-        self.transport = live(&self.http, &self.base, caps, &self.redactor)?;
+        self.transport = self
+            .chat
+            .transport(&self.http, &self.base, caps, &self.redactor)?;
         self.caps = caps;
         Ok(self)
     }
@@ -230,21 +256,36 @@ impl Client {
     }
 }
 
-/// The live transport for `base`.
-fn live(
-    http: &reqwest::Client,
-    base: &str,
-    caps: Caps,
-    redactor: &Redactor,
-) -> anyhow::Result<Arc<dyn Transport>> {
-    let chat_url = reqwest::Url::parse(&format!("{base}/chat/completions"))
-        .map_err(|e| anyhow::anyhow!("invalid base URL {}: {e}", without_userinfo(base)))?;
-    Ok(Arc::new(Live::new(
-        http.clone(),
-        chat_url,
-        caps,
-        redactor.clone(),
-    )))
+impl ChatSetup {
+    /// The chat transport for `base` with `caps`: [`Direct`], or [`Live`] over `http` when
+    /// [`Stack::choose`] says so.
+    fn transport(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        caps: Caps,
+        redactor: &Redactor,
+    ) -> anyhow::Result<Arc<dyn Transport>> {
+        let chat_url = reqwest::Url::parse(&format!("{base}/chat/completions"))
+            .map_err(|e| anyhow::anyhow!("invalid base URL {}: {e}", without_userinfo(base)))?;
+        // The URL as reqwest normalised it; one hyper cannot take stays on reqwest.
+        let uri = http::Uri::try_from(chat_url.as_str()).ok();
+        let stack = match &uri {
+            Some(uri) => Stack::choose(uri)?,
+            None => Stack::Reqwest,
+        };
+        Ok(match (stack, uri) {
+            (Stack::Direct, Some(chat_url)) => Arc::new(Direct::new(Setup {
+                chat_url,
+                headers: &self.headers,
+                timeout: self.timeout,
+                max_idle: self.max_idle,
+                caps,
+                redactor: redactor.clone(),
+            })?),
+            _ => Arc::new(Live::new(http.clone(), chat_url, caps, redactor.clone())),
+        })
+    }
 }
 
 /// An `Authorization: Bearer` header marked sensitive.

@@ -1,15 +1,19 @@
 //! The seam between "an attempt to make" and "its outcome".
 //!
 //! The runner's retry and budget loop sees only a [`Transport`]: it hands over a request body
-//! and gets an [`Attempt`] back (an answer, or a classified [`Failure`]). The live HTTP client
-//! ([`live::Live`]) is the first implementation; a response cache can wrap one, a batch-API
-//! executor can replace it, and tests can script one (no sockets).
+//! and gets an [`Attempt`] back (an answer, or a classified [`Failure`]). Two HTTP
+//! implementations share their caps, body read, fault classification and redaction
+//! ([`wire`]): [`direct::Direct`] over hyper (the default for chat) and [`live::Live`] over
+//! reqwest (when a proxy applies, or `ORBATCH_HTTP=reqwest`); a response cache can wrap one, a
+//! batch-API executor can replace it, and tests can script one (no sockets).
 
 pub mod batch;
 pub mod cache;
+pub mod direct;
 pub mod live;
 pub mod parse;
 mod redact;
+pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;

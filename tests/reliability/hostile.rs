@@ -133,17 +133,36 @@ async fn an_endless_body_fails_the_attempt_as_invalid_response() {
     assert_eq!(l.unknown_cost_attempts, 1);
 }
 
+/// A 200 whose head carries a 1 MiB header.
+fn answer_with_a_megabyte_header(_: usize) -> Response {
+    let mut r = answer("0.001");
+    let junk = HeaderValue::from_str(&"x".repeat(1 << 20)).unwrap();
+    r.headers_mut().insert("x-junk", junk);
+    r
+}
+
 #[tokio::test]
-async fn a_response_with_a_megabyte_of_headers_is_not_bought_twice() {
-    let srv = Hostile::start(|_| {
-        let mut r = answer("0.001");
-        let junk = HeaderValue::from_str(&"x".repeat(1 << 20)).unwrap();
-        r.headers_mut().insert("x-junk", junk);
-        r
-    })
-    .await;
+async fn a_response_with_a_megabyte_of_headers_is_kept() {
+    let srv = Hostile::start(answer_with_a_megabyte_header).await;
     let s = Scratch::with_rows(1);
     let out = Orb::run_at(&s, &srv.url).output().await;
+    out.assert_code(0);
+    // The paid answer is read and kept: one request, an ok line with its cost.
+    assert_eq!(srv.hits(), 1);
+    let l = &s.lines()[0];
+    assert_eq!((l.status, l.attempts), (Status::Ok, 1), "{:?}", l.error);
+    assert_eq!(l.cost_usd, Some(dec("0.001")));
+}
+
+#[tokio::test]
+async fn a_response_head_larger_than_max_response_bytes_is_not_bought_twice() {
+    let srv = Hostile::start(answer_with_a_megabyte_header).await;
+    let s = Scratch::with_rows(1);
+    job_file(&s, "max_response_bytes = 100000");
+    let out = Orb::new(&s)
+        .args(["run", "job.toml", "--base-url", &srv.url, "--no-progress"])
+        .output()
+        .await;
     out.assert_code(1);
     // The answer could not be read, but it is not bought again: one request, one failed line
     // counting a possibly-billed attempt.
@@ -152,7 +171,69 @@ async fn a_response_with_a_megabyte_of_headers_is_not_bought_twice() {
     let e = l.error.as_ref().unwrap();
     assert_eq!(e.kind, ErrorKind::InvalidResponse, "{}", e.message);
     assert!(e.message.contains("headers"), "{}", e.message);
+    assert!(e.message.contains("max_response_bytes"), "{}", e.message);
     assert_eq!(l.unknown_cost_attempts, 1);
+}
+
+/// A 307 back to the chat URL would be a second purchase if it were followed: it is a failed
+/// attempt (HTTP 307), on both HTTP stacks.
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    for stack in ["direct", "reqwest"] {
+        let srv = Hostile::start(|n| {
+            if n == 0 {
+                let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+                r.headers_mut().insert(
+                    "location",
+                    HeaderValue::from_static("/api/v1/chat/completions"),
+                );
+                r
+            } else {
+                answer("0.001")
+            }
+        })
+        .await;
+        let s = Scratch::with_rows(1);
+        let out = Orb::run_at(&s, &srv.url)
+            .env("ORBATCH_HTTP", stack)
+            .output()
+            .await;
+        out.assert_code(1);
+        assert_eq!(srv.hits(), 1, "{stack}: the redirect was followed");
+        let l = &s.lines()[0];
+        let e = l.error.as_ref().unwrap();
+        assert_eq!((e.kind, l.attempts), (ErrorKind::Http, 1), "{stack}");
+        assert!(e.message.contains("307"), "{stack}: {}", e.message);
+    }
+}
+
+/// A refused connection never reached the server: a network error, retried, and not counted
+/// as a possibly-billed attempt.
+#[tokio::test]
+async fn a_refused_connection_is_not_ambiguous() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Scratch::with_rows(1);
+    let url = format!("http://127.0.0.1:{port}/api/v1");
+    let out = Orb::run_at(&s, &url)
+        .args(["--max-retries", "1"])
+        .output()
+        .await;
+    out.assert_code(1);
+    let l = &s.lines()[0];
+    let e = l.error.as_ref().unwrap();
+    assert_eq!(
+        (e.kind, l.attempts),
+        (ErrorKind::Network, 2),
+        "{}",
+        e.message
+    );
+    assert!(e.message.starts_with("connection failed"), "{}", e.message);
+    assert!(!e.message.contains(&url), "{}", e.message);
+    assert_eq!(l.unknown_cost_attempts, 0);
 }
 
 #[tokio::test]
