@@ -299,3 +299,45 @@ async fn serve_runs_until_its_shutdown_future() {
         .unwrap()
         .unwrap();
 }
+
+/// `orbatch mock-server` stops on SIGTERM (a service manager, `timeout`, a benchmark script),
+/// even while a client holds an idle keep-alive connection to it.
+#[tokio::test]
+async fn the_mock_server_command_stops_on_sigterm_with_an_idle_connection_open() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orbatch"))
+        .args(["mock-server", "--addr", "127.0.0.1:0", "--no-log"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    // A keep-alive request answered, then the connection left open and idle.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET /api/v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let pid = child.id().unwrap() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the mock server did not stop within 10 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    drop(conn);
+}
