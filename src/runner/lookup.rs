@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::MonotonicClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use super::{Ctx, Lookups};
 use crate::api::Generation;
@@ -92,11 +95,16 @@ pub(crate) const LOOKUPS_PER_SEC: u32 = 20;
 /// Look-ups sent at once after a quiet spell, at most.
 pub(crate) const LOOKUP_BURST: u32 = 8;
 
+/// The look-up rate limiter, on the standard monotonic clock: governor's default clock
+/// (quanta) calibrates itself at first use, about 11 M instructions at every start.
+pub(crate) type LookupRate =
+    RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
+
 /// The look-up rate: [`LOOKUPS_PER_SEC`] with a burst of [`LOOKUP_BURST`].
-pub(crate) fn lookup_rate() -> DefaultDirectRateLimiter {
+pub(crate) fn lookup_rate() -> LookupRate {
     let rate = NonZeroU32::new(LOOKUPS_PER_SEC).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(LOOKUP_BURST).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+    RateLimiter::direct_with_clock(Quota::per_second(rate).allow_burst(burst), MonotonicClock)
 }
 
 impl Lookups {

@@ -277,7 +277,7 @@ impl SentThisRun {
 /// The generation look-up budget and its circuit breaker.
 pub(crate) struct Lookups {
     /// The look-up rate (`lookup::lookup_rate`).
-    pub rate: governor::DefaultDirectRateLimiter,
+    pub rate: lookup::LookupRate,
     pub found: AtomicU64,
     pub exhausted: AtomicU64,
     pub disabled: AtomicBool,
