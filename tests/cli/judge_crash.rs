@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::common::*;
 use crate::eval::{JUDGE, job, setup};
-use crate::support::latest;
+use crate::support::{latest, signal};
 
 /// The judged lines: the latest per (id, model).
 fn latest_lines(wd: &Workdir) -> Vec<orbatch::output::ResultLine> {
@@ -54,6 +54,18 @@ fn unwritten_worst(wd: &Workdir, since: usize) -> Decimal {
         }
     }
     sum
+}
+
+/// What `lines` count: known spend plus the worst case of the attempts of unknown charge.
+fn counted(lines: &[orbatch::output::ResultLine]) -> Decimal {
+    lines
+        .iter()
+        .map(|l| {
+            l.cost_usd.unwrap_or_default()
+                + l.judge_cost_usd.unwrap_or_default()
+                + l.unknown_cost_max_usd.unwrap_or_default()
+        })
+        .sum()
 }
 
 /// Runs `args` on the binary, waits until the mock has seen `calls` judge requests whose
@@ -108,11 +120,7 @@ fn check_accounts(wd: &Workdir, mock: &Mock, rows: usize, slack: Decimal) {
         .map(|l| l.cost_usd.unwrap_or_default() + l.judge_cost_usd.unwrap_or_default())
         .sum();
     assert_eq!(summary.cost_usd.total, known);
-    let counted = known
-        + lines
-            .iter()
-            .map(|l| l.unknown_cost_max_usd.unwrap_or_default())
-            .sum::<Decimal>();
+    let counted = counted(&lines);
     let spent = mock.spent();
     assert!(counted >= spent, "counted {counted} < charged {spent}");
     assert!(
@@ -170,4 +178,61 @@ fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_
         .assert()
         .code(0);
     check_accounts(&wd, &mock, rows, slack);
+}
+
+/// Two SIGTERMs during `score`: the second aborts the judge calls in flight. Their charge is
+/// unknown: the judged lines count them at their worst case, so the output dir's spend covers
+/// what the mock charged.
+#[test]
+fn judge_calls_aborted_by_a_second_sigterm_count_at_their_worst_case() {
+    let wd = Workdir::new();
+    let mock = Mock::start(orbatch::mock::MockConfig {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let rows = setup(&wd, "").len();
+    wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    let url = mock.url();
+    wd.run(&mock, &["jobs/ev.toml", "--concurrency", "64"])
+        .assert()
+        .code(0);
+    let changed = JUDGE.replace("Grade it.", "Grade it again.");
+    wd.create("jobs/ev.toml", &(job("") + &changed));
+    let score = [
+        "score",
+        "jobs/ev.toml",
+        "--base-url",
+        &url,
+        "--concurrency",
+        "8",
+    ];
+    let child = wd
+        .std_command()
+        .args(score)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while judge_calls(&mock, "Grade it again.") < 8 {
+        assert!(t.elapsed().as_secs() < 30, "no judge call was sent");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(child.id(), "TERM");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let lines = latest_lines(&wd);
+    assert!(
+        lines.iter().any(|l| l.unknown_cost_attempts > 0),
+        "an aborted judge call counts as an attempt of unknown cost"
+    );
+    let counted = counted(&lines);
+    assert!(
+        counted >= mock.spent(),
+        "counted {counted} < charged {}",
+        mock.spent()
+    );
+    assert_eq!(lines.len(), rows * 2);
 }
