@@ -159,6 +159,17 @@ fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_
         .assert()
         .code(0);
     check_accounts(&wd, &mock, rows, slack);
+    let unknown = |wd: &Workdir| -> u32 {
+        latest_lines(wd)
+            .iter()
+            .map(|l| l.unknown_cost_attempts)
+            .sum()
+    };
+    let after_run = unknown(&wd);
+    assert!(
+        after_run > 0,
+        "the attempts in flight count at their worst case"
+    );
 
     // The rubric changed: `score` re-grades every ok line, killed mid-way, then again.
     let changed = JUDGE.replace("Grade it.", "Grade it again.");
@@ -178,6 +189,10 @@ fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_
         .assert()
         .code(0);
     check_accounts(&wd, &mock, rows, slack);
+    assert!(
+        unknown(&wd) > after_run,
+        "the judge calls in flight at the kill count on their judged lines"
+    );
 }
 
 /// Two SIGTERMs during `score`: the second aborts the judge calls in flight. Their charge is
