@@ -4,7 +4,7 @@
 
 use rust_decimal::Decimal;
 
-use super::crashed_judge::JudgeCalls;
+use super::crashed_judge::{JudgeCalls, JudgeCounts};
 use super::prepare::Prepared;
 use super::tally::crashed_line;
 use super::{RunError, RunOptions};
@@ -88,7 +88,12 @@ pub(crate) fn absorb_unsettled(
     path: &std::path::Path,
     r: &mut Recovered,
 ) -> std::io::Result<Vec<ResultLine>> {
+    let results = path.with_file_name(RESULTS);
+    let counts = JudgeCounts::read(path, &results)?;
     let crashed = inflight::unsettled(path, |key| {
+        if let Some(n) = counts.accounted(key) {
+            return n;
+        }
         let key = key.hash();
         if r.done.contains(&key) {
             u32::MAX
@@ -98,7 +103,7 @@ pub(crate) fn absorb_unsettled(
     })?;
     let (pairs, mut judges) = JudgeCalls::split(crashed);
     let mut lines = absorb_crashed(r, &pairs, &mut judges);
-    lines.extend(judges.into_lines(&path.with_file_name(RESULTS), r)?);
+    lines.extend(judges.into_lines(&results, r)?);
     Ok(lines)
 }
 

@@ -10,23 +10,76 @@
 //!   replaced by an ungraded record (no hash), so the next `score` grades it again;
 //! - when the judged key has no line at all, onto a crash line of the judged key.
 //!
-//! Reading the judged keys' latest lines takes a pass over results.jsonl, only when such
-//! attempts exist; memory holds the in-flight judge calls and the lines it amends.
+//! Reading the judged keys' latest lines takes a pass over results.jsonl, only when the record
+//! holds judge calls ([`JudgeCounts::read`], 64-bit hashes per judged key), and another only
+//! when some are unsettled; memory holds those unsettled calls and the lines they amend.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rust_decimal::Decimal;
 
-use super::judge::{failed, judged_by};
+use super::judge::{call_key, failed, judged_by};
 use super::tally::crashed_line;
-use crate::output::inflight::{Crashed, Unsettled};
+use crate::output::inflight::{Crashed, Unsettled, for_each_key};
 use crate::output::key::ResultKey;
 use crate::output::results::{Prior, Recovered, for_each_latest};
 use crate::output::{ResultLine, Status};
 
 /// Why an amended line's check has no grade.
 const UNGRADED: &str = "the judge was in flight when an earlier run ended abruptly (it may have been billed); the next score asks it again";
+
+/// What the judged keys' latest lines count of the judge calls in an in-flight record.
+#[derive(Debug, Default)]
+pub(crate) struct JudgeCounts {
+    /// Per judge call ([`call_hash`]): the attempts its check's record on the judged line counts.
+    counts: HashMap<u64, u32>,
+}
+
+impl JudgeCounts {
+    /// Reads the in-flight record at `inflight` and, when it holds judge calls, the latest
+    /// lines of the keys they judge in `results` (results.jsonl).
+    pub(crate) fn read(inflight: &Path, results: &Path) -> std::io::Result<JudgeCounts> {
+        let mut judged = HashSet::new();
+        for_each_key(inflight, |k| {
+            if let Some((row, _, model)) = judged_by(k.id) {
+                judged.insert(ResultKey::of(row, k.variant, model).hash());
+            }
+        })?;
+        let mut counts = HashMap::new();
+        if judged.is_empty() || !results.is_file() {
+            return Ok(JudgeCounts { counts });
+        }
+        for_each_latest(&[results.to_path_buf()], |line| {
+            if !judged.contains(&line.key().hash()) {
+                return;
+            }
+            for (check, record) in line.judge.iter().flatten() {
+                let call = call_key(&line.id, check, &line.model);
+                counts.insert(call_hash(&call, line.variant.as_deref()), record.attempts);
+            }
+        })?;
+        Ok(JudgeCounts { counts })
+    }
+
+    /// The attempts of `key` (an in-flight record's key) that results.jsonl accounts for, when
+    /// it is a judge call's; `None` for a completion's.
+    pub(crate) fn accounted(&self, key: ResultKey<'_>) -> Option<u32> {
+        judged_by(key.id)?;
+        Some(
+            self.counts
+                .get(&call_hash(key.id, key.variant))
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// A judge call's hash in [`JudgeCounts`]: its in-flight id and variant (the judged line does
+/// not name the judge model).
+fn call_hash(id: &str, variant: Option<&str>) -> u64 {
+    ResultKey::of(id, variant, "").hash()
+}
 
 /// The judge calls a crash left unsettled, by the key of the line they judge.
 #[derive(Debug, Default)]
@@ -271,6 +324,13 @@ mod tests {
         // Row 4: no line at all, only a judge attempt in flight.
         rec.sent(at(&j4), 1, d("0.3")).await.unwrap();
         drop(rec);
+
+        // Settled judge calls are told apart with hashes, before any is held in memory.
+        let counts = JudgeCounts::read(&path, &dir.path().join(RESULTS_NAME)).unwrap();
+        assert_eq!(counts.accounted(at(&j2)), Some(1));
+        assert_eq!(counts.accounted(at(&j1)), Some(1));
+        assert_eq!(counts.accounted(at(&j4)), Some(0));
+        assert_eq!(counts.accounted(ResultKey::new("3", "m")), None);
 
         let r = recorded(dir.path()).unwrap();
         // Known: 2 x ($1 + $0.1) + row 1's failed judge attempt.
