@@ -68,10 +68,16 @@ fn counted(lines: &[orbatch::output::ResultLine]) -> Decimal {
         .sum()
 }
 
-/// Runs `args` on the binary, waits until the mock has seen `calls` judge requests whose
-/// rubric starts with `prefix`, then kills it with SIGKILL.
-fn kill_during_judging(wd: &Workdir, mock: &Mock, args: &[&str], prefix: &str, calls: usize) {
-    let mut child = wd
+/// Starts `args` on the binary and returns once the mock has seen `calls` judge requests whose
+/// rubric starts with `prefix`.
+fn start_judging(
+    wd: &Workdir,
+    mock: &Mock,
+    args: &[&str],
+    prefix: &str,
+    calls: usize,
+) -> std::process::Child {
+    let child = wd
         .std_command()
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -83,6 +89,12 @@ fn kill_during_judging(wd: &Workdir, mock: &Mock, args: &[&str], prefix: &str, c
         assert!(t.elapsed().as_secs() < 30, "no judge call was sent");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    child
+}
+
+/// [`start_judging`], then SIGKILL.
+fn kill_during_judging(wd: &Workdir, mock: &Mock, args: &[&str], prefix: &str, calls: usize) {
+    let mut child = start_judging(wd, mock, args, prefix, calls);
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(status.code().is_none(), "killed by the signal");
@@ -130,15 +142,37 @@ fn check_accounts(wd: &Workdir, mock: &Mock, rows: usize, slack: Decimal) {
     );
 }
 
-#[test]
-fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_money() {
+/// A job with a judge check on a mock that answers after `latency_ms`: the dir, the mock, the
+/// number of input rows.
+fn judged(latency_ms: u64) -> (Workdir, Mock, usize) {
     let wd = Workdir::new();
     let mock = Mock::start(orbatch::mock::MockConfig {
-        latency_ms: 60,
+        latency_ms,
         ..Default::default()
     });
     let rows = setup(&wd, "").len();
     wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    (wd, mock, rows)
+}
+
+/// Changes the judge's rubric (every grade is stale) and returns `score`'s arguments.
+fn change_rubric<'a>(wd: &Workdir, url: &'a str, concurrency: &'a str) -> [&'a str; 6] {
+    let changed = JUDGE.replace("Grade it.", "Grade it again.");
+    wd.create("jobs/ev.toml", &(job("") + &changed));
+    let dir = "jobs/ev.toml";
+    [
+        "score",
+        dir,
+        "--base-url",
+        url,
+        "--concurrency",
+        concurrency,
+    ]
+}
+
+#[test]
+fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_money() {
+    let (wd, mock, rows) = judged(60);
     let url = mock.url();
     let concurrency = 4;
     let c = concurrency.to_string();
@@ -172,16 +206,7 @@ fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_
     );
 
     // The rubric changed: `score` re-grades every ok line, killed mid-way, then again.
-    let changed = JUDGE.replace("Grade it.", "Grade it again.");
-    wd.create("jobs/ev.toml", &(job("") + &changed));
-    let score = [
-        "score",
-        "jobs/ev.toml",
-        "--base-url",
-        &url,
-        "--concurrency",
-        &c,
-    ];
+    let score = change_rubric(&wd, &url, &c);
     let before = wd.results("out/ev").len();
     kill_during_judging(&wd, &mock, &score, "Grade it again.", 24);
     let slack = slack + unwritten_worst(&wd, before);
@@ -200,39 +225,13 @@ fn kill_9_while_judging_in_run_and_in_score_leaves_no_phantom_line_and_loses_no_
 /// what the mock charged.
 #[test]
 fn judge_calls_aborted_by_a_second_sigterm_count_at_their_worst_case() {
-    let wd = Workdir::new();
-    let mock = Mock::start(orbatch::mock::MockConfig {
-        latency_ms: 400,
-        ..Default::default()
-    });
-    let rows = setup(&wd, "").len();
-    wd.create("jobs/ev.toml", &(job("") + JUDGE));
+    let (wd, mock, rows) = judged(400);
     let url = mock.url();
     wd.run(&mock, &["jobs/ev.toml", "--concurrency", "64"])
         .assert()
         .code(0);
-    let changed = JUDGE.replace("Grade it.", "Grade it again.");
-    wd.create("jobs/ev.toml", &(job("") + &changed));
-    let score = [
-        "score",
-        "jobs/ev.toml",
-        "--base-url",
-        &url,
-        "--concurrency",
-        "8",
-    ];
-    let child = wd
-        .std_command()
-        .args(score)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while judge_calls(&mock, "Grade it again.") < 8 {
-        assert!(t.elapsed().as_secs() < 30, "no judge call was sent");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let score = change_rubric(&wd, &url, "8");
+    let child = start_judging(&wd, &mock, &score, "Grade it again.", 8);
     signal(child.id(), "TERM");
     std::thread::sleep(std::time::Duration::from_millis(20));
     signal(child.id(), "TERM");
