@@ -5,7 +5,9 @@
 //! key's cumulative attempt number, `worst` its worst-case charge). A failed attempt whose
 //! charge is known appends `{"id","model","n","charge"}`. An attempt is settled once the key's
 //! latest line in results.jsonl counts `n` attempts or more (that line carries its cost); the
-//! rest are what a crash (kill -9, power loss of the process) left in flight.
+//! rest are what a crash (kill -9, power loss of the process) left in flight. A judge call is
+//! recorded under a key of its own and settled by the line it judges (its check's judge record
+//! counts the attempts): see `runner/crashed_judge.rs`.
 //!
 //! The threat is the death of the process, not of the machine: a `write(2)` into the page cache
 //! survives `kill -9`, so the record is written (not fsynced) before the request leaves. Writes
