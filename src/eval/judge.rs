@@ -14,6 +14,16 @@ pub struct JudgeRecord {
     /// The judge's reason, or why it gave no grade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The judge attempts this check has made on this line so far, across runs and scores
+    /// (retries and re-asks included; 0 in lines written before it was recorded). The
+    /// in-flight record numbers a judge's attempts from it: an attempt numbered above it
+    /// is not accounted for by this line.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The JSON Schema a judge answers through.

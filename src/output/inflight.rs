@@ -5,7 +5,9 @@
 //! key's cumulative attempt number, `worst` its worst-case charge). A failed attempt whose
 //! charge is known appends `{"id","model","n","charge"}`. An attempt is settled once the key's
 //! latest line in results.jsonl counts `n` attempts or more (that line carries its cost); the
-//! rest are what a crash (kill -9, power loss of the process) left in flight.
+//! rest are what a crash (kill -9, power loss of the process) left in flight. A judge call is
+//! recorded under a key of its own and settled by the line it judges (its check's judge record
+//! counts the attempts): see `runner/crashed_judge.rs`.
 //!
 //! The threat is the death of the process, not of the machine: a `write(2)` into the page cache
 //! survives `kill -9`, so the record is written (not fsynced) before the request leaves. Writes
@@ -81,20 +83,12 @@ pub fn unsettled(
     path: &Path,
     mut accounted: impl FnMut(ResultKey<'_>) -> u32,
 ) -> io::Result<Vec<Crashed>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
     let mut keys: HashMap<u64, usize> = HashMap::new();
     let mut out: Vec<Crashed> = Vec::new();
-    for line in io::BufReader::new(file).split(b'\n') {
-        let Ok(e) = serde_json::from_slice::<Entry>(&line?) else {
-            continue;
-        };
+    entries(path, |e| {
         let key = ResultKey::of(&e.id, e.variant.as_deref(), &e.model);
         if e.n <= accounted(key) {
-            continue;
+            return;
         }
         let slot = *keys.entry(key.hash()).or_insert_with(|| {
             out.push(Crashed {
@@ -117,7 +111,7 @@ pub fn unsettled(
                 charge: e.charge,
             }),
         }
-    }
+    })?;
     // A key whose attempts all cost nothing known has nothing to account.
     out.retain(|c| {
         c.attempts
@@ -125,6 +119,29 @@ pub fn unsettled(
             .any(|a| a.charge.is_none_or(|v| !v.is_zero()))
     });
     Ok(out)
+}
+
+/// Calls `f` with the key of every entry of the record at `path` (absent = empty), in order.
+pub fn for_each_key(path: &Path, mut f: impl FnMut(ResultKey<'_>)) -> io::Result<()> {
+    entries(path, |e| {
+        f(ResultKey::of(&e.id, e.variant.as_deref(), &e.model))
+    })
+}
+
+/// Calls `f` with every readable entry of the record at `path` (absent = empty). A torn or
+/// unreadable line is skipped.
+fn entries(path: &Path, mut f: impl FnMut(Entry)) -> io::Result<()> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for line in io::BufReader::new(file).split(b'\n') {
+        if let Ok(e) = serde_json::from_slice::<Entry>(&line?) {
+            f(e);
+        }
+    }
+    Ok(())
 }
 
 /// The record a run appends to (share it; appends are grouped per turn of the runtime).

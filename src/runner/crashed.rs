@@ -4,9 +4,11 @@
 
 use rust_decimal::Decimal;
 
+use super::crashed_judge::{JudgeCalls, JudgeCounts};
 use super::prepare::Prepared;
 use super::tally::crashed_line;
 use super::{RunError, RunOptions};
+use crate::output::finalize::RESULTS;
 use crate::output::inflight::{self, Inflight};
 use crate::output::results::{Journal, Prior, Recovered, for_each_latest};
 use crate::output::{ResultLine, Status};
@@ -57,7 +59,7 @@ pub(crate) fn open_inflight(
 /// there is no results.jsonl.
 pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
     let mut r = Recovered::default();
-    let results = dir.join("results.jsonl");
+    let results = dir.join(RESULTS);
     if results.is_file() {
         for_each_latest(&[results], |line| {
             r.spent += line.spend();
@@ -78,13 +80,20 @@ pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
 }
 
 /// Reads the in-flight record at `path` (absent = empty) and adds the attempts results.jsonl
-/// does not account for to `r` (unknown cost at their worst case); returns their lines, for
-/// the journal. Writes nothing: `run`'s pre-flight counts them as the dispatcher will.
+/// (next to it) does not account for to `r` (unknown cost at their worst case); returns their
+/// lines, for the journal. A judge call's attempts go onto the line it judges, never onto a
+/// line of their own (`crashed_judge.rs`). Writes nothing: `run`'s pre-flight counts them as
+/// the dispatcher will.
 pub(crate) fn absorb_unsettled(
     path: &std::path::Path,
     r: &mut Recovered,
 ) -> std::io::Result<Vec<ResultLine>> {
+    let results = path.with_file_name(RESULTS);
+    let counts = JudgeCounts::read(path, &results)?;
     let crashed = inflight::unsettled(path, |key| {
+        if let Some(n) = counts.accounted(key) {
+            return n;
+        }
         let key = key.hash();
         if r.done.contains(&key) {
             u32::MAX
@@ -92,16 +101,25 @@ pub(crate) fn absorb_unsettled(
             r.failed.get(&key).map_or(0, |f| f.attempts)
         }
     })?;
-    Ok(absorb_crashed(r, &crashed))
+    let (pairs, mut judges) = JudgeCalls::split(crashed);
+    let mut lines = absorb_crashed(r, &pairs, &mut judges);
+    lines.extend(judges.into_lines(&results, r)?);
+    Ok(lines)
 }
 
-/// The lines of the crash-time attempts, and what they add to the recovered spend.
-fn absorb_crashed(r: &mut Recovered, crashed: &[inflight::Crashed]) -> Vec<ResultLine> {
+/// The lines of the crash-time attempts (with the judge calls on their pairs), and what they
+/// add to the recovered spend.
+fn absorb_crashed(
+    r: &mut Recovered,
+    crashed: &[inflight::Crashed],
+    judges: &mut JudgeCalls,
+) -> Vec<ResultLine> {
     let mut lines = Vec::with_capacity(crashed.len());
     for c in crashed {
         let key = c.key().hash();
         let prior = r.failed.get(&key);
-        let line = crashed_line(c, prior);
+        let mut line = crashed_line(c, prior);
+        judges.onto_crash_line(key, &mut line);
         let before = prior.map_or((Decimal::ZERO, Decimal::ZERO), |p| {
             (
                 p.cost_usd.unwrap_or_default(),

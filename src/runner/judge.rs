@@ -13,8 +13,13 @@
 //! sends it again.
 //!
 //! A judge's in-flight record is kept under the id `<row id>\u{1f}judge:<check>\u{1f}<judged
-//! model>` and the judged line's variant (so it never settles or resumes a completion pair); a
-//! clean end of the run empties the record.
+//! model>` ([`call_key`]) and the judged line's variant, so it never settles or resumes a
+//! completion pair. A check's attempts are numbered on from the count its record keeps
+//! (`JudgeRecord::attempts`), so the judged line settles them: an attempt numbered above the
+//! count of the judged key's latest line was in flight at a crash, and the next run puts its
+//! worst case on the judged pair (`runner/crashed_judge.rs`), never on a line of its own. An
+//! attempt of unknown charge (aborted, ambiguous) counts on the judged line at its worst case
+//! (`unknown_cost_attempts`, `unknown_cost_max_usd`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -83,10 +88,12 @@ pub(crate) async fn grade(ctx: &Arc<Ctx>, scorer: &Scorer, line: &mut ResultLine
     let mut records = line.judge.clone().unwrap_or_default();
     let mut cost = line.judge_cost_usd.unwrap_or_default();
     for c in &scorer.spec().checks {
+        let before = records.get(&c.name).map_or(0, |r| r.attempts);
         let (rubric, hash) = match want(scorer, c, line) {
             Want::Nothing => continue,
             Want::Broken(why) => {
-                records.insert(c.name.clone(), failed(String::new(), why));
+                let record = failed(String::new(), why, before);
+                records.insert(c.name.clone(), record);
                 continue;
             }
             Want::Send(rubric, hash) => (rubric, hash),
@@ -97,24 +104,57 @@ pub(crate) async fn grade(ctx: &Arc<Ctx>, scorer: &Scorer, line: &mut ResultLine
         // The in-flight record's key of this call: the judged line's whole key and the check,
         // so two judged answers of one row never share an entry.
         let call = Call {
-            key: format!("{}\u{1f}judge:{}\u{1f}{}", line.id, c.name, line.model),
+            key: call_key(&line.id, &c.name, &line.model),
             variant: line.variant.clone(),
             model: model.clone(),
         };
-        let (record, spent) = call.grade(ctx, scorer, &rubric, hash).await;
-        cost += spent;
-        records.insert(c.name.clone(), record);
+        let graded = call.grade(ctx, scorer, &rubric, hash, before).await;
+        cost += graded.known;
+        if graded.unknown > 0 {
+            line.unknown_cost_attempts += graded.unknown;
+            line.unknown_cost_max_usd =
+                Some(line.unknown_cost_max_usd.unwrap_or_default() + graded.unknown_max);
+        }
+        records.insert(c.name.clone(), graded.record);
     }
     line.judge_cost_usd = Some(cost);
     line.judge = Some(records).filter(|r: &BTreeMap<_, _>| !r.is_empty());
 }
 
-fn failed(hash: String, why: String) -> JudgeRecord {
+/// The in-flight record's id of check `check`'s judge calls on the line of `row` and `model`.
+pub(crate) fn call_key(row: &str, check: &str, model: &str) -> String {
+    format!("{row}{SEP}{MARK}{check}{SEP}{model}")
+}
+
+/// The judged line's row id, the check and the judged model of an in-flight record's id made by
+/// [`call_key`]; `None` for a completion's id. Check names and model slugs hold no `\u{1f}`.
+pub(crate) fn judged_by(id: &str) -> Option<(&str, &str, &str)> {
+    let (rest, model) = id.rsplit_once(SEP)?;
+    let (row, check) = rest.rsplit_once(&format!("{SEP}{MARK}"))?;
+    (!check.contains(SEP)).then_some((row, check, model))
+}
+
+const SEP: char = '\u{1f}';
+const MARK: &str = "judge:";
+
+/// A record without a grade: why, and the attempts its check has made on the line so far.
+pub(crate) fn failed(hash: String, why: String, attempts: u32) -> JudgeRecord {
     JudgeRecord {
         hash,
         score: None,
         reason: Some(why),
+        attempts,
     }
+}
+
+/// What one check's call on one line gave.
+struct Graded {
+    record: JudgeRecord,
+    /// What its attempts are known to have cost.
+    known: Decimal,
+    /// Its attempts of unknown charge, and their worst cases.
+    unknown: u32,
+    unknown_max: Decimal,
 }
 
 /// One judge check's call on one line.
@@ -128,18 +168,21 @@ struct Call {
 
 impl Call {
     /// Asks the judge (and re-asks once after a reply that does not validate): the record,
-    /// and what the attempts cost.
+    /// and what the attempts cost. `before`: the attempts the check made on the line earlier
+    /// (this call's are numbered on from it).
     async fn grade(
         &self,
         ctx: &Arc<Ctx>,
         scorer: &Scorer,
         rubric: &str,
         hash: String,
-    ) -> (JudgeRecord, Decimal) {
+        before: u32,
+    ) -> Graded {
         let first = request_body(&self.model, rubric, JUDGE_MAX_TOKENS);
         let mut messages = first["messages"].as_array().cloned().unwrap_or_default();
         let mut body = Bytes::from(first.to_string());
         let mut tally = Attempts::carried(None);
+        tally.attempts = before;
         let (mut started, mut this_run) = (None, 0u32);
         let mut answered = Decimal::ZERO;
         let mut asks = 0u32;
@@ -155,7 +198,7 @@ impl Call {
                     answered += charge;
                     content
                 }
-                Err(why) => break failed(String::new(), why),
+                Err(why) => break failed(String::new(), why, 0),
             };
             match read_reply(&content, scorer.judge_schema()) {
                 Ok((score, reason)) => {
@@ -163,18 +206,27 @@ impl Call {
                         hash,
                         score: Some(score),
                         reason: Some(reason),
+                        attempts: 0,
                     };
                 }
                 Err(why) if asks > JUDGE_REASKS => {
-                    break failed(hash, format!("{why} (after {asks} attempts)"));
+                    break failed(hash, format!("{why} (after {asks} attempts)"), 0);
                 }
                 Err(why) => match reask_body(&body, &content, &why) {
                     Some((b, m)) => (body, messages) = (b, m),
-                    None => break failed(hash, why),
+                    None => break failed(hash, why, 0),
                 },
             }
         };
-        (record, tally.known_cost.unwrap_or_default() + answered)
+        Graded {
+            record: JudgeRecord {
+                attempts: tally.attempts,
+                ..record
+            },
+            known: tally.known_cost.unwrap_or_default() + answered,
+            unknown: tally.unknown,
+            unknown_max: tally.unknown_max,
+        }
     }
 
     /// One request through the attempt loop: the reply's content and charge, or why none.

@@ -18,6 +18,7 @@ mod breaker;
 mod cached;
 mod context;
 mod crashed;
+mod crashed_judge;
 mod dispatch;
 mod fresh;
 mod judge;

@@ -18,6 +18,7 @@ mod eval;
 mod exits;
 mod faults;
 mod input_errors;
+mod judge_crash;
 mod judges;
 mod limits;
 mod newcomer;
