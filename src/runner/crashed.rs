@@ -42,21 +42,21 @@ pub(crate) fn start_inflight(p: &mut Prepared, opts: &RunOptions) -> Result<Infl
 pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
     let mut r = Recovered::default();
     let results = dir.join("results.jsonl");
+    let mut done = Vec::new();
     if results.is_file() {
         for_each_latest(&[results], |line| {
             r.spent += line.cost_usd.unwrap_or_default();
             r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
             let key = line.key().hash();
             match line.status {
-                Status::Ok => {
-                    r.done.insert(key);
-                }
+                Status::Ok => done.push(key),
                 Status::Error => {
                     r.failed.insert(key, Prior::of(&line));
                 }
             }
         })?;
     }
+    r.done = done.into();
     absorb_unsettled(&dir.join(inflight::FILE_NAME), &mut r)?;
     Ok(r)
 }
