@@ -141,7 +141,8 @@ impl Journal {
         let mut scanner = LineScanner::new(&file);
         let mut torn_at = None;
         while let Some(info) = scanner.next_line()? {
-            let parsed = scanner.parse();
+            // Read in place: a failed key's prior is parsed whole afterwards, in `settle`.
+            let parsed = scanner.view();
             if !info.complete {
                 rec.torn = Some(TornLine {
                     line: info.no,
