@@ -271,6 +271,8 @@ fn settle(rec: &mut Recovered, mut lines: Vec<(u64, u64)>, path: &Path) -> io::R
         return Ok(());
     }
     again.sort_unstable();
+    // Sized once: a growing map holds its old and new tables at once.
+    rec.failed.reserve(again.iter().filter(|a| a.2).count());
     let mut reader = LineReaderAt::open(path)?;
     for (offset, key, latest) in again {
         let line = parse_line(reader.read_at(offset)?).map_err(|e| {
