@@ -76,17 +76,9 @@ pub(crate) fn compact_into(path: &Path, kept: &mut dyn KeptLines) -> io::Result<
         }
     }
     drop(scanner);
-    lines.sort_unstable();
-    // The latest line of a key is the last of its run in (key, offset) order.
+    // The latest line of a key: its highest offset.
     let total = lines.len() as u64;
-    lines.dedup_by(|later, earlier| {
-        if later.0 == earlier.0 {
-            *earlier = *later;
-            true
-        } else {
-            false
-        }
-    });
+    super::key::keep_latest(&mut lines);
     stats.kept = lines.len() as u64;
     stats.dropped = total - stats.kept;
     if stats.dropped == 0 && stats.torn_dropped == 0 && all_complete {

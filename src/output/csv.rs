@@ -253,15 +253,8 @@ fn index_offsets(results: &Path) -> io::Result<Vec<(u64, u64)>> {
             index.push((key, info.offset));
         }
     }
-    // Latest wins: a stable sort keeps each key's lines in file order; keep the last.
-    index.sort_by_key(|e| e.0);
-    index.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            *earlier = *later;
-        }
-        same
-    });
+    // Latest wins: offsets grow in file order.
+    super::key::keep_latest(&mut index);
     Ok(index)
 }
 

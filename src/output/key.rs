@@ -59,9 +59,92 @@ pub fn key_hash(id: &str, model: &str) -> u64 {
     ResultKey::new(id, model).hash()
 }
 
+/// A set of key hashes held as one sorted `Vec<u64>`: 8 bytes a key, where a hash set holds
+/// about 18 at a million keys (and half as much again while it grows). Built in bulk
+/// ([`FromIterator`]); [`KeySet::insert`] shifts the tail, for a few keys at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySet(Vec<u64>);
+
+impl KeySet {
+    /// Whether `key` is in the set.
+    pub fn contains(&self, key: &u64) -> bool {
+        self.0.binary_search(key).is_ok()
+    }
+
+    /// Adds `key`; false when it was there already.
+    pub fn insert(&mut self, key: u64) -> bool {
+        match self.0.binary_search(&key) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, key);
+                true
+            }
+        }
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u64>> for KeySet {
+    fn from(mut keys: Vec<u64>) -> KeySet {
+        keys.sort_unstable();
+        keys.dedup();
+        keys.shrink_to_fit();
+        KeySet(keys)
+    }
+}
+
+impl FromIterator<u64> for KeySet {
+    fn from_iter<I: IntoIterator<Item = u64>>(keys: I) -> KeySet {
+        KeySet::from(keys.into_iter().collect::<Vec<u64>>())
+    }
+}
+
+/// Sorts (key hash, position) pairs and keeps one per key, the one with the highest position
+/// (a key's latest line), in place.
+pub(crate) fn keep_latest(pairs: &mut Vec<(u64, u64)>) {
+    pairs.sort_unstable();
+    pairs.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            *earlier = *later;
+        }
+        same
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_set_holds_each_key_once_in_any_order() {
+        let mut set: KeySet = [9u64, 3, 9, u64::MAX, 0].into_iter().collect();
+        assert_eq!(set.len(), 4);
+        for k in [0, 3, 9, u64::MAX] {
+            assert!(set.contains(&k), "{k}");
+        }
+        assert!(!set.contains(&4));
+        assert!(set.insert(4));
+        assert!(!set.insert(4));
+        assert!(set.contains(&4) && set.len() == 5);
+        assert!(KeySet::default().is_empty());
+    }
+
+    #[test]
+    fn keep_latest_keeps_the_highest_position_of_each_key() {
+        let mut pairs = vec![(7, 1), (3, 2), (7, 9), (3, 4), (5, 0)];
+        keep_latest(&mut pairs);
+        assert_eq!(pairs, [(3, 4), (5, 0), (7, 9)]);
+    }
 
     #[test]
     fn key_hash_is_stable_and_separates_fields() {

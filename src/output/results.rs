@@ -11,7 +11,7 @@
 //! Memory stays flat in the number of lines: readers hold 64-bit key hashes and byte offsets,
 //! never whole lines.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use rust_decimal::Decimal;
 
 pub use super::compact::{CompactStats, compact};
-pub use super::key::key_hash;
+use super::key::keep_latest;
+pub use super::key::{KeySet, key_hash};
 use super::lines::{LineReaderAt, LineScanner, parse_line, prefix};
 use super::{ResultLine, Status};
 use crate::fsutil::open_regular;
@@ -77,8 +78,8 @@ pub struct TornLine {
 /// What an earlier run left in `results.jsonl`.
 #[derive(Debug, Clone, Default)]
 pub struct Recovered {
-    /// Keys whose latest line is `ok`.
-    pub done: HashSet<u64>,
+    /// Keys whose latest line is `ok` (8 bytes a key).
+    pub done: KeySet,
     /// Keys whose latest line is `error`, with what they already cost.
     pub failed: HashMap<u64, Prior>,
     /// The sum of `cost_usd` over the latest line of every key (unknown = 0): the output dir's
@@ -135,12 +136,13 @@ impl Journal {
                 .truncate(false),
         )?;
         let mut rec = Recovered::default();
-        let mut latest: HashMap<u64, u64> = HashMap::new();
-        let mut reread: Option<LineReaderAt> = None;
+        // (key hash, offset << 1 | 1 when `error`) of every readable line: 16 bytes a line.
+        let mut lines: Vec<(u64, u64)> = Vec::new();
         let mut scanner = LineScanner::new(&file);
         let mut torn_at = None;
         while let Some(info) = scanner.next_line()? {
-            let parsed = scanner.parse();
+            // Read in place: a failed key's prior is parsed whole afterwards, in `settle`.
+            let parsed = scanner.view();
             if !info.complete {
                 rec.torn = Some(TornLine {
                     line: info.no,
@@ -156,26 +158,17 @@ impl Journal {
             rec.lines += 1;
             match parsed {
                 Ok(line) => {
-                    let key = line.key().hash();
-                    let (cost, unknown) = previous_cost(&mut rec, &latest, &mut reread, path, key)?;
-                    rec.spent += line.spend() - cost;
-                    rec.unknown_max += line.unknown_cost_max_usd.unwrap_or_default() - unknown;
-                    match line.status {
-                        Status::Ok => {
-                            rec.done.insert(key);
-                            rec.failed.remove(&key);
-                        }
-                        Status::Error => {
-                            rec.done.remove(&key);
-                            rec.failed.insert(key, Prior::of(&line));
-                        }
-                    }
-                    latest.insert(key, info.offset);
+                    // Every line's spend now; a superseded line's is taken back out below.
+                    rec.spent += line.spend();
+                    rec.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
+                    let failed = u64::from(line.status == Status::Error);
+                    lines.push((line.key().hash(), info.offset << 1 | failed));
                 }
                 Err(e) => rec.bad(info.no, e),
             }
         }
         drop(scanner);
+        settle(&mut rec, lines, path)?;
         if let Some(offset) = torn_at {
             file.set_len(offset)?;
         }
@@ -253,36 +246,49 @@ impl Journal {
     }
 }
 
-/// The cost and unknown-cost maximum of `key`'s current latest line (0 for a new key),
-/// removing it from `done`/`failed`. A repeated `ok` key is rare, so its line is re-read from
-/// the file rather than kept in memory.
-fn previous_cost(
-    rec: &mut Recovered,
-    latest: &HashMap<u64, u64>,
-    reread: &mut Option<LineReaderAt>,
-    path: &Path,
-    key: u64,
-) -> io::Result<(Decimal, Decimal)> {
-    let zero = (Decimal::ZERO, Decimal::ZERO);
-    if let Some(prior) = rec.failed.remove(&key) {
-        return Ok((
-            prior.cost_usd.unwrap_or_default(),
-            prior.unknown_cost_max_usd.unwrap_or_default(),
-        ));
+/// Folds the (key hash, tagged offset) of every readable line into `rec`: the keys whose
+/// latest line is `ok` become [`Recovered::done`], those whose latest line is `error` get their
+/// [`Prior`] (their line read again), and each superseded line (a key sent again, rare) is read
+/// again to take its spend back out of [`Recovered::spent`]. Memory: the lines' 16 bytes each,
+/// then 8 bytes a done key.
+fn settle(rec: &mut Recovered, mut lines: Vec<(u64, u64)>, path: &Path) -> io::Result<()> {
+    lines.sort_unstable();
+    // (offset, key, latest) of the lines to read again, in file order.
+    let mut again: Vec<(u64, u64, bool)> = Vec::new();
+    for (i, &(key, tagged)) in lines.iter().enumerate() {
+        let latest = lines.get(i + 1).is_none_or(|next| next.0 != key);
+        if !latest || tagged & 1 == 1 {
+            again.push((tagged >> 1, key, latest));
+        }
     }
-    if !rec.done.remove(&key) {
-        return Ok(zero);
+    keep_latest(&mut lines);
+    rec.done = lines
+        .into_iter()
+        .filter(|&(_, tagged)| tagged & 1 == 0)
+        .map(|(key, _)| key)
+        .collect();
+    if again.is_empty() {
+        return Ok(());
     }
-    let Some(&offset) = latest.get(&key) else {
-        return Ok(zero);
-    };
-    let reader = match reread {
-        Some(r) => r,
-        None => reread.insert(LineReaderAt::open(path)?),
-    };
-    Ok(parse_line(reader.read_at(offset)?).ok().map_or(zero, |l| {
-        (l.spend(), l.unknown_cost_max_usd.unwrap_or_default())
-    }))
+    again.sort_unstable();
+    // Sized once: a growing map holds its old and new tables at once.
+    rec.failed.reserve(again.iter().filter(|a| a.2).count());
+    let mut reader = LineReaderAt::open(path)?;
+    for (offset, key, latest) in again {
+        let line = parse_line(reader.read_at(offset)?).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the line at byte {offset} changed while it was read: {e}"),
+            )
+        })?;
+        if latest {
+            rec.failed.insert(key, Prior::of(&line));
+        } else {
+            rec.spent -= line.spend();
+            rec.unknown_max -= line.unknown_cost_max_usd.unwrap_or_default();
+        }
+    }
+    Ok(())
 }
 
 /// What [`for_each_latest`] read.
@@ -323,8 +329,8 @@ pub(crate) fn for_each_latest_read(
     mut f: impl FnMut(&LineScanner<File>),
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
-    // Pass 1: key -> global line number (counted across files) of its latest line.
-    let mut latest: HashMap<u64, u64> = HashMap::new();
+    // Pass 1: (key, global line number counted across files) of every readable line.
+    let mut latest: Vec<(u64, u64)> = Vec::new();
     let mut seq = 0u64;
     for path in paths {
         let mut scanner = LineScanner::new(File::open(path)?);
@@ -332,11 +338,7 @@ pub(crate) fn for_each_latest_read(
             seq += 1;
             stats.lines += 1;
             match scanner.readable_key() {
-                Ok(key) => {
-                    if latest.insert(key, seq).is_some() {
-                        stats.superseded += 1;
-                    }
-                }
+                Ok(key) => latest.push((key, seq)),
                 Err(e) => {
                     stats.bad_lines += 1;
                     if stats.bad_examples.len() < MAX_BAD_EXAMPLES {
@@ -347,8 +349,9 @@ pub(crate) fn for_each_latest_read(
             }
         }
     }
-    let mut keep: Vec<u64> = latest.into_values().collect();
-    keep.sort_unstable();
+    let readable = latest.len() as u64;
+    let keep = latest_lines(latest);
+    stats.superseded = readable - keep.len() as u64;
     // Pass 2: hand over the kept lines, in order.
     let mut next = keep.iter().copied().peekable();
     let mut seq = 0u64;
@@ -364,6 +367,15 @@ pub(crate) fn for_each_latest_read(
         }
     }
     Ok(stats)
+}
+
+/// The sorted positions of each key's latest line, from (key, position) pairs: the last
+/// position of each key. Sorted in place, 16 bytes a pair.
+fn latest_lines(mut pairs: Vec<(u64, u64)>) -> Vec<u64> {
+    keep_latest(&mut pairs);
+    let mut keep: Vec<u64> = pairs.into_iter().map(|(_, at)| at).collect();
+    keep.sort_unstable();
+    keep
 }
 
 /// Why `path` is not a results file (`None` when its first line is a result line): it has no

@@ -111,6 +111,12 @@ impl<'a> LineView<'a> {
     pub(crate) fn key(&self) -> ResultKey<'_> {
         ResultKey::of(&self.id, self.variant.as_deref(), &self.model)
     }
+
+    /// What the line records as spent: `cost_usd` plus `judge_cost_usd` (as
+    /// [`super::ResultLine::spend`]).
+    pub(crate) fn spend(&self) -> Decimal {
+        self.cost_usd.unwrap_or_default() + self.judge_cost_usd.unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +164,15 @@ mod tests {
             Ok(Value::Object(map)) => map,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Recovery counts a line's spend from its view: the same amount as the whole line's.
+    #[test]
+    fn the_views_spend_is_the_lines() {
+        let text = serde_json::to_vec(&full_line()).unwrap();
+        let (line, view) = (parse_line(&text).unwrap(), LineView::parse(&text).unwrap());
+        assert_eq!(view.spend(), line.spend());
+        assert_eq!(view.spend(), Decimal::new(1_000_015, 6));
     }
 
     /// The view reads exactly the lines recovery reads: the same key for a good line, and

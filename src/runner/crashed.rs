@@ -60,21 +60,21 @@ pub(crate) fn open_inflight(
 pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
     let mut r = Recovered::default();
     let results = dir.join(RESULTS);
+    let mut done = Vec::new();
     if results.is_file() {
         for_each_latest(&[results], |line| {
             r.spent += line.spend();
             r.unknown_max += line.unknown_cost_max_usd.unwrap_or_default();
             let key = line.key().hash();
             match line.status {
-                Status::Ok => {
-                    r.done.insert(key);
-                }
+                Status::Ok => done.push(key),
                 Status::Error => {
                     r.failed.insert(key, Prior::of(&line));
                 }
             }
         })?;
     }
+    r.done = done.into();
     absorb_unsettled(&dir.join(inflight::FILE_NAME), &mut r)?;
     Ok(r)
 }

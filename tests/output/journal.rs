@@ -258,3 +258,35 @@ fn recovered_spend_counts_judge_costs_once_per_key() {
     let (_, rec) = Journal::open(&p).unwrap();
     assert_eq!(rec.spent, dec("0.32"));
 }
+
+/// Recovery folds every line's key in one sorted list: a key's latest line decides whether it
+/// is done or failed (and its prior), wherever its earlier lines are, and each superseded
+/// line's spend and worst case are taken back out exactly.
+#[test]
+fn recovery_uses_each_keys_latest_line_wherever_its_earlier_lines_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.jsonl");
+    let mut first = err("a", "m", Some("0.1"), ErrorKind::Timeout, "t");
+    first.attempts = 2;
+    first.unknown_cost_max_usd = Some(dec("0.04"));
+    let mut second = err("a", "m", Some("0.15"), ErrorKind::Timeout, "t");
+    second.attempts = 5;
+    second.unknown_cost_max_usd = Some(dec("0.06"));
+    let lines = [
+        ok("b", "m", Some("0.2")),
+        first,
+        err("b", "m", Some("0.3"), ErrorKind::Network, "reset"),
+        ok("c", "m", Some("0.01")),
+        second,
+        ok("b", "m", Some("0.35")),
+    ];
+    fs::write(&p, jsonl(&lines)).unwrap();
+    let (_, rec) = Journal::open(&p).unwrap();
+    assert_eq!(rec.spent, dec("0.51"));
+    assert_eq!(rec.unknown_max, dec("0.06"));
+    assert_eq!(rec.done.len(), 2);
+    assert!(rec.done.contains(&key_hash("b", "m")) && rec.done.contains(&key_hash("c", "m")));
+    assert_eq!(rec.failed.len(), 1);
+    let prior = &rec.failed[&key_hash("a", "m")];
+    assert_eq!((prior.attempts, prior.cost_usd), (5, Some(dec("0.15"))));
+}
