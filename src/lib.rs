@@ -30,6 +30,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod input;
 pub mod job;
+pub mod json;
 pub mod limits;
 pub mod manifest;
 pub mod missing;

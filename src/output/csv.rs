@@ -191,7 +191,7 @@ pub fn write_results_csv_indexed(
                     _ => None,
                 };
                 let line = bytes
-                    .and_then(|b| serde_json::from_slice::<CsvLine<'_>>(b).ok())
+                    .and_then(|b| crate::json::from_bytes::<CsvLine<'_>>(b).ok())
                     .filter(|l| {
                         l.id == row.id && l.model == model && l.variant.as_deref() == variant
                     });

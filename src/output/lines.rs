@@ -213,7 +213,7 @@ pub(crate) fn parse_line(bytes: &[u8]) -> Result<ResultLine, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("empty line".to_string());
     }
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    crate::json::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
 /// The first characters of a line, lossily decoded, for warnings.

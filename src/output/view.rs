@@ -104,7 +104,7 @@ impl<'a> LineView<'a> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err("empty line".to_string());
         }
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        crate::json::from_bytes(bytes).map_err(|e| e.to_string())
     }
 
     /// The line's key: (id, variant, model).

@@ -124,10 +124,10 @@ fn content(raw: &RawValue) -> Option<String> {
 /// Reads a chat answer: in one pass when `usage` is an object (any fields), else a second
 /// time with `usage` raw, read as no usage when it is not an object.
 pub(super) fn parse(bytes: &[u8]) -> Result<Chat<'_>, serde_json::Error> {
-    if let Ok(chat) = from_bytes::<Chat<'_>>(bytes) {
+    if let Ok(chat) = crate::json::from_bytes::<Chat<'_>>(bytes) {
         return Ok(chat);
     }
-    let chat = from_bytes::<Chat<'_, &RawValue>>(bytes)?;
+    let chat = crate::json::from_bytes::<Chat<'_, &RawValue>>(bytes)?;
     Ok(Chat {
         id: chat.id,
         model: chat.model,
@@ -136,16 +136,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Chat<'_>, serde_json::Error> {
         usage: object(chat.usage),
         error: chat.error,
     })
-}
-
-/// Deserializes `bytes`: as text when the body is valid UTF-8 (validated once, here, in one
-/// fast pass, not again for every string and raw value), else byte by byte (serde_json then
-/// reports where the bad byte is).
-fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(bytes),
-    }
 }
 
 impl Chat<'_> {
