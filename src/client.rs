@@ -89,7 +89,18 @@ impl Client {
             USER_AGENT,
             HeaderValue::from_static(concat!("orbatch/", env!("CARGO_PKG_VERSION"))),
         );
+        let base = base_url.trim_end_matches('/').to_string();
+        if base.starts_with("https:") {
+            // Fail here, not at the first request, when the system's roots cannot be read.
+            crate::transport::roots::verifier()
+                .verifier()
+                .map_err(|e| anyhow::anyhow!("TLS setup failed: {e}"))?;
+        }
+        // One TLS configuration for the process: the roots are loaded at the first handshake.
+        let mut tls = crate::transport::roots::tls_config()?;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .default_headers(headers.clone())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(30)))
@@ -100,7 +111,6 @@ impl Client {
             // A 3xx is an answer (a failed attempt for chat), never a second request.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let base = base_url.trim_end_matches('/').to_string();
         let redactor = Redactor::new(key);
         let caps = Caps::default();
         let chat = ChatSetup {

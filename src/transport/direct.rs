@@ -19,7 +19,6 @@
 //! environment variable `ORBATCH_HTTP=reqwest` asks for it (an escape hatch, and the
 //! benchmark's comparison).
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -133,11 +132,8 @@ impl Direct {
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
         http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         let https = setup.chat_url.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let tls = HttpsConnectorBuilder::new().with_tls_config(if https {
-            tls_config()?
-        } else {
-            untrusting_tls_config()?
-        });
+        // The roots are loaded at the first TLS handshake (never for a plain-HTTP URL).
+        let tls = HttpsConnectorBuilder::new().with_tls_config(tls_config()?);
         let tls = if https {
             tls.https_only()
         } else {
@@ -211,42 +207,7 @@ impl Transport for Direct {
     }
 }
 
-/// The TLS configuration reqwest 0.13 builds: the process's rustls provider (ring, installed by
-/// `Client::new`), TLS 1.2 and 1.3, the platform verifier (on Linux: the system's root
-/// certificates, loaded once per process). ALPN is set by the connector builder.
-pub fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = provider();
-            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|e| format!("the platform's root certificates: {e}"))?;
-            Ok(rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth())
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!("TLS setup failed: {e}"))
-}
-
-/// A TLS configuration that trusts no certificate: the connector of a plain-HTTP chat URL
-/// never uses it (its URL is fixed and no redirect is followed), so no certificates are loaded.
-fn untrusting_tls_config() -> anyhow::Result<rustls::ClientConfig> {
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
-}
-
-/// The installed rustls provider, else ring.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
-}
+pub use super::roots::tls_config;
 
 #[cfg(test)]
 #[path = "direct_tests.rs"]

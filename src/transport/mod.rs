@@ -13,6 +13,7 @@ pub mod direct;
 pub mod live;
 pub mod parse;
 mod redact;
+pub mod roots;
 pub mod wire;
 
 use std::future::Future;
