@@ -7,7 +7,6 @@
 
 pub mod stats;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
@@ -182,20 +181,10 @@ impl Exporter for Annotation {
     }
 }
 
-/// The `parsed` object of a journal line, when the line is this (id, rater)'s.
+/// The `parsed` object of a journal line, when the line is this (id, rater)'s (read with the
+/// one borrowed view of a result line, so exactly the lines recovery reads are used).
 fn parsed_of(bytes: &[u8], id: &str, rater: &Rater) -> Map<String, Value> {
-    #[derive(Deserialize)]
-    struct L<'a> {
-        #[serde(borrow)]
-        id: Cow<'a, str>,
-        #[serde(borrow)]
-        model: Cow<'a, str>,
-        #[serde(borrow, default)]
-        variant: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        parsed: Option<&'a serde_json::value::RawValue>,
-    }
-    let Ok(l) = serde_json::from_slice::<L<'_>>(bytes) else {
+    let Ok(l) = crate::output::view::LineView::parse(bytes) else {
         return Map::new();
     };
     if l.id != id

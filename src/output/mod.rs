@@ -13,7 +13,7 @@ pub mod results;
 pub mod summary;
 mod summary_json;
 pub mod table;
-mod view;
+pub(crate) mod view;
 
 pub use csv::Layout;
 pub use lines::truncate_chars;
