@@ -14,9 +14,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::Status;
+use super::compact::KeptLines;
+use super::csv_cells::{CellFile, Cells};
 use super::key::ResultKey;
-use super::lines::{LineReaderAt, LineScanner};
+use super::lines::LineScanner;
 use crate::fsutil::replace_file;
 use crate::input::{Dialect, Row};
 
@@ -121,10 +122,10 @@ impl CsvSpec<'_> {
 /// Writes `results.csv` (to a temp file, then renamed to `out`) in input order x model order:
 /// the input's `columns` (the CSV header, or the JSONL union of keys), then [`RESULT_COLUMNS`].
 /// `rows` are the input rows in order (re-read by the caller); `results` is `results.jsonl`
-/// (compacted or not: the latest line of a key wins). A (row, model) with no line gets status
-/// `not_sent` and empty result cells. Missing variables are empty, strings are written as they
-/// are, other JSON values as compact JSON text. `error` is `kind: message`. Every cell is
-/// protected by [`escape_formula`]. Returns the number of data records written.
+/// (compacted or not: the latest readable line of a key wins). A (row, model) with no line
+/// gets status `not_sent` and empty result cells. Missing variables are empty, strings are
+/// written as they are, other JSON values as compact JSON text. `error` is `kind: message`.
+/// Every cell is protected by [`escape_formula`]. Returns the number of data records written.
 pub fn write_results_csv(
     results: &Path,
     rows: impl Iterator<Item = Row>,
@@ -140,31 +141,37 @@ pub fn write_results_csv(
         layout: Layout::Long,
         properties: &[],
     };
-    write_results_csv_indexed(results, &index_offsets(results)?, rows, &spec, out)
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut cells = CellFile::create(dir, &[])?;
+    match File::open(results) {
+        Ok(file) => {
+            let mut scanner = LineScanner::new(file);
+            while scanner.next_line()?.is_some() {
+                if let Ok(line) = scanner.view() {
+                    cells.line(&line, scanner.bytes());
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    write_results_csv_cells(cells.finish()?, rows, &spec, out)
 }
 
-/// [`write_results_csv`] with the index of `results` already built: (key hash, offset of the
-/// key's latest line) sorted by key, as [`super::results::compact`] returns it, and the
-/// layout and dialect of `spec`. Returns the number of data records written.
-pub fn write_results_csv_indexed(
-    results: &Path,
-    index: &[(u64, u64)],
+/// [`write_results_csv`] with the result cells already gathered (by compaction's read of the
+/// journal: [`CellFile`]), in the layout and dialect of `spec`. Returns the number of data
+/// records written.
+pub(crate) fn write_results_csv_cells(
+    mut cells: Cells,
     rows: impl Iterator<Item = Row>,
     spec: &CsvSpec<'_>,
     out: &Path,
 ) -> io::Result<u64> {
     let CsvSpec { columns, .. } = *spec;
-    let offset_of = |key: u64| {
-        index
-            .binary_search_by_key(&key, |e| e.0)
-            .ok()
-            .map(|i| index[i].1)
-    };
-    let mut reader = if index.is_empty() {
-        None
-    } else {
-        Some(LineReaderAt::open(results)?)
-    };
+    let properties = spec.properties.len();
     replace_file(out, |w| {
         if spec.dialect.bom {
             io::Write::write_all(w, b"\xEF\xBB\xBF")?;
@@ -182,34 +189,32 @@ pub fn write_results_csv_indexed(
         let mut written = 0u64;
         let mut wide: Vec<String> = Vec::new();
         let with_variant = spec.has_variants();
+        let width = columns.len() + RESULT_COLUMNS.len() + 1 + properties;
         for row in rows {
             wide.clear();
             for (variant, model) in spec.pairs() {
                 let key = ResultKey::of(&row.id, variant, model).hash();
-                let bytes = match (&mut reader, offset_of(key)) {
-                    (Some(r), Some(offset)) => Some(r.read_at(offset)?),
-                    _ => None,
-                };
-                let line = bytes
-                    .and_then(|b| crate::json::from_bytes::<CsvLine<'_>>(b).ok())
-                    .filter(|l| {
-                        l.id == row.id && l.model == model && l.variant.as_deref() == variant
-                    });
+                // Cells borrow from the row and the cell file: no copy of the big texts.
+                let mut record: Vec<Cow<'_, str>> = Vec::with_capacity(width);
                 if spec.layout == Layout::Wide {
-                    wide_cells(&mut wide, line.as_ref());
+                    if cells.get(key, &mut record)? {
+                        let cost = crate::output::csv_cells::cost_cell(properties);
+                        wide.extend([0, 1, cost].map(|i| record[i].to_string()));
+                    } else {
+                        wide.extend(["not_sent".to_owned(), String::new(), String::new()]);
+                    }
                     continue;
                 }
-                // Cells borrow from the row and the line: no copy of the big texts.
-                let mut record: Vec<Cow<'_, str>> =
-                    Vec::with_capacity(columns.len() + RESULT_COLUMNS.len() + 1);
                 record.extend(columns.iter().map(|c| var_cell(row.vars.get(c))));
-                let variant = with_variant.then(|| variant.unwrap_or(""));
-                result_cells(
-                    &mut record,
-                    (model, variant),
-                    line.as_ref(),
-                    spec.properties,
-                );
+                record.push(Cow::Borrowed(model));
+                if with_variant {
+                    record.push(Cow::Borrowed(variant.unwrap_or("")));
+                }
+                if !cells.get(key, &mut record)? {
+                    record.push(Cow::Borrowed("not_sent"));
+                    let empty = RESULT_COLUMNS.len() - 2 + properties;
+                    record.extend(std::iter::repeat_n(Cow::Borrowed(""), empty));
+                }
                 write_escaped(&mut csv, record.iter().map(|c| c.as_ref()))?;
                 written += 1;
             }
@@ -239,25 +244,6 @@ fn write_escaped<'a, W: io::Write>(
     Ok(())
 }
 
-/// (key hash, offset of the key's latest line), sorted by key.
-fn index_offsets(results: &Path) -> io::Result<Vec<(u64, u64)>> {
-    let mut index = Vec::new();
-    let file = match File::open(results) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
-        Err(e) => return Err(e),
-    };
-    let mut scanner = LineScanner::new(file);
-    while let Some(info) = scanner.next_line()? {
-        if let Ok(key) = scanner.readable_key() {
-            index.push((key, info.offset));
-        }
-    }
-    // Latest wins: offsets grow in file order.
-    super::key::keep_latest(&mut index);
-    Ok(index)
-}
-
 /// A template variable as a cell: empty when missing or null, strings as they are, anything
 /// else as compact JSON.
 fn var_cell(value: Option<&Value>) -> Cow<'_, str> {
@@ -266,110 +252,6 @@ fn var_cell(value: Option<&Value>) -> Cow<'_, str> {
         Some(Value::String(s)) => Cow::Borrowed(s),
         Some(other) => Cow::Owned(other.to_string()),
     }
-}
-
-/// The fields of a result line that results.csv shows, borrowed from the line's text (the
-/// rest of the line is skipped, not built).
-#[derive(serde::Deserialize)]
-struct CsvLine<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    model: Cow<'a, str>,
-    #[serde(borrow, default)]
-    variant: Option<Cow<'a, str>>,
-    status: Status,
-    #[serde(borrow, default)]
-    output: Option<Cow<'a, str>>,
-    #[serde(with = "crate::money::opt", default)]
-    cost_usd: Option<rust_decimal::Decimal>,
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-    #[serde(borrow, default)]
-    error: Option<CsvError<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    parsed: Option<&'a serde_json::value::RawValue>,
-}
-
-/// `error` of a [`CsvLine`].
-#[derive(serde::Deserialize)]
-struct CsvError<'a> {
-    kind: super::ErrorKind,
-    #[serde(borrow)]
-    message: Cow<'a, str>,
-}
-
-/// Pushes the [`RESULT_COLUMNS`] cells of one (row, variant, model); the `variant` cell
-/// follows `model` when the job has variants (`Some`), the `output.<property>` cells follow
-/// `output`.
-fn result_cells<'a>(
-    record: &mut Vec<Cow<'a, str>>,
-    (model, variant): (&'a str, Option<&'a str>),
-    line: Option<&'a CsvLine<'a>>,
-    properties: &[String],
-) {
-    record.push(Cow::Borrowed(model));
-    record.extend(variant.map(Cow::Borrowed));
-    let Some(line) = line else {
-        record.push(Cow::Borrowed("not_sent"));
-        record.extend(std::iter::repeat_n(
-            Cow::Borrowed(""),
-            RESULT_COLUMNS.len() - 2 + properties.len(),
-        ));
-        return;
-    };
-    let status = match line.status {
-        Status::Ok => "ok",
-        Status::Error => "error",
-    };
-    let num = |n: Option<u64>| n.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
-    record.push(Cow::Borrowed(status));
-    record.push(Cow::Borrowed(line.output.as_deref().unwrap_or("")));
-    if !properties.is_empty() {
-        let parsed: serde_json::Map<String, Value> = line
-            .parsed
-            .and_then(|p| serde_json::from_str(p.get()).ok())
-            .unwrap_or_default();
-        for p in properties {
-            let cell = parsed
-                .get(p)
-                .map_or_else(String::new, crate::schema::value_text);
-            record.push(Cow::Owned(cell));
-        }
-    }
-    record.push(
-        line.cost_usd
-            .map_or(Cow::Borrowed(""), |c| Cow::Owned(c.normalize().to_string())),
-    );
-    record.push(num(line.prompt_tokens));
-    record.push(num(line.completion_tokens));
-    record.push(line.error.as_ref().map_or(Cow::Borrowed(""), |e| {
-        Cow::Owned(format!("{}: {}", e.kind.as_str(), e.message))
-    }));
-    record.push(Cow::Borrowed(line.finish_reason.as_deref().unwrap_or("")));
-}
-
-/// Pushes the [`WIDE_COLUMNS`] cells of one (row, model): the line's status, output and
-/// cost (`not_sent` and empty cells without a line).
-fn wide_cells(cells: &mut Vec<String>, line: Option<&CsvLine<'_>>) {
-    let Some(line) = line else {
-        cells.extend(["not_sent".to_owned(), String::new(), String::new()]);
-        return;
-    };
-    let status = match line.status {
-        Status::Ok => "ok",
-        Status::Error => "error",
-    };
-    cells.push(status.to_owned());
-    cells.push(line.output.as_deref().unwrap_or("").to_owned());
-    cells.push(
-        line.cost_usd
-            .map_or_else(String::new, |c| c.normalize().to_string()),
-    );
 }
 
 /// Protects a cell against CSV injection (OWASP): a cell starting with `=`, `+`, `-`, `@`, a

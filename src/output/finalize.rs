@@ -3,11 +3,13 @@
 //! one even when another failed. A new output is a new `Exporter`, not a new step in the
 //! runner.
 
+use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Summary;
 use super::compact::{CompactStats, compact_into};
+use super::csv_cells::{CellFile, Cells};
 use super::summary::{SummaryBuilder, SummaryMeta, write_summary_json};
 use crate::input::RowReader;
 use crate::output::csv::{CsvSpec, Layout};
@@ -25,6 +27,9 @@ pub struct RunEnd<'a> {
     pub index: &'a [(u64, u64)],
     /// The run's summary.
     pub summary: &'a Summary,
+    /// The result cells of results.csv, gathered as compaction read the journal (when an
+    /// exporter asked for them: [`Exporter::cell_properties`]).
+    cells: &'a RefCell<Option<io::Result<Cells>>>,
 }
 
 /// One end-of-run output file.
@@ -33,6 +38,12 @@ pub trait Exporter {
     fn file_name(&self) -> &str;
     /// Writes the file into `end.dir`.
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()>;
+    /// `Some(properties)` for the exporter of results.csv: the result cells of each kept line
+    /// (with an `output.<property>` cell for each schema property) are gathered while
+    /// compaction reads the journal, so results.csv does not read it again.
+    fn cell_properties(&self) -> Option<&[String]> {
+        None
+    }
     /// Adds to the summary before any exporter runs (every exporter's `amend` first, then
     /// every `export`), for an output whose figures belong in summary.json too.
     fn amend(&self, _end: &RunEnd<'_>, _summary: &mut Summary) -> io::Result<()> {
@@ -135,7 +146,16 @@ impl Exporter for ResultsCsv {
         "results.csv"
     }
 
+    fn cell_properties(&self) -> Option<&[String]> {
+        Some(&self.properties)
+    }
+
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
+        let cells = end
+            .cells
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Err(io::Error::other("the result cells were not gathered")))?;
         let reader = self.reader()?;
         let spec = CsvSpec {
             columns: &self.columns,
@@ -146,14 +166,8 @@ impl Exporter for ResultsCsv {
             properties: &self.properties,
         };
         let rows = self.take(reader);
-        super::csv::write_results_csv_indexed(
-            end.results,
-            end.index,
-            rows,
-            &spec,
-            &end.dir.join(self.file_name()),
-        )
-        .map(|_| ())
+        super::csv::write_results_csv_cells(cells, rows, &spec, &end.dir.join(self.file_name()))
+            .map(|_| ())
     }
 }
 
@@ -201,10 +215,17 @@ impl OutputDir {
         let results = self.dir.join(RESULTS);
         let journal = |what| move |error| FinalizeError::Journal { what, error };
         let t = std::time::Instant::now();
-        // One read of each line: compaction shows the summary every line it keeps.
+        // One read of each line: compaction shows the summary (and results.csv's cells)
+        // every line it keeps.
         let mut builder = SummaryBuilder::new(meta);
-        let CompactStats { index, .. } =
-            compact_into(&results, &mut builder).map_err(journal("compacting"))?;
+        let properties = exporters.iter().find_map(|e| e.cell_properties());
+        let mut cells = properties.map(|p| CellFile::create(&self.dir, p));
+        let CompactStats { index, .. } = match cells.as_mut() {
+            Some(Ok(file)) => compact_into(&results, &mut (&mut builder, file)),
+            _ => compact_into(&results, &mut builder),
+        }
+        .map_err(journal("compacting"))?;
+        let cells = RefCell::new(cells.map(|c| c.and_then(CellFile::finish)));
         tracing::debug!(
             "compacted and summarized results.jsonl in {:?}",
             t.elapsed()
@@ -218,6 +239,7 @@ impl OutputDir {
                 results: &results,
                 index: &index,
                 summary: &draft,
+                cells: &cells,
             };
             if let Err(err) = e.amend(&end, &mut summary) {
                 failed.push(format!("writing {}: {err}", e.file_name()));
@@ -228,6 +250,7 @@ impl OutputDir {
             results: &results,
             index: &index,
             summary: &summary,
+            cells: &cells,
         };
         for e in exporters {
             let t = std::time::Instant::now();

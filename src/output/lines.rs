@@ -115,14 +115,19 @@ pub(crate) struct LineReaderAt {
 impl LineReaderAt {
     /// Opens `path` for reading lines by offset.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        Ok(LineReaderAt {
-            file: File::open(path)?,
+        Ok(Self::from_file(File::open(path)?))
+    }
+
+    /// Reads lines of `file` by offset.
+    pub(crate) fn from_file(file: File) -> Self {
+        LineReaderAt {
+            file,
             window: Vec::new(),
             start: 0,
             at_end: false,
             long: Vec::new(),
             reads: 0,
-        })
+        }
     }
 
     /// The line starting at `offset`, without its `'\n'` (the rest of the file when it has

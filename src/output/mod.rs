@@ -4,6 +4,7 @@
 pub mod batches;
 mod compact;
 pub mod csv;
+mod csv_cells;
 pub mod finalize;
 pub mod inflight;
 pub mod key;

@@ -1,0 +1,287 @@
+//! The result cells of `results.csv`, taken from each line compaction keeps as it reads it, so
+//! the table is written without reading or parsing `results.jsonl` again.
+//!
+//! [`CellFile`] is a [`KeptLines`]: for each kept line it appends one record (the line's
+//! [`super::csv::RESULT_COLUMNS`] cells but `model`, the `output.<property>` cells after
+//! `output`) to an unlinked temp file in the output dir, and keeps (key hash, record offset):
+//! 16 bytes a key, the record itself on disk. [`Cells::get`] reads a record back through a
+//! window ([`LineReaderAt`]): results.csv looks records up in about the order they were
+//! written, so that is one `pread` a megabyte, not one per row.
+//!
+//! A record is one line: its cells separated by `0x1F`, with `\` written `\\`, a newline
+//! `\n` and `0x1F` `\u` inside a cell.
+
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::Status;
+use super::compact::KeptLines;
+use super::lines::LineReaderAt;
+use super::view::LineView;
+
+/// Between two cells of a record.
+const SEP: u8 = 0x1F;
+
+/// The position of the `cost_usd` cell in a record with `properties` schema properties.
+pub(crate) fn cost_cell(properties: usize) -> usize {
+    2 + properties
+}
+
+/// Gathers the cells of the kept lines (see the module doc).
+pub(crate) struct CellFile {
+    file: BufWriter<File>,
+    properties: Vec<String>,
+    written: u64,
+    index: Vec<(u64, u64)>,
+    /// The first write error: [`CellFile::finish`] returns it.
+    error: Option<io::Error>,
+    record: Vec<u8>,
+}
+
+impl CellFile {
+    /// An empty cell file in `dir` (created, then unlinked at once: it is gone with the
+    /// process, whatever ends it), for a schema with these top-level `properties`.
+    pub(crate) fn create(dir: &Path, properties: &[String]) -> io::Result<Self> {
+        let path = crate::fsutil::temp_path(&dir.join("results.csv.cells"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(CellFile {
+            file: BufWriter::with_capacity(64 * 1024, file),
+            properties: properties.to_vec(),
+            written: 0,
+            index: Vec::new(),
+            error: None,
+            record: Vec::new(),
+        })
+    }
+
+    /// The cells of every line shown, the latest line of a key winning.
+    pub(crate) fn finish(mut self) -> io::Result<Cells> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.file.flush()?;
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        // Latest wins: offsets grow in the order the lines were shown.
+        super::key::keep_latest(&mut self.index);
+        Ok(Cells {
+            reader: LineReaderAt::from_file(file),
+            index: self.index,
+        })
+    }
+
+    fn append(&mut self, line: &LineView<'_>) -> io::Result<()> {
+        self.record.clear();
+        // The first cell, never empty, has no separator before it.
+        self.record.extend_from_slice(match line.status {
+            Status::Ok => b"ok",
+            Status::Error => b"error",
+        });
+        let mut cell = |text: &str| push_cell(&mut self.record, text);
+        cell(line.output.as_deref().unwrap_or(""));
+        if !self.properties.is_empty() {
+            let parsed: serde_json::Map<String, Value> = line
+                .parsed
+                .and_then(|p| serde_json::from_str(p.get()).ok())
+                .unwrap_or_default();
+            for p in &self.properties {
+                cell(
+                    &parsed
+                        .get(p)
+                        .map_or_else(String::new, crate::schema::value_text),
+                );
+            }
+        }
+        cell(
+            &line
+                .cost_usd
+                .map_or_else(String::new, |c| c.normalize().to_string()),
+        );
+        for n in [line.prompt_tokens, line.completion_tokens] {
+            cell(&n.map_or_else(String::new, |n| n.to_string()));
+        }
+        match &line.error {
+            Some(e) => cell(&format!("{}: {}", e.kind.as_str(), e.message)),
+            None => cell(""),
+        }
+        cell(line.finish_reason.as_deref().unwrap_or(""));
+        self.record.push(b'\n');
+        self.file.write_all(&self.record)?;
+        self.index.push((line.key().hash(), self.written));
+        self.written += self.record.len() as u64;
+        Ok(())
+    }
+}
+
+/// Appends a separator, then `text` escaped.
+fn push_cell(record: &mut Vec<u8>, text: &str) {
+    record.push(SEP);
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr3(b'\\', b'\n', SEP, &bytes[from..]) {
+        record.extend_from_slice(&bytes[from..from + i]);
+        record.extend_from_slice(match bytes[from + i] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            _ => b"\\u",
+        });
+        from += i + 1;
+    }
+    record.extend_from_slice(&bytes[from..]);
+}
+
+/// One cell of a record, unescaped (borrowed when it has no escape).
+fn unescape(cell: &str) -> Cow<'_, str> {
+    if !cell.contains('\\') {
+        return Cow::Borrowed(cell);
+    }
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('u') => out.push(SEP as char),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl KeptLines for CellFile {
+    fn line(&mut self, line: &LineView<'_>, _: &[u8]) {
+        if self.error.is_none()
+            && let Err(e) = self.append(line)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn restart(&mut self) {
+        self.index.clear();
+        self.written = 0;
+        let reset = self.file.flush().and_then(|()| {
+            let file = self.file.get_mut();
+            file.set_len(0)?;
+            file.rewind()
+        });
+        if let Err(e) = reset {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+/// The cells of the kept lines, by key.
+pub(crate) struct Cells {
+    reader: LineReaderAt,
+    index: Vec<(u64, u64)>,
+}
+
+impl Cells {
+    /// Pushes the cells of the key whose hash is `key` onto `cells` (status, output, the
+    /// properties, cost_usd, prompt_tokens, completion_tokens, error, finish_reason); false,
+    /// and nothing pushed, when no line of that key was kept.
+    pub(crate) fn get<'a>(
+        &'a mut self,
+        key: u64,
+        cells: &mut Vec<Cow<'a, str>>,
+    ) -> io::Result<bool> {
+        let Ok(i) = self.index.binary_search_by_key(&key, |e| e.0) else {
+            return Ok(false);
+        };
+        let record = self.reader.read_at(self.index[i].1)?;
+        let record = std::str::from_utf8(record).map_err(io::Error::other)?;
+        cells.extend(record.split(SEP as char).map(unescape));
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_round_trip_through_their_escapes() {
+        for text in [
+            "",
+            "plain",
+            "a\\b",
+            "two\nlines",
+            "sep\u{1f}in",
+            "\\n is not a newline",
+            "é\n\\\u{1f}",
+        ] {
+            let mut record = Vec::new();
+            push_cell(&mut record, text);
+            push_cell(&mut record, "next");
+            assert!(!record.contains(&b'\n'), "{text:?}");
+            let record = std::str::from_utf8(&record[1..]).unwrap();
+            let cells: Vec<_> = record.split(SEP as char).map(unescape).collect();
+            assert_eq!(cells, [text, "next"], "{text:?}");
+        }
+    }
+
+    /// Through a whole results.csv: the texts a record escapes come out as they went in,
+    /// and the latest line of a key wins.
+    #[test]
+    fn results_csv_shows_each_text_as_it_is() {
+        use crate::output::line::LineBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let tricky = "a\\b\nc\u{1f}d,\"e\"";
+        let lines = [
+            LineBuilder::new("1", "m").ok("superseded").build(),
+            LineBuilder::new("2", "m").ok("two").build(),
+            LineBuilder::new("1", "m").ok(tricky).build(),
+        ];
+        let text: String = lines
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap() + "\n")
+            .collect();
+        let results = dir.path().join("results.jsonl");
+        std::fs::write(&results, text).unwrap();
+        let rows = ["1", "2", "3"].map(|id| crate::input::Row {
+            id: id.to_string(),
+            line: 0,
+            index: 0,
+            vars: serde_json::Map::from_iter([("id".to_string(), Value::from(id))]),
+            body: crate::input::RowBody::Vars,
+            raw_numbers: Vec::new(),
+        });
+        let out = dir.path().join("results.csv");
+        let columns = ["id".to_string()];
+        let n = crate::output::csv::write_results_csv(
+            &results,
+            rows.into_iter(),
+            &columns,
+            &["m".to_string()],
+            &out,
+        )
+        .unwrap();
+        assert_eq!(n, 3);
+        let mut reader = ::csv::Reader::from_path(&out).unwrap();
+        let records: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        assert_eq!(records[0][2..4], ["ok".to_string(), tricky.to_string()]);
+        assert_eq!(records[1][2..4], ["ok".to_string(), "two".to_string()]);
+        assert_eq!(records[2][2], "not_sent");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no cell file is left behind: {names:?}");
+    }
+}
