@@ -9,6 +9,7 @@ pub mod finalize;
 pub mod inflight;
 pub mod key;
 pub mod line;
+mod line_json;
 pub(crate) mod lines;
 pub mod results;
 pub mod summary;

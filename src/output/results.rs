@@ -209,7 +209,7 @@ impl Journal {
     pub fn append_all(&mut self, lines: &[ResultLine]) -> io::Result<()> {
         self.buf.clear();
         for line in lines {
-            serde_json::to_writer(&mut self.buf, line)?;
+            line.write_json(&mut self.buf);
             self.buf.push(b'\n');
         }
         self.check_path()?;
