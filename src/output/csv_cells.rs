@@ -100,19 +100,30 @@ impl CellFile {
                 );
             }
         }
-        cell(
-            &line
-                .cost_usd
-                .map_or_else(String::new, |c| c.normalize().to_string()),
-        );
+        // Amounts and counts have nothing to escape: written in place.
+        self.record.push(SEP);
+        if let Some(c) = line.cost_usd {
+            let _ = write!(self.record, "{}", c.normalize());
+        }
         for n in [line.prompt_tokens, line.completion_tokens] {
-            cell(&n.map_or_else(String::new, |n| n.to_string()));
+            self.record.push(SEP);
+            if let Some(n) = n {
+                self.record
+                    .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
         }
         match &line.error {
-            Some(e) => cell(&format!("{}: {}", e.kind.as_str(), e.message)),
-            None => cell(""),
+            Some(e) => {
+                push_cell(&mut self.record, e.kind.as_str());
+                self.record.extend_from_slice(b": ");
+                push_escaped(&mut self.record, &e.message);
+            }
+            None => push_cell(&mut self.record, ""),
         }
-        cell(line.finish_reason.as_deref().unwrap_or(""));
+        push_cell(
+            &mut self.record,
+            line.finish_reason.as_deref().unwrap_or(""),
+        );
         self.record.push(b'\n');
         self.file.write_all(&self.record)?;
         self.index.push((line.key().hash(), self.written));
@@ -124,6 +135,11 @@ impl CellFile {
 /// Appends a separator, then `text` escaped.
 fn push_cell(record: &mut Vec<u8>, text: &str) {
     record.push(SEP);
+    push_escaped(record, text);
+}
+
+/// Appends `text` escaped.
+fn push_escaped(record: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut from = 0;
     while let Some(i) = memchr::memchr3(b'\\', b'\n', SEP, &bytes[from..]) {
@@ -244,6 +260,15 @@ mod tests {
             LineBuilder::new("1", "m").ok("superseded").build(),
             LineBuilder::new("2", "m").ok("two").build(),
             LineBuilder::new("1", "m").ok(tricky).build(),
+            LineBuilder::new("4", "m")
+                .counts(
+                    Some(rust_decimal::Decimal::new(120, 4)),
+                    2,
+                    (0, Default::default()),
+                    0,
+                )
+                .error(crate::output::ErrorKind::Provider, Some(502), tricky)
+                .build(),
         ];
         let text: String = lines
             .iter()
@@ -251,7 +276,7 @@ mod tests {
             .collect();
         let results = dir.path().join("results.jsonl");
         std::fs::write(&results, text).unwrap();
-        let rows = ["1", "2", "3"].map(|id| crate::input::Row {
+        let rows = ["1", "2", "3", "4"].map(|id| crate::input::Row {
             id: id.to_string(),
             line: 0,
             index: 0,
@@ -269,7 +294,7 @@ mod tests {
             &out,
         )
         .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n, 4);
         let mut reader = ::csv::Reader::from_path(&out).unwrap();
         let records: Vec<Vec<String>> = reader
             .records()
@@ -278,6 +303,11 @@ mod tests {
         assert_eq!(records[0][2..4], ["ok".to_string(), tricky.to_string()]);
         assert_eq!(records[1][2..4], ["ok".to_string(), "two".to_string()]);
         assert_eq!(records[2][2], "not_sent");
+        let error = format!("provider: {tricky}");
+        assert_eq!(
+            records[3][2..9],
+            ["error", "", "0.012", "", "", &error, ""].map(str::to_string)
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -132,12 +132,14 @@ pub(crate) async fn dispatch_rows(
                 let ctx = ctx.clone();
                 let tx = tx.clone();
                 let share = share.clone();
-                tracker.spawn(async move {
+                // Boxed: the task then moves a pointer, not the whole (large) future, each
+                // time tokio hands it on.
+                tracker.spawn(Box::pin(async move {
                     if let Some(line) = work(ctx, item, permit, reservation).await {
                         tx.send(line).await;
                     }
                     drop(share);
-                });
+                }));
             }
         }
     }
