@@ -39,7 +39,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     spent: Decimal,
-    models: HashMap<String, ModelState>,
+    /// Per model (looked up on every reservation: no key copy, a fast hash).
+    models: hashbrown::HashMap<String, ModelState>,
     /// The price table generation in use (0 = the table the run started with).
     generation: usize,
 }
@@ -206,7 +207,7 @@ impl Inner {
     fn release(&self, model: &str, worst: Decimal, generation: usize, actual: Option<Decimal>) {
         {
             let mut s = self.lock();
-            let m = s.models.entry(model.to_string()).or_default();
+            let m = s.models.entry_ref(model).or_default();
             let counted = m.counted(worst, generation);
             let e = m.epoch(generation);
             e.in_flight -= worst;
@@ -256,7 +257,7 @@ impl Budget {
         if let Some(cap) = self.inner.cap {
             let reserved = s.reserved();
             let spent = s.spent;
-            let m = s.models.entry(model.to_string()).or_default();
+            let m = s.models.entry_ref(model).or_default();
             if gate && !m.calibrated && m.count() > 0 {
                 return None;
             }
@@ -268,7 +269,7 @@ impl Budget {
                 return None;
             }
         }
-        let m = s.models.entry(model.to_string()).or_default();
+        let m = s.models.entry_ref(model).or_default();
         let e = m.epoch(worst.generation);
         e.in_flight = add(e.in_flight, worst.amount);
         e.count += 1;
@@ -290,7 +291,7 @@ impl Budget {
         s.generation += 1;
         let generation = s.generation;
         for (model, r) in repriced {
-            let m = s.models.entry(model.clone()).or_default();
+            let m = s.models.entry_ref(model.as_str()).or_default();
             m.epoch(generation);
             let (old, _) = m.epochs.split_at_mut(generation);
             for e in old {
@@ -319,7 +320,7 @@ impl Budget {
     pub fn learn(&self, model: &str, charge: Option<Decimal>, expected: Option<Decimal>) -> bool {
         let raised = {
             let mut s = self.inner.lock();
-            let m = s.models.entry(model.to_string()).or_default();
+            let m = s.models.entry_ref(model).or_default();
             m.calibrated = true;
             let charge = charge.unwrap_or_default();
             match expected {

@@ -4,7 +4,6 @@
 //! errors, not one per row. A model that answered once, or failed in different ways, is
 //! never cut off.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::output::ErrorKind;
@@ -15,7 +14,7 @@ pub(crate) const TRIP_AFTER: u32 = 20;
 /// The breakers of a run's models.
 pub(crate) struct Breakers {
     trip_after: u32,
-    models: Mutex<HashMap<String, State>>,
+    models: Mutex<hashbrown::HashMap<String, State>>,
 }
 
 #[derive(Default)]
@@ -32,7 +31,7 @@ impl Breakers {
     pub fn new(trip_after: u32) -> Breakers {
         Breakers {
             trip_after: trip_after.max(1),
-            models: Mutex::new(HashMap::new()),
+            models: Mutex::new(hashbrown::HashMap::new()),
         }
     }
 
@@ -40,7 +39,7 @@ impl Breakers {
     /// for an answer or any other end. Returns why the breaker opened, when this opened it.
     pub fn record(&self, model: &str, failure: Option<(ErrorKind, &str)>) -> Option<String> {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        let s = models.entry(model.to_string()).or_default();
+        let s = models.entry_ref(model).or_default();
         if s.healthy || s.open {
             return None;
         }

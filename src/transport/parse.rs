@@ -314,4 +314,39 @@ mod tests {
             "{none:?}"
         );
     }
+
+    /// `usage.*_details` of any shape: its count when it is an object holding one, else no
+    /// count, and never the loss of the rest of `usage`.
+    #[test]
+    fn usage_details_of_any_shape_keep_the_rest_of_usage() {
+        for (details, cached) in [
+            (r#"{"cached_tokens":2,"audio_tokens":0}"#, Some(2)),
+            (r#"{"audio_tokens":{"x":[1]},"cached_tokens":"3"}"#, Some(3)),
+            (r#"{"cached\u005ftokens":4}"#, Some(4)),
+            (r#"{"cached_tokens":1,"cached_tokens":5}"#, Some(5)),
+            (r#"{"cached_tokens":null}"#, None),
+            (r#"{}"#, None),
+            ("null", None),
+            ("7", None),
+            ("-1.5", None),
+            ("true", None),
+            (r#""text""#, None),
+            (r#"[{"cached_tokens":2}]"#, None),
+        ] {
+            let a = answer_with_usage(&format!(
+                r#"{{"prompt_tokens":3,"prompt_tokens_details":{details},"completion_tokens":1,"cost":0.5,"completion_tokens_details":{details}}}"#
+            ));
+            let Attempt::Answered(c) = a else {
+                panic!("{details}: {a:?}")
+            };
+            assert_eq!(c.cached_tokens, cached, "{details}");
+            assert_eq!(c.reasoning_tokens, None, "{details}");
+            assert_eq!(
+                (c.prompt_tokens, c.completion_tokens),
+                (Some(3), Some(1)),
+                "{details}"
+            );
+            assert_eq!(c.cost, Some(Decimal::new(5, 1)), "{details}");
+        }
+    }
 }

@@ -59,25 +59,107 @@ pub(super) struct Usage<'a> {
     #[serde(borrow, default)]
     completion_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    prompt_tokens_details: Option<&'a RawValue>,
+    prompt_tokens_details: Detail<'a, CachedTokens>,
     #[serde(borrow, default)]
-    completion_tokens_details: Option<&'a RawValue>,
+    completion_tokens_details: Detail<'a, ReasoningTokens>,
     #[serde(borrow, default)]
     cost: Option<&'a RawValue>,
 }
 
-/// `usage.prompt_tokens_details`.
-#[derive(Deserialize)]
-struct PromptDetails<'a> {
-    #[serde(borrow, default)]
-    cached_tokens: Option<&'a RawValue>,
+/// The name of the one field a [`Detail`] reads.
+pub(super) trait DetailName {
+    /// The field's name.
+    const NAME: &'static str;
 }
 
-/// `usage.completion_tokens_details`.
-#[derive(Deserialize)]
-struct CompletionDetails<'a> {
-    #[serde(borrow, default)]
-    reasoning_tokens: Option<&'a RawValue>,
+/// `usage.prompt_tokens_details.cached_tokens`.
+pub(super) struct CachedTokens;
+impl DetailName for CachedTokens {
+    const NAME: &'static str = "cached_tokens";
+}
+
+/// `usage.completion_tokens_details.reasoning_tokens`.
+pub(super) struct ReasoningTokens;
+impl DetailName for ReasoningTokens {
+    const NAME: &'static str = "reasoning_tokens";
+}
+
+/// One field of a `usage.*_details` object, raw, read in the same pass as the rest: an
+/// object without it, or any other JSON value, reads as `None` (never an error: the answer
+/// is kept whatever its details say; a repeated field: the last one).
+pub(super) struct Detail<'a, N>(Option<&'a RawValue>, std::marker::PhantomData<N>);
+
+impl<N> Default for Detail<'_, N> {
+    fn default() -> Self {
+        Detail(None, std::marker::PhantomData)
+    }
+}
+
+impl<'de: 'a, 'a, N: DetailName> Deserialize<'de> for Detail<'a, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use std::marker::PhantomData;
+
+        /// A map key: is it `N::NAME`?
+        struct IsName<N>(PhantomData<N>);
+        impl<'de, N: DetailName> serde::de::DeserializeSeed<'de> for IsName<N> {
+            type Value = bool;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl<N: DetailName> Visitor<'_> for IsName<N> {
+            type Value = bool;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+                Ok(v == N::NAME)
+            }
+        }
+
+        struct AnyValue<'a, N>(PhantomData<(&'a (), N)>);
+        impl<'de: 'a, 'a, N: DetailName> Visitor<'de> for AnyValue<'a, N> {
+            type Value = Detail<'a, N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(wanted) = map.next_key_seed(IsName::<N>(PhantomData))? {
+                    if wanted {
+                        found = Some(map.next_value::<&'a RawValue>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Detail(found, PhantomData))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Detail::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Detail::default())
+            }
+        }
+        d.deserialize_any(AnyValue::<N>(PhantomData))
+    }
 }
 
 /// A string field: `None` when it is not a string.
@@ -149,9 +231,6 @@ impl Chat<'_> {
         let usage = self.usage.as_ref();
         let choice = self.choices.first();
         let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
-        let prompt: Option<PromptDetails<'_>> = usage.and_then(|u| object(u.prompt_tokens_details));
-        let completion: Option<CompletionDetails<'_>> =
-            usage.and_then(|u| object(u.completion_tokens_details));
         Completion {
             generation_id: owned(&self.id),
             response_model: owned(&self.model),
@@ -163,8 +242,8 @@ impl Chat<'_> {
             finish_reason: choice.and_then(|c| owned(&c.finish_reason)),
             prompt_tokens: usage.and_then(|u| count(u.prompt_tokens)),
             completion_tokens: usage.and_then(|u| count(u.completion_tokens)),
-            reasoning_tokens: completion.and_then(|d| count(d.reasoning_tokens)),
-            cached_tokens: prompt.and_then(|d| count(d.cached_tokens)),
+            reasoning_tokens: usage.and_then(|u| count(u.completion_tokens_details.0)),
+            cached_tokens: usage.and_then(|u| count(u.prompt_tokens_details.0)),
             cost: usage
                 .and_then(|u| u.cost)
                 .and_then(|r| usable_cost(r.get())),
