@@ -88,7 +88,7 @@ pub(super) async fn score(a: ScoreArgs, control: Control) -> Result<Exit, Comman
     };
     // The same end-of-run files as `run` writes (results.csv, summary.json, annotation).
     let summary = OutputDir::new(&dir)
-        .finalize_job(&meta, &job, &scan, plan.models())
+        .finalize_job(&meta, &job, &scan, plan.models(), None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.report {
         super::report::after_run(&dir, job.limits.budget_usd);

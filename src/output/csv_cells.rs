@@ -18,10 +18,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::Status;
 use super::compact::KeptLines;
 use super::lines::LineReaderAt;
 use super::view::LineView;
+use super::{ResultLine, Status};
 
 /// Between two cells of a record.
 const SEP: u8 = 0x1F;
@@ -78,7 +78,34 @@ impl CellFile {
         })
     }
 
-    fn append(&mut self, line: &LineView<'_>) -> io::Result<()> {
+    /// Gathers the cells of a line as the journal writer wrote it (`key`: its key's hash).
+    pub(crate) fn written(&mut self, line: &ResultLine, key: u64) {
+        let source = Source {
+            key,
+            status: line.status,
+            output: line.output.as_deref(),
+            parsed: line
+                .parsed
+                .as_ref()
+                .and_then(|p| p.as_ref())
+                .map(|p| p.get()),
+            cost_usd: line.cost_usd,
+            tokens: [line.prompt_tokens, line.completion_tokens],
+            error: line.error.as_ref().map(|e| (e.kind, e.message.as_str())),
+            finish_reason: line.finish_reason.as_deref(),
+        };
+        self.add(&source);
+    }
+
+    fn add(&mut self, source: &Source<'_>) {
+        if self.error.is_none()
+            && let Err(e) = self.append(source)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn append(&mut self, line: &Source<'_>) -> io::Result<()> {
         self.record.clear();
         // The first cell, never empty, has no separator before it.
         self.record.extend_from_slice(match line.status {
@@ -86,11 +113,11 @@ impl CellFile {
             Status::Error => b"error",
         });
         let mut cell = |text: &str| push_cell(&mut self.record, text);
-        cell(line.output.as_deref().unwrap_or(""));
+        cell(line.output.unwrap_or(""));
         if !self.properties.is_empty() {
             let parsed: serde_json::Map<String, Value> = line
                 .parsed
-                .and_then(|p| serde_json::from_str(p.get()).ok())
+                .and_then(|p| serde_json::from_str(p).ok())
                 .unwrap_or_default();
             for p in &self.properties {
                 cell(
@@ -105,31 +132,42 @@ impl CellFile {
         if let Some(c) = line.cost_usd {
             let _ = write!(self.record, "{}", c.normalize());
         }
-        for n in [line.prompt_tokens, line.completion_tokens] {
+        for n in line.tokens {
             self.record.push(SEP);
             if let Some(n) = n {
                 self.record
                     .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
         }
-        match &line.error {
-            Some(e) => {
-                push_cell(&mut self.record, e.kind.as_str());
+        match line.error {
+            Some((kind, message)) => {
+                push_cell(&mut self.record, kind.as_str());
                 self.record.extend_from_slice(b": ");
-                push_escaped(&mut self.record, &e.message);
+                push_escaped(&mut self.record, message);
             }
             None => push_cell(&mut self.record, ""),
         }
-        push_cell(
-            &mut self.record,
-            line.finish_reason.as_deref().unwrap_or(""),
-        );
+        push_cell(&mut self.record, line.finish_reason.unwrap_or(""));
         self.record.push(b'\n');
         self.file.write_all(&self.record)?;
-        self.index.push((line.key().hash(), self.written));
+        self.index.push((line.key, self.written));
         self.written += self.record.len() as u64;
         Ok(())
     }
+}
+
+/// What a record is made of: a line read back ([`LineView`]) or as written ([`ResultLine`]).
+struct Source<'a> {
+    key: u64,
+    status: Status,
+    output: Option<&'a str>,
+    /// `parsed`'s JSON text (`None`: absent or null).
+    parsed: Option<&'a str>,
+    cost_usd: Option<rust_decimal::Decimal>,
+    /// prompt_tokens, completion_tokens.
+    tokens: [Option<u64>; 2],
+    error: Option<(super::ErrorKind, &'a str)>,
+    finish_reason: Option<&'a str>,
 }
 
 /// Appends a separator, then `text` escaped.
@@ -178,11 +216,16 @@ fn unescape(cell: &str) -> Cow<'_, str> {
 
 impl KeptLines for CellFile {
     fn line(&mut self, line: &LineView<'_>, _: &[u8]) {
-        if self.error.is_none()
-            && let Err(e) = self.append(line)
-        {
-            self.error = Some(e);
-        }
+        self.add(&Source {
+            key: line.key().hash(),
+            status: line.status,
+            output: line.output.as_deref(),
+            parsed: line.parsed.map(|p| p.get()),
+            cost_usd: line.cost_usd,
+            tokens: [line.prompt_tokens, line.completion_tokens],
+            error: line.error.as_ref().map(|e| (e.kind, e.message.as_ref())),
+            finish_reason: line.finish_reason.as_deref(),
+        });
     }
 
     fn restart(&mut self) {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::Summary;
 use super::compact::{CompactStats, compact_into};
 use super::csv_cells::{CellFile, Cells};
+use super::seen::Seen;
 use super::summary::{SummaryBuilder, SummaryMeta, write_summary_json};
 use crate::input::RowReader;
 use crate::output::csv::{CsvSpec, Layout};
@@ -212,25 +213,36 @@ impl OutputDir {
         meta: &SummaryMeta,
         exporters: &[&dyn Exporter],
     ) -> Result<Summary, FinalizeError> {
+        self.finalize_seen(meta, exporters, None)
+    }
+
+    /// [`OutputDir::finalize`], from what the journal's writer saw ([`Seen`]) instead of a
+    /// read of the journal when the journal is still what it saw.
+    pub(crate) fn finalize_seen(
+        &self,
+        meta: &SummaryMeta,
+        exporters: &[&dyn Exporter],
+        seen: Option<Seen>,
+    ) -> Result<Summary, FinalizeError> {
         let results = self.dir.join(RESULTS);
-        let journal = |what| move |error| FinalizeError::Journal { what, error };
         let t = std::time::Instant::now();
-        // One read of each line: compaction shows the summary (and results.csv's cells)
-        // every line it keeps.
-        let mut builder = SummaryBuilder::new(meta);
         let properties = exporters.iter().find_map(|e| e.cell_properties());
-        let mut cells = properties.map(|p| CellFile::create(&self.dir, p));
-        let CompactStats { index, .. } = match cells.as_mut() {
-            Some(Ok(file)) => compact_into(&results, &mut (&mut builder, file)),
-            _ => compact_into(&results, &mut builder),
-        }
-        .map_err(journal("compacting"))?;
-        let cells = RefCell::new(cells.map(|c| c.and_then(CellFile::finish)));
-        tracing::debug!(
-            "compacted and summarized results.jsonl in {:?}",
-            t.elapsed()
-        );
-        let mut summary = builder.finish();
+        let (mut summary, index, cells) =
+            match seen.and_then(|seen| from_seen(seen, &results, meta, properties)) {
+                Some(end) => {
+                    tracing::debug!("results.jsonl is as written: not read again");
+                    end
+                }
+                None => {
+                    let end = self.read_journal(&results, meta, properties)?;
+                    tracing::debug!(
+                        "compacted and summarized results.jsonl in {:?}",
+                        t.elapsed()
+                    );
+                    end
+                }
+            };
+        let cells = RefCell::new(cells);
         let mut failed = Vec::new();
         let draft = summary.clone();
         for e in exporters {
@@ -270,15 +282,38 @@ impl OutputDir {
         }
     }
 
+    /// Compaction's read of the journal: the summary, the key index and results.csv's cells
+    /// (with these schema `properties`, when asked for), each line read once.
+    fn read_journal(
+        &self,
+        results: &Path,
+        meta: &SummaryMeta,
+        properties: Option<&[String]>,
+    ) -> Result<EndOfRun, FinalizeError> {
+        let mut builder = SummaryBuilder::new(meta);
+        let mut cells = properties.map(|p| CellFile::create(&self.dir, p));
+        let CompactStats { index, .. } = match cells.as_mut() {
+            Some(Ok(file)) => compact_into(results, &mut (&mut builder, file)),
+            _ => compact_into(results, &mut builder),
+        }
+        .map_err(|error| FinalizeError::Journal {
+            what: "compacting",
+            error,
+        })?;
+        let cells = cells.map(|c| c.and_then(CellFile::finish));
+        Ok((builder.finish(), index, cells))
+    }
+
     /// [`OutputDir::finalize`] with every exporter of a run of `job` (whose input scanned as
     /// `scan`, with these `models`): the one list, used by `run` and by `merge`, so a new
     /// end-of-run file added here is written for a merged output dir too.
-    pub fn finalize_job(
+    pub(crate) fn finalize_job(
         &self,
         meta: &SummaryMeta,
         job: &crate::job::Job,
         scan: &crate::scan::ScanReport,
         models: &[String],
+        seen: Option<Seen>,
     ) -> Result<Summary, FinalizeError> {
         let csv = ResultsCsv::for_job(job, scan, models);
         // Every (variant, model) answers each row: the raters whose agreement is measured.
@@ -304,8 +339,35 @@ impl OutputDir {
         if let Some(a) = &annotation {
             exporters.push(a);
         }
-        self.finalize(meta, &exporters)
+        self.finalize_seen(meta, &exporters, seen)
     }
+}
+
+/// The summary, the key index ((key hash, offset), sorted by key) and results.csv's cells.
+type EndOfRun = (Summary, Vec<(u64, u64)>, Option<io::Result<Cells>>);
+
+/// The end of the run from what the journal's writer saw, when the journal is still what it
+/// saw and results.csv's cells were gathered as asked (`None`: read the journal).
+fn from_seen(
+    mut seen: Seen,
+    results: &Path,
+    meta: &SummaryMeta,
+    properties: Option<&[String]>,
+) -> Option<EndOfRun> {
+    match seen.matches(results) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => {
+            tracing::debug!("results.jsonl: {e}: read again");
+            return None;
+        }
+    }
+    let cells = match (properties, seen.cells) {
+        (None, _) => None,
+        (Some(p), Some((file, q))) if p == q.as_slice() => Some(file.finish()),
+        (Some(_), _) => return None,
+    };
+    Some((seen.summary.finish_as(meta), seen.index, cells))
 }
 
 #[cfg(test)]
@@ -324,8 +386,8 @@ mod tests {
         }
     }
 
-    struct Seen(RefCell<Option<u64>>);
-    impl Exporter for Seen {
+    struct SawSummary(RefCell<Option<u64>>);
+    impl Exporter for SawSummary {
         fn file_name(&self) -> &str {
             "seen.out"
         }
@@ -341,7 +403,7 @@ mod tests {
         let line = LineBuilder::new("1", "m").ok("a").build();
         let text = serde_json::to_string(&line).unwrap() + "\n";
         std::fs::write(dir.path().join(RESULTS), text.repeat(2)).unwrap();
-        let seen = Seen(RefCell::new(None));
+        let seen = SawSummary(RefCell::new(None));
         let out = OutputDir::new(dir.path());
         let err = out
             .finalize(&SummaryMeta::default(), &[&Failing, &SummaryJson, &seen])
@@ -418,5 +480,133 @@ mod tests {
         assert!(rows[2].starts_with("2,b,m,ok,two,0.004,"), "{table}");
         assert!(rows[3].starts_with("3,c,m,not_sent,"), "{table}");
         assert!(!table.contains("WRONG"));
+    }
+
+    /// Lines of every shape a run writes: answers, a failure, a cache hit, a variant.
+    fn varied_lines() -> Vec<crate::output::ResultLine> {
+        use rust_decimal::Decimal;
+        let cost = |n| (Some(Decimal::new(n, 6)), 1, (0, Decimal::ZERO), 0);
+        let mut lines = Vec::new();
+        for (i, id) in ["1", "2", "3"].into_iter().enumerate() {
+            let c = cost(i as i64 + 1);
+            let mut l = LineBuilder::new(id, "m")
+                .counts(c.0, c.1, c.2, c.3)
+                .latency_ms(10 * i as u64)
+                .ok(format!("answer\n{id},\"x\""))
+                .build();
+            l.prompt_tokens = Some(7);
+            l.finished_at = Some(format!("2026-12-02T10:00:0{i}Z"));
+            lines.push(l);
+        }
+        let failed = LineBuilder::new("4", "m").counts(
+            Some(Decimal::new(3, 6)),
+            3,
+            (1, Decimal::new(2, 5)),
+            1,
+        );
+        lines.push(
+            failed
+                .error(crate::output::ErrorKind::Provider, Some(502), "boom")
+                .build(),
+        );
+        let mut hit = LineBuilder::new("5", "m").ok("cached").build();
+        hit.cache_hit = true;
+        hit.cost_source = Some(crate::output::CostSource::Cache);
+        hit.cached_cost_usd = Some(Decimal::new(9, 6));
+        lines.push(hit);
+        lines
+    }
+
+    /// An output dir with `in.csv` (rows 1..=6) and, when `seen`, a journal watched from
+    /// the start; `lines` are written through the journal. Returns the results.csv exporter.
+    fn dir_with(
+        dir: &Path,
+        lines: &[crate::output::ResultLine],
+        meta: &SummaryMeta,
+    ) -> (ResultsCsv, Option<Seen>) {
+        let input = dir.join("in.csv");
+        let text = "id,text\n1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n";
+        std::fs::write(&input, text).unwrap();
+        let csv = ResultsCsv {
+            input,
+            id_column: None,
+            limit_rows: None,
+            bytes: text.len() as u64,
+            columns: vec!["id".into(), "text".into()],
+            models: vec!["m".into()],
+            variants: vec![],
+            delimiter: None,
+            layout: crate::output::Layout::Long,
+            shard: None,
+            properties: vec![],
+        };
+        let (mut journal, _) = crate::output::results::Journal::open(&dir.join(RESULTS)).unwrap();
+        assert!(journal.watch(Seen::new(meta, dir, Some(&csv.properties))));
+        for l in lines {
+            journal.append(l).unwrap();
+        }
+        let seen = journal.take_seen();
+        (csv, seen)
+    }
+
+    fn files(dir: &Path) -> (String, String) {
+        let read = |f| std::fs::read_to_string(dir.join(f)).unwrap();
+        (read("summary.json"), read("results.csv"))
+    }
+
+    /// The end of a first run from what its writer saw writes the same files as the read of
+    /// the journal; a key written twice, or a journal changed since, is read again.
+    #[test]
+    fn the_end_from_what_the_writer_saw_equals_the_read_of_the_journal() {
+        let meta = SummaryMeta {
+            total_pairs: Some(6),
+            started_at: Some("2026-12-02T10:00:00Z".into()),
+            finished_at: Some("2026-12-02T10:00:09Z".into()),
+            wall_secs: Some(9.0),
+            models: Some(vec!["m".into()]),
+            variants: Some(vec![None]),
+            ..SummaryMeta::default()
+        };
+        let mut twice = varied_lines();
+        twice.push(LineBuilder::new("2", "m").ok("again").build());
+        for (lines, from_seen_expected) in [(varied_lines(), true), (twice, false)] {
+            let (fast, slow) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let (csv, seen) = dir_with(fast.path(), &lines, &meta);
+            let seen = seen.expect("watched from the start");
+            let mut probe = Seen::new(&meta, fast.path(), None);
+            probe.index = seen.index.clone();
+            (probe.len, probe.ident) = (seen.len, seen.ident);
+            assert_eq!(
+                probe.matches(&fast.path().join(RESULTS)).unwrap(),
+                from_seen_expected
+            );
+            let exporters: [&dyn Exporter; 2] = [&csv, &SummaryJson];
+            let a = OutputDir::new(fast.path())
+                .finalize_seen(&meta, &exporters, Some(seen))
+                .unwrap();
+            let (csv, _) = dir_with(slow.path(), &lines, &meta);
+            let exporters: [&dyn Exporter; 2] = [&csv, &SummaryJson];
+            let b = OutputDir::new(slow.path())
+                .finalize(&meta, &exporters)
+                .unwrap();
+            assert_eq!(a, b);
+            assert_eq!(files(fast.path()), files(slow.path()));
+            assert_eq!(a.rows.ok, 4, "{a:?}");
+        }
+        // A journal written to since: read again, and the later line counts.
+        let dir = tempfile::tempdir().unwrap();
+        let (csv, seen) = dir_with(dir.path(), &varied_lines(), &meta);
+        let extra = LineBuilder::new("6", "m").ok("six").build();
+        let text = serde_json::to_string(&extra).unwrap() + "\n";
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(RESULTS))
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        let exporters: [&dyn Exporter; 2] = [&csv, &SummaryJson];
+        let s = OutputDir::new(dir.path())
+            .finalize_seen(&meta, &exporters, seen)
+            .unwrap();
+        assert_eq!((s.rows.ok, s.rows.not_sent), (5, 0));
     }
 }

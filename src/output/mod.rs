@@ -12,6 +12,7 @@ pub mod line;
 mod line_json;
 pub(crate) mod lines;
 pub mod results;
+pub(crate) mod seen;
 pub mod summary;
 mod summary_json;
 pub mod table;

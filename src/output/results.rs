@@ -22,6 +22,7 @@ pub use super::compact::{CompactStats, compact};
 use super::key::keep_latest;
 pub use super::key::{KeySet, key_hash};
 use super::lines::{LineReaderAt, LineScanner, parse_line, prefix};
+use super::seen::Seen;
 use super::{ResultLine, Status};
 use crate::fsutil::open_regular;
 use std::os::unix::fs::MetadataExt;
@@ -119,6 +120,10 @@ pub struct Journal {
     ident: (u64, u64),
     /// Bytes of complete lines in the file: a failed write is cut back to it.
     len: u64,
+    /// What was written, for the end of a run that started on an empty journal.
+    seen: Option<Box<Seen>>,
+    /// Where each line of `buf` starts.
+    starts: Vec<usize>,
 }
 
 impl Journal {
@@ -188,7 +193,27 @@ impl Journal {
             path: path.to_path_buf(),
             ident: (meta.dev(), meta.ino()),
             len: meta.len(),
+            seen: None,
+            starts: Vec::new(),
         })
+    }
+
+    /// Shows `seen` every line written from now on, when the journal is empty (a first run):
+    /// the end of the run then need not read it again ([`Seen`]). Returns whether it does.
+    pub(crate) fn watch(&mut self, mut seen: Seen) -> bool {
+        if self.len != 0 {
+            return false;
+        }
+        seen.ident = self.ident;
+        self.seen = Some(Box::new(seen));
+        true
+    }
+
+    /// What [`Journal::watch`] saw, unless a write failed on the way.
+    pub(crate) fn take_seen(&mut self) -> Option<Seen> {
+        let mut seen = self.seen.take()?;
+        seen.len = self.len;
+        Some(*seen)
     }
 
     /// A journal appending to a device (`/dev/full` in tests: every write fails).
@@ -208,21 +233,30 @@ impl Journal {
     /// fails part way is cut back, so the file never keeps half a line.
     pub fn append_all(&mut self, lines: &[ResultLine]) -> io::Result<()> {
         self.buf.clear();
+        self.starts.clear();
         for line in lines {
+            self.starts.push(self.buf.len());
             line.write_json(&mut self.buf);
             self.buf.push(b'\n');
         }
-        self.check_path()?;
-        match self.file.write_all(&self.buf) {
-            Ok(()) => {
-                self.len += self.buf.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                Err(e)
+        let written = self
+            .check_path()
+            .and_then(|()| self.file.write_all(&self.buf));
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len);
+            // What was seen no longer tells what the file holds: the end reads it.
+            self.seen = None;
+            return Err(e);
+        }
+        if let Some(seen) = self.seen.as_mut() {
+            let ends = self.starts.iter().skip(1).copied().chain([self.buf.len()]);
+            for ((line, &start), end) in lines.iter().zip(&self.starts).zip(ends) {
+                // Without its newline.
+                seen.written(line, self.len + start as u64, &self.buf[start..end - 1]);
             }
         }
+        self.len += self.buf.len() as u64;
+        Ok(())
     }
 
     /// Checks that the journal's path still leads to the open file.

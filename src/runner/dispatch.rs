@@ -13,6 +13,7 @@ use super::rows::dispatch_rows;
 use super::sweep::sweep_deferred;
 use super::{Control, Ctx, RunError, RunOptions, RunReport, StopReason, writer};
 use crate::output::finalize::OutputDir;
+use crate::output::seen::Seen;
 use crate::output::summary::SummaryMeta;
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -53,6 +54,20 @@ pub(crate) async fn execute(
             .transpose()
             .map_err(RunError::Config)?
             .map(|s| (Arc::new(s), ctx.clone()));
+        // A first run: the journal's writer shows the end of the run what it writes.
+        let start = run_meta(
+            &p.scan,
+            &plan,
+            &job,
+            &p.started_at,
+            (wall, &ctx.sent),
+            false,
+        );
+        let csv = crate::output::finalize::ResultsCsv::for_job(&job, &p.scan, plan.models());
+        let seen = Seen::new(&start, &job.output_dir, Some(&csv.properties));
+        if !p.journal.watch(seen) {
+            tracing::debug!("results.jsonl holds earlier lines: it is read again at the end");
+        }
         writer::spawn(
             p.journal,
             progress.clone(),
@@ -80,7 +95,7 @@ pub(crate) async fn execute(
     tracker.wait().await;
     tracing::debug!("all requests done after {:?}", wall.elapsed());
     sweep_deferred(&ctx, &tx).await;
-    let (written, journal_failure) = writer::finish(tx, writer).await;
+    let (written, journal_failure, seen) = writer::finish(tx, writer).await;
     if let Some(cache) = &ctx.cache {
         // The inserts of the lines written are done before the run ends.
         let cache = cache.clone();
@@ -93,7 +108,8 @@ pub(crate) async fn execute(
     let _ = display.await;
     if let Some(why) = journal_failure {
         // The end files are written from what the journal holds, when it still can be read.
-        return match finish(&p.scan, &plan, &job, &p.started_at, (wall, &ctx.sent), true) {
+        let sent = (wall, &ctx.sent);
+        return match finish(&p.scan, &plan, &job, &p.started_at, sent, true, None) {
             Ok(summary) => Ok(RunReport {
                 summary,
                 stop: Some(StopReason::JournalFailed(why)),
@@ -115,6 +131,7 @@ pub(crate) async fn execute(
         &p.started_at,
         (wall, &ctx.sent),
         stop.is_some(),
+        seen,
     )?;
     Ok(RunReport {
         summary,
@@ -132,8 +149,24 @@ fn finish(
     started_at: &str,
     (wall, sent): (std::time::Instant, &super::SentThisRun),
     stopped: bool,
+    seen: Option<Seen>,
 ) -> Result<crate::output::Summary, RunError> {
-    let meta = SummaryMeta {
+    let meta = run_meta(scan, plan, job, started_at, (wall, sent), stopped);
+    OutputDir::new(&job.output_dir)
+        .finalize_job(&meta, job, scan, plan.models(), seen)
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
+}
+
+/// What the summary of this run cannot read from its lines.
+fn run_meta(
+    scan: &crate::scan::ScanReport,
+    plan: &Plan<'_>,
+    job: &crate::job::Job,
+    started_at: &str,
+    (wall, sent): (std::time::Instant, &super::SentThisRun),
+    stopped: bool,
+) -> SummaryMeta {
+    SummaryMeta {
         job: job.name.clone(),
         total_pairs: Some(plan.total(scan.shard_rows)),
         stopped_early: stopped,
@@ -144,8 +177,5 @@ fn finish(
         variants: Some(plan.variants().to_vec()),
         this_run: Some(sent.this_run(wall.elapsed().as_secs_f64())),
         eval: job.eval.as_ref().map(|e| e.min_pass_rate),
-    };
-    OutputDir::new(&job.output_dir)
-        .finalize_job(&meta, job, scan, plan.models())
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
+    }
 }

@@ -130,7 +130,7 @@ pub async fn rejudge(
     drop(rx);
     tracker.close();
     tracker.wait().await;
-    let (_, journal_failure) = writer::finish(sink, writer).await;
+    let (_, journal_failure, _) = writer::finish(sink, writer).await;
     let read = reader
         .await
         .map_err(|e| anyhow::anyhow!("reading results.jsonl failed: {e}"))

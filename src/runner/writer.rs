@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::output::ResultLine;
 use crate::output::results::Journal;
+use crate::output::seen::Seen;
 use crate::progress::Progress;
 use crate::transport::cache::ResponseCache;
 
@@ -119,7 +120,7 @@ pub(crate) fn spawn(
     cache: Option<Arc<ResponseCache>>,
     scorer: Option<(Arc<crate::eval::Scorer>, Arc<super::Ctx>)>,
     on_failure: impl Fn(String) + Send + Sync + 'static,
-) -> (Sink, JoinHandle<()>) {
+) -> (Sink, JoinHandle<Option<Seen>>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
     let health = Arc::new(Health {
         handed: AtomicU64::new(0),
@@ -134,15 +135,23 @@ pub(crate) fn spawn(
 }
 
 /// Waits for the writer (`sink` is dropped first, so it ends once every other clone is gone).
-/// The lines written, and on a failure why and how many answers could not be recorded.
-pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> (u64, Option<String>) {
+/// The lines written, and on a failure why and how many answers could not be recorded; what
+/// the journal saw ([`Journal::watch`]) when every line was written.
+pub(crate) async fn finish(
+    sink: Sink,
+    task: JoinHandle<Option<Seen>>,
+) -> (u64, Option<String>, Option<Seen>) {
     let Sink { tx, health, .. } = sink;
     drop(tx);
-    if let Err(e) = task.await {
-        health.fail(format!(
-            "the results.jsonl writer stopped unexpectedly ({e})"
-        ));
-    }
+    let seen = match task.await {
+        Ok(seen) => seen,
+        Err(e) => {
+            health.fail(format!(
+                "the results.jsonl writer stopped unexpectedly ({e})"
+            ));
+            None
+        }
+    };
     let written = health.written.load(Relaxed);
     let failure = health
         .failure
@@ -156,7 +165,8 @@ pub(crate) async fn finish(sink: Sink, task: JoinHandle<()>) -> (u64, Option<Str
             if lost == 1 { "" } else { "s" }
         )
     });
-    (written, failure)
+    let seen = seen.filter(|_| failure.is_none());
+    (written, failure, seen)
 }
 
 async fn write_lines(
@@ -165,7 +175,7 @@ async fn write_lines(
     progress: Arc<Progress>,
     cache: Option<Arc<ResponseCache>>,
     health: Arc<Health>,
-) {
+) -> Option<Seen> {
     let mut pending: Vec<ResultLine> = Vec::with_capacity(BATCH);
     let mut tries = 0usize;
     let mut open = true;
@@ -220,6 +230,7 @@ async fn write_lines(
     if let Err(e) = journal.sync() {
         health.fail(format!("cannot flush results.jsonl to disk: {e}"));
     }
+    journal.take_seen()
 }
 
 /// Sets `finished_at` of the lines that have none.
@@ -337,7 +348,9 @@ mod tests {
         let (sink, task) = spawn(journal, Progress::new(2), None, None, on_failure);
         sink.send(line("1")).await;
         sink.send(line("2")).await;
-        assert_eq!(finish(sink, task).await, (2, None));
+        let (written, failure, seen) = finish(sink, task).await;
+        assert_eq!((written, failure), (2, None));
+        assert!(seen.is_none(), "nothing was watching");
         assert!(calls.lock().unwrap().is_empty());
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);

@@ -140,7 +140,7 @@ pub fn merge(dirs: &[PathBuf], into: Option<&Path>, partial: bool) -> Result<Mer
         models: Some(plan.models().to_vec()),
         ..SummaryMeta::default()
     };
-    let summary = match OutputDir::new(&out).finalize_job(&meta, &job, &scan, plan.models()) {
+    let summary = match OutputDir::new(&out).finalize_job(&meta, &job, &scan, plan.models(), None) {
         Ok(s) => s,
         Err(crate::output::finalize::FinalizeError::Exporters { summary, failed }) => {
             for f in failed {
