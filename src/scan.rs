@@ -153,7 +153,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanReport, InputError> {
 #[derive(Default)]
 struct Checker {
     /// Hashes of the ids seen (8 bytes a row: memory stays flat in the length of ids).
-    ids: HashSet<u64>,
+    ids: hashbrown::HashSet<u64>,
     /// The hash of the id of the last row found to be a duplicate.
     last_duplicate: Option<u64>,
     /// (index in the report's errors, id hash) of the duplicates listed.

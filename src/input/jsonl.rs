@@ -5,7 +5,7 @@
 //! (`{"custom_id", "method", "url", "body"}`) brings its whole request. A bad line is reported
 //! and reading goes on with the next one.
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -44,6 +44,20 @@ struct Entry {
     charge: Option<Decimal>,
 }
 
+/// An [`Entry`] to write, borrowing its texts (the same JSON).
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    id: &'a str,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    n: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worst: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    charge: Option<Decimal>,
+}
+
 /// An attempt found in the record that results.jsonl does not account for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsettled {
@@ -215,10 +229,10 @@ impl Inflight {
         worst: Option<Decimal>,
         charge: Option<Decimal>,
     ) -> io::Result<u64> {
-        let entry = Entry {
-            id: key.id.to_string(),
-            model: key.model.to_string(),
-            variant: key.variant.map(str::to_owned),
+        let entry = EntryRef {
+            id: key.id,
+            model: key.model,
+            variant: key.variant,
             n,
             worst,
             charge,
@@ -250,6 +264,36 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What is written borrows its texts and reads back as the same entry.
+    #[test]
+    fn a_written_entry_is_the_entry_read() {
+        for (variant, worst, charge) in [
+            (None, Some(Decimal::new(15, 3)), None),
+            (Some("v\"1"), None, Some(Decimal::new(-2, 1))),
+        ] {
+            let written = EntryRef {
+                id: "ä\n",
+                model: "m",
+                variant,
+                n: 3,
+                worst,
+                charge,
+            };
+            let text = serde_json::to_string(&written).unwrap();
+            let read: Entry = serde_json::from_str(&text).unwrap();
+            let entry = Entry {
+                id: "ä\n".into(),
+                model: "m".into(),
+                variant: variant.map(str::to_owned),
+                n: 3,
+                worst,
+                charge,
+            };
+            assert_eq!(read, entry);
+            assert_eq!(text, serde_json::to_string(&entry).unwrap());
+        }
+    }
 
     fn k(id: &str) -> ResultKey<'_> {
         ResultKey::new(id, "m")
