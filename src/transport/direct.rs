@@ -115,6 +115,22 @@ pub struct Setup<'a> {
     pub redactor: Redactor,
 }
 
+/// The `Host` header hyper-util's pool sets on an HTTP/1 request to `uri`: the host, with the
+/// port when it is not the scheme's default (computed once, not per request).
+fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    };
+    let text = match uri.port_u16() {
+        Some(port) if Some(port) != default => format!("{host}:{port}"),
+        _ => host.to_string(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
 impl Direct {
     /// A transport posting to `setup.chat_url`.
     pub fn new(setup: Setup<'_>) -> anyhow::Result<Direct> {
@@ -152,6 +168,10 @@ impl Direct {
         let mut headers = setup.headers.clone();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if !https && let Some(host) = host_header(&setup.chat_url) {
+            // Plain HTTP is HTTP/1, where the pool would format the same `Host` per request.
+            headers.insert(http::header::HOST, host);
+        }
         Ok(Direct {
             pool,
             uri: setup.chat_url,

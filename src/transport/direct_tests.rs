@@ -73,3 +73,21 @@ fn the_tls_connector_builds_with_the_platform_roots() {
     });
     assert!(direct.is_ok());
 }
+
+/// The `Host` set once for plain HTTP is the one hyper-util would format per request.
+#[test]
+fn the_host_header_is_the_pools_own() {
+    for (url, host) in [
+        (
+            "http://127.0.0.1:8080/api/v1/chat/completions",
+            "127.0.0.1:8080",
+        ),
+        ("http://localhost/v1/chat/completions", "localhost"),
+        ("http://example.com:80/v1", "example.com"),
+        ("http://example.com:443/v1", "example.com:443"),
+        ("http://[::1]:9000/v1", "[::1]:9000"),
+    ] {
+        let value = host_header(&uri(url)).unwrap();
+        assert_eq!(value.to_str().unwrap(), host, "{url}");
+    }
+}
