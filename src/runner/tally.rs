@@ -99,6 +99,19 @@ pub(crate) fn fail(line: &mut ResultLine, f: &Failure) {
     line.cost_source = line.cost_usd.map(|_| CostSource::Response);
 }
 
+/// [`fill_completion`], moving the texts.
+pub(crate) fn take_completion(line: &mut ResultLine, c: Completion) {
+    line.output = c.content;
+    line.response_model = c.response_model;
+    line.finish_reason = c.finish_reason;
+    line.generation_id = c.generation_id;
+    line.provider = c.provider;
+    line.prompt_tokens = c.prompt_tokens;
+    line.completion_tokens = c.completion_tokens;
+    line.reasoning_tokens = c.reasoning_tokens;
+    line.cached_tokens = c.cached_tokens;
+}
+
 pub(crate) fn fill_completion(line: &mut ResultLine, c: &Completion) {
     line.output = c.content.clone();
     line.response_model = c.response_model.clone();

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::lookup;
-use super::tally::{Attempts, fail, fill_completion, new_line};
+use super::tally::{Attempts, fail, new_line, take_completion};
 use crate::budget::{Reservation, Worst};
 use crate::client::{Attempt, Completion, Failure};
 use crate::job::CostMode;
@@ -295,22 +295,21 @@ pub(crate) async fn settle_answer(
     reservation: Reservation,
     may_defer: bool,
 ) {
-    fill_completion(line, &c);
-    let table = ctx.prices.current().get(&item.model).and_then(|p| {
-        match (c.prompt_tokens, c.completion_tokens) {
-            (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
-            _ => None,
-        }
+    let (tokens, response_cost) = ((c.prompt_tokens, c.completion_tokens), c.cost);
+    take_completion(line, c);
+    let table = ctx.prices.current().get(&item.model).and_then(|p| match tokens {
+        (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
+        _ => None,
     });
     let want_lookup = match ctx.job.cost {
         CostMode::Response => false,
-        CostMode::Auto => c.cost.is_none(),
+        CostMode::Auto => response_cost.is_none(),
         CostMode::Generation => true,
     };
-    let mut cost = c.cost.map(|v| (v, CostSource::Response));
+    let mut cost = response_cost.map(|v| (v, CostSource::Response));
     let mut deferred = false;
-    if want_lookup && let Some(gen_id) = c.generation_id.as_deref() {
-        match lookup::generation(ctx, gen_id).await {
+    if want_lookup && let Some(gen_id) = line.generation_id.clone() {
+        match lookup::generation(ctx, &gen_id).await {
             lookup::Found::Yes(g) => {
                 if let Some(total) = g.total_cost {
                     cost = Some((total, CostSource::Generation));
@@ -352,7 +351,7 @@ pub(crate) async fn settle_answer(
     }
     if deferred
         && may_defer
-        && let Some(gen_id) = c.generation_id
+        && let Some(gen_id) = line.generation_id.clone()
     {
         ctx.defer(line.clone(), gen_id, table);
     }
