@@ -27,7 +27,8 @@
 # (`orbatch validate`, the same scan `run` makes before its first request), the whole run,
 # and the resume of the finished output dir (recovery of the N-line results.jsonl, then the
 # end files: compaction, results.csv, summary.json), each with its syscall count (strace -c,
-# when strace is installed) so per-row syscalls show.
+# when strace is installed) so per-row syscalls show, and orbatch's own debug lines timing
+# the end of the run (from the last answer to summary.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${ROWS:-10000}"
@@ -168,9 +169,13 @@ if [ -n "${BIG:-}" ]; then
     timed validate-scan 0 - 1 "$BIG" "${VALIDATE[@]}"
     rm -rf "$WORK/big"
     orbatch_run "$BIG" 256 "$WORK/big"
-    timed run 0 256 1 "$BIG" "${RUN[@]}" --no-cache
+    # The end of the run (summary, results.csv, summary.json) from orbatch's own debug log.
+    ENDLOG=orbatch::runner::dispatch=debug,orbatch::output::finalize=debug
+    timed run 0 256 1 "$BIG" env RUST_LOG="$ENDLOG" "${RUN[@]}" --no-cache
     check_ok "$BIG" "$WORK/stdout"
-    timed resume-finished 0 256 1 "$BIG" "${RUN[@]}" --no-cache
+    grep -E 'all requests done|as written|compacted|wrote ' "$WORK/stderr" | sed 's/^/    run: /'
+    timed resume-finished 0 256 1 "$BIG" env RUST_LOG="$ENDLOG" "${RUN[@]}" --no-cache
+    grep -E 'all requests done|as written|compacted|wrote ' "$WORK/stderr" | sed 's/^/    resume: /'
     syscalls validate-scan "${VALIDATE[@]}"
     syscalls resume-finished "${RUN[@]}" --no-cache
     echo "(cpu/req above is the command's CPU divided by $BIG rows; wall is its whole time)"

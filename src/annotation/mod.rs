@@ -166,6 +166,10 @@ impl Annotation {
 }
 
 impl Exporter for Annotation {
+    fn needs_index(&self) -> bool {
+        true
+    }
+
     fn file_name(&self) -> &str {
         "consensus.csv"
     }

@@ -38,18 +38,6 @@ pub(crate) trait KeptLines {
     fn restart(&mut self);
 }
 
-/// Shows each line to both.
-impl<A: KeptLines, B: KeptLines> KeptLines for (&mut A, &mut B) {
-    fn line(&mut self, line: &LineView<'_>, bytes: &[u8]) {
-        self.0.line(line, bytes);
-        self.1.line(line, bytes);
-    }
-    fn restart(&mut self) {
-        self.0.restart();
-        self.1.restart();
-    }
-}
-
 /// Keeps nothing.
 impl KeptLines for () {
     fn line(&mut self, _: &LineView<'_>, _: &[u8]) {}

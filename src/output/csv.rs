@@ -8,16 +8,13 @@
 //! and cost column per model.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
 use serde_json::Value;
 
-use super::compact::KeptLines;
 use super::csv_cells::{CellFile, Cells};
 use super::key::ResultKey;
-use super::lines::LineScanner;
 use crate::fsutil::replace_file;
 use crate::input::{Dialect, Row};
 
@@ -145,20 +142,7 @@ pub fn write_results_csv(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut cells = CellFile::create(dir, &[])?;
-    match File::open(results) {
-        Ok(file) => {
-            let mut scanner = LineScanner::new(file);
-            while scanner.next_line()?.is_some() {
-                if let Ok(line) = scanner.view() {
-                    cells.line(&line, scanner.bytes());
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    write_results_csv_cells(cells.finish()?, rows, &spec, out)
+    write_results_csv_cells(CellFile::from_journal(dir, results, &[])?, rows, &spec, out)
 }
 
 /// [`write_results_csv`] with the result cells already gathered (by compaction's read of the

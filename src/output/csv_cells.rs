@@ -1,12 +1,14 @@
-//! The result cells of `results.csv`, taken from each line compaction keeps as it reads it, so
-//! the table is written without reading or parsing `results.jsonl` again.
+//! The result cells of `results.csv`, gathered once per line so the table is written without
+//! parsing `results.jsonl` row by row in input order.
 //!
-//! [`CellFile`] is a [`KeptLines`]: for each kept line it appends one record (the line's
-//! [`super::csv::RESULT_COLUMNS`] cells but `model`, the `output.<property>` cells after
-//! `output`) to an unlinked temp file in the output dir, and keeps (key hash, record offset):
-//! 16 bytes a key, the record itself on disk. [`Cells::get`] reads a record back through a
-//! window ([`LineReaderAt`]): results.csv looks records up in about the order they were
-//! written, so that is one `pread` a megabyte, not one per row.
+//! [`CellFile`] appends one record per line (the line's [`super::csv::RESULT_COLUMNS`] cells
+//! but `model`, the `output.<property>` cells after `output`) to an unlinked temp file in the
+//! output dir, and keeps (key hash, record offset): 16 bytes a key, the record itself on disk.
+//! A first run's journal writer gives it each line as it writes it (`output/seen.rs`);
+//! otherwise [`CellFile::from_journal`] reads the compacted journal once, sequentially.
+//! [`Cells::get`] reads a record back through a window ([`LineReaderAt`]): results.csv looks
+//! records up in about the order they were written, so that is one `pread` a megabyte, not one
+//! per row.
 //!
 //! A record is one line: its cells separated by `0x1F`, with `\` written `\\`, a newline
 //! `\n` and `0x1F` `\u` inside a cell.
@@ -61,6 +63,29 @@ impl CellFile {
             error: None,
             record: Vec::new(),
         })
+    }
+
+    /// The cells of the readable lines of the journal `results` (absent: none), the latest
+    /// line of a key winning, in a cell file in `dir`: one sequential read.
+    pub(crate) fn from_journal(
+        dir: &Path,
+        results: &Path,
+        properties: &[String],
+    ) -> io::Result<Cells> {
+        let mut cells = CellFile::create(dir, properties)?;
+        match std::fs::File::open(results) {
+            Ok(file) => {
+                let mut scanner = super::lines::LineScanner::new(file);
+                while scanner.next_line()?.is_some() {
+                    if let Ok(line) = scanner.view() {
+                        cells.line(&line, scanner.bytes());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        cells.finish()
     }
 
     /// The cells of every line shown, the latest line of a key winning.
@@ -249,6 +274,11 @@ pub(crate) struct Cells {
 }
 
 impl Cells {
+    /// The keys that have cells.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
     /// Pushes the cells of the key whose hash is `key` onto `cells` (status, output, the
     /// properties, cost_usd, prompt_tokens, completion_tokens, error, finish_reason); false,
     /// and nothing pushed, when no line of that key was kept.

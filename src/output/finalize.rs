@@ -28,8 +28,8 @@ pub struct RunEnd<'a> {
     pub index: &'a [(u64, u64)],
     /// The run's summary.
     pub summary: &'a Summary,
-    /// The result cells of results.csv, gathered as compaction read the journal (when an
-    /// exporter asked for them: [`Exporter::cell_properties`]).
+    /// The result cells of results.csv (when an exporter asked for them:
+    /// [`Exporter::cell_properties`]).
     cells: &'a RefCell<Option<io::Result<Cells>>>,
 }
 
@@ -40,10 +40,14 @@ pub trait Exporter {
     /// Writes the file into `end.dir`.
     fn export(&self, end: &RunEnd<'_>) -> io::Result<()>;
     /// `Some(properties)` for the exporter of results.csv: the result cells of each kept line
-    /// (with an `output.<property>` cell for each schema property) are gathered while
-    /// compaction reads the journal, so results.csv does not read it again.
+    /// (with an `output.<property>` cell for each schema property) are gathered once, as the
+    /// journal is written or in one sequential read ([`RunEnd`]'s cells).
     fn cell_properties(&self) -> Option<&[String]> {
         None
+    }
+    /// True for an exporter that reads lines back through [`RunEnd::index`].
+    fn needs_index(&self) -> bool {
+        false
     }
     /// Adds to the summary before any exporter runs (every exporter's `amend` first, then
     /// every `export`), for an output whose figures belong in summary.json too.
@@ -227,14 +231,15 @@ impl OutputDir {
         let results = self.dir.join(RESULTS);
         let t = std::time::Instant::now();
         let properties = exporters.iter().find_map(|e| e.cell_properties());
+        let needs_index = exporters.iter().any(|e| e.needs_index());
         let (mut summary, index, cells) =
-            match seen.and_then(|seen| from_seen(seen, &results, meta, properties)) {
+            match seen.and_then(|seen| from_seen(seen, &results, meta, properties, needs_index)) {
                 Some(end) => {
                     tracing::debug!("results.jsonl is as written: not read again");
                     end
                 }
                 None => {
-                    let end = self.read_journal(&results, meta, properties)?;
+                    let end = self.read_journal(&results, meta, properties, needs_index)?;
                     tracing::debug!(
                         "compacted and summarized results.jsonl in {:?}",
                         t.elapsed()
@@ -282,25 +287,28 @@ impl OutputDir {
         }
     }
 
-    /// Compaction's read of the journal: the summary, the key index and results.csv's cells
-    /// (with these schema `properties`, when asked for), each line read once.
+    /// Compaction's read of the journal (the summary, the key index when `needs_index`),
+    /// then results.csv's cells (with these schema `properties`, when asked for).
     fn read_journal(
         &self,
         results: &Path,
         meta: &SummaryMeta,
         properties: Option<&[String]>,
+        needs_index: bool,
     ) -> Result<EndOfRun, FinalizeError> {
         let mut builder = SummaryBuilder::new(meta);
-        let mut cells = properties.map(|p| CellFile::create(&self.dir, p));
-        let CompactStats { index, .. } = match cells.as_mut() {
-            Some(Ok(file)) => compact_into(results, &mut (&mut builder, file)),
-            _ => compact_into(results, &mut builder),
+        let CompactStats { mut index, .. } =
+            compact_into(results, &mut builder).map_err(|error| FinalizeError::Journal {
+                what: "compacting",
+                error,
+            })?;
+        if !needs_index {
+            // No exporter reads lines back: the index goes before results.csv's cells come,
+            // so memory holds one 16-byte entry a key at a time.
+            index = Vec::new();
         }
-        .map_err(|error| FinalizeError::Journal {
-            what: "compacting",
-            error,
-        })?;
-        let cells = cells.map(|c| c.and_then(CellFile::finish));
+        // The cells in a sequential pass of their own over the compacted journal.
+        let cells = properties.map(|p| CellFile::from_journal(&self.dir, results, p));
         Ok((builder.finish(), index, cells))
     }
 
@@ -347,12 +355,14 @@ impl OutputDir {
 type EndOfRun = (Summary, Vec<(u64, u64)>, Option<io::Result<Cells>>);
 
 /// The end of the run from what the journal's writer saw, when the journal is still what it
-/// saw and results.csv's cells were gathered as asked (`None`: read the journal).
+/// saw, holds one line per key, and results.csv's cells and the key index were gathered as
+/// asked (`None`: read the journal).
 fn from_seen(
     mut seen: Seen,
     results: &Path,
     meta: &SummaryMeta,
     properties: Option<&[String]>,
+    needs_index: bool,
 ) -> Option<EndOfRun> {
     match seen.matches(results) {
         Ok(true) => {}
@@ -362,12 +372,22 @@ fn from_seen(
             return None;
         }
     }
+    let kept_index = seen.index.is_some();
+    let index = match seen.unique_index() {
+        Some(index) => index,
+        None if kept_index || needs_index => return None,
+        None => Vec::new(),
+    };
     let cells = match (properties, seen.cells) {
         (None, _) => None,
-        (Some(p), Some((file, q))) if p == q.as_slice() => Some(file.finish()),
+        (Some(p), Some((file, q))) if p == q.as_slice() => match file.finish() {
+            // The cells' index tells a key written twice when no journal index was kept.
+            Ok(cells) if cells.len() as u64 != seen.lines => return None,
+            other => Some(other),
+        },
         (Some(_), _) => return None,
     };
-    Some((seen.summary.finish_as(meta), seen.index, cells))
+    Some((seen.summary.finish_as(meta), index, cells))
 }
 
 #[cfg(test)]
@@ -541,7 +561,7 @@ mod tests {
             properties: vec![],
         };
         let (mut journal, _) = crate::output::results::Journal::open(&dir.join(RESULTS)).unwrap();
-        assert!(journal.watch(Seen::new(meta, dir, Some(&csv.properties))));
+        assert!(journal.watch(Seen::new(meta, dir, Some(&csv.properties), false)));
         for l in lines {
             journal.append(l).unwrap();
         }
@@ -573,13 +593,14 @@ mod tests {
             let (fast, slow) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
             let (csv, seen) = dir_with(fast.path(), &lines, &meta);
             let seen = seen.expect("watched from the start");
-            let mut probe = Seen::new(&meta, fast.path(), None);
-            probe.index = seen.index.clone();
-            (probe.len, probe.ident) = (seen.len, seen.ident);
-            assert_eq!(
-                probe.matches(&fast.path().join(RESULTS)).unwrap(),
-                from_seen_expected
-            );
+            assert!(seen.matches(&fast.path().join(RESULTS)).unwrap());
+            let mut probe = Seen::new(&meta, fast.path(), None, true);
+            for l in &lines {
+                probe.written(l, 0, b"{}");
+            }
+            assert_eq!(probe.unique_index().is_some(), from_seen_expected);
+            let cells = csv_cells_of(&lines, fast.path());
+            assert_eq!(cells.len() == lines.len(), from_seen_expected);
             let exporters: [&dyn Exporter; 2] = [&csv, &SummaryJson];
             let a = OutputDir::new(fast.path())
                 .finalize_seen(&meta, &exporters, Some(seen))
@@ -608,5 +629,14 @@ mod tests {
             .finalize_seen(&meta, &exporters, seen)
             .unwrap();
         assert_eq!((s.rows.ok, s.rows.not_sent), (5, 0));
+    }
+
+    /// The cells of `lines`, gathered as the writer does.
+    fn csv_cells_of(lines: &[crate::output::ResultLine], dir: &Path) -> Cells {
+        let mut file = CellFile::create(dir, &[]).unwrap();
+        for l in lines {
+            file.written(l, l.key().hash());
+        }
+        file.finish().unwrap()
     }
 }

@@ -21,8 +21,12 @@ pub(crate) struct Seen {
     pub(super) summary: SummaryBuilder,
     /// results.csv's cells (with these schema properties).
     pub(super) cells: Option<(CellFile, Vec<String>)>,
-    /// (key hash, offset) of every line written, in file order.
-    pub(super) index: Vec<(u64, u64)>,
+    /// (key hash, offset) of every line written, in file order, when kept: for an exporter
+    /// that reads lines back ([`super::finalize::Exporter::needs_index`]), or without cells
+    /// (16 bytes a line; the cells' own index tells a key written twice).
+    pub(super) index: Option<Vec<(u64, u64)>>,
+    /// Lines written.
+    pub(super) lines: u64,
     /// Bytes written.
     pub(super) len: u64,
     /// (device, inode) of the journal.
@@ -32,7 +36,7 @@ pub(crate) struct Seen {
 impl std::fmt::Debug for Seen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Seen")
-            .field("lines", &self.index.len())
+            .field("lines", &self.lines)
             .field("len", &self.len)
             .finish_non_exhaustive()
     }
@@ -40,9 +44,15 @@ impl std::fmt::Debug for Seen {
 
 impl Seen {
     /// Nothing seen yet, of the run `meta` describes (see [`SummaryBuilder::for_run`]),
-    /// gathering results.csv's cells (into a cell file in `dir`) when `properties` is given.
-    /// A cell file that cannot be created only leaves the cells to the reading path.
-    pub(crate) fn new(meta: &SummaryMeta, dir: &Path, properties: Option<&[String]>) -> Seen {
+    /// gathering results.csv's cells (into a cell file in `dir`) when `properties` is given,
+    /// and the key index of the journal when `index` (or without cells). A cell file that
+    /// cannot be created only leaves the cells to the reading path.
+    pub(crate) fn new(
+        meta: &SummaryMeta,
+        dir: &Path,
+        properties: Option<&[String]>,
+        index: bool,
+    ) -> Seen {
         let cells = properties.and_then(|p| match CellFile::create(dir, p) {
             Ok(file) => Some((file, p.to_vec())),
             Err(e) => {
@@ -52,8 +62,9 @@ impl Seen {
         });
         Seen {
             summary: SummaryBuilder::for_run(meta),
+            index: (index || cells.is_none()).then(Vec::new),
             cells,
-            index: Vec::new(),
+            lines: 0,
             len: 0,
             ident: (0, 0),
         }
@@ -62,23 +73,28 @@ impl Seen {
     /// `line` was written at `offset` as `bytes` (its JSON text, without the newline).
     pub(crate) fn written(&mut self, line: &ResultLine, offset: u64, bytes: &[u8]) {
         let key = line.key().hash();
-        self.index.push((key, offset));
+        self.lines += 1;
+        if let Some(index) = self.index.as_mut() {
+            index.push((key, offset));
+        }
         self.summary.written(line, bytes);
         if let Some((cells, _)) = self.cells.as_mut() {
             cells.written(line, key);
         }
     }
 
-    /// True when `results` is still exactly what was seen: the same file, `len` bytes long,
-    /// one line per key. Sorts the index by key.
-    pub(super) fn matches(&mut self, results: &Path) -> io::Result<bool> {
+    /// True when `results` is still exactly what was seen: the same file, `len` bytes long.
+    pub(super) fn matches(&self, results: &Path) -> io::Result<bool> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(results)?;
-        if (meta.dev(), meta.ino()) != self.ident || meta.len() != self.len {
-            return Ok(false);
-        }
-        let lines = self.index.len();
-        super::key::keep_latest(&mut self.index);
-        Ok(self.index.len() == lines)
+        Ok((meta.dev(), meta.ino()) == self.ident && meta.len() == self.len)
+    }
+
+    /// The journal's key index sorted by key, `None` when a key was written twice (or no
+    /// index was kept).
+    pub(super) fn unique_index(&mut self) -> Option<Vec<(u64, u64)>> {
+        let mut index = self.index.take()?;
+        super::key::keep_latest(&mut index);
+        (index.len() as u64 == self.lines).then_some(index)
     }
 }

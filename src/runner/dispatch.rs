@@ -64,7 +64,9 @@ pub(crate) async fn execute(
             false,
         );
         let csv = crate::output::finalize::ResultsCsv::for_job(&job, &p.scan, plan.models());
-        let seen = Seen::new(&start, &job.output_dir, Some(&csv.properties));
+        // Annotation (a schema) reads lines back by offset: keep the journal's key index.
+        let index = job.output.is_some();
+        let seen = Seen::new(&start, &job.output_dir, Some(&csv.properties), index);
         if !p.journal.watch(seen) {
             tracing::debug!("results.jsonl holds earlier lines: it is read again at the end");
         }
@@ -124,15 +126,23 @@ pub(crate) async fn execute(
     {
         stop = Some(StopReason::InputChanged(e));
     }
-    let summary = finish(
+    let meta = run_meta(
         &p.scan,
         &plan,
         &job,
         &p.started_at,
         (wall, &ctx.sent),
         stop.is_some(),
-        seen,
-    )?;
+    );
+    let models = plan.models().to_vec();
+    drop(plan);
+    // What recovery found (8 bytes a finished key) is not needed by the end files: its memory
+    // goes before theirs comes.
+    p.recovered.done = Default::default();
+    p.recovered.failed = Default::default();
+    let summary = OutputDir::new(&job.output_dir)
+        .finalize_job(&meta, &job, &p.scan, &models, seen)
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?;
     Ok(RunReport {
         summary,
         stop,

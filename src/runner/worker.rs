@@ -297,10 +297,14 @@ pub(crate) async fn settle_answer(
 ) {
     let (tokens, response_cost) = ((c.prompt_tokens, c.completion_tokens), c.cost);
     take_completion(line, c);
-    let table = ctx.prices.current().get(&item.model).and_then(|p| match tokens {
-        (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
-        _ => None,
-    });
+    let table = ctx
+        .prices
+        .current()
+        .get(&item.model)
+        .and_then(|p| match tokens {
+            (Some(pt), Some(ct)) => Some(p.cost(pt, ct)),
+            _ => None,
+        });
     let want_lookup = match ctx.job.cost {
         CostMode::Response => false,
         CostMode::Auto => response_cost.is_none(),
