@@ -502,7 +502,7 @@ mod tests {
         assert!(!table.contains("WRONG"));
     }
 
-    /// Lines of every shape a run writes: answers, a failure, a cache hit, a variant.
+    /// Lines of the shapes a run writes: answers, a failure, a cache hit.
     fn varied_lines() -> Vec<crate::output::ResultLine> {
         use rust_decimal::Decimal;
         let cost = |n| (Some(Decimal::new(n, 6)), 1, (0, Decimal::ZERO), 0);

@@ -1,8 +1,8 @@
 //! [`Seen`]: the end of a first run without a second read of its journal.
 //!
 //! When a run starts on an empty `results.jsonl`, the journal writer shows every line it
-//! writes, as it writes it, to the summary and to results.csv's cells, and keeps (key hash,
-//! offset) of each: what compaction's read would find. At the end,
+//! writes, as it writes it, to the summary and to results.csv's cells (and, for an exporter
+//! that reads lines back, keeps each line's key hash and offset). At the end,
 //! [`super::finalize::OutputDir::finalize`] uses them instead of reading the journal, when
 //! the file is still exactly what the writer wrote (same file, same length) and holds one
 //! line per key (nothing for compaction to drop). Anything else (a resume, a key written
