@@ -15,12 +15,11 @@
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use serde_json::Value;
 
-use super::compact::KeptLines;
 use super::lines::LineReaderAt;
 use super::view::LineView;
 use super::{ResultLine, Status};
@@ -78,7 +77,7 @@ impl CellFile {
                 let mut scanner = super::lines::LineScanner::new(file);
                 while scanner.next_line()?.is_some() {
                     if let Ok(line) = scanner.view() {
-                        cells.line(&line, scanner.bytes());
+                        cells.read(&line);
                     }
                 }
             }
@@ -86,6 +85,11 @@ impl CellFile {
             Err(e) => return Err(e),
         }
         cells.finish()
+    }
+
+    /// The schema properties whose cells it gathers.
+    pub(crate) fn properties(&self) -> &[String] {
+        &self.properties
     }
 
     /// The cells of every line shown, the latest line of a key winning.
@@ -120,6 +124,20 @@ impl CellFile {
             finish_reason: line.finish_reason.as_deref(),
         };
         self.add(&source);
+    }
+
+    /// Gathers the cells of a line read back from the journal.
+    pub(crate) fn read(&mut self, line: &LineView<'_>) {
+        self.add(&Source {
+            key: line.key().hash(),
+            status: line.status,
+            output: line.output.as_deref(),
+            parsed: line.parsed.map(|p| p.get()),
+            cost_usd: line.cost_usd,
+            tokens: [line.prompt_tokens, line.completion_tokens],
+            error: line.error.as_ref().map(|e| (e.kind, e.message.as_ref())),
+            finish_reason: line.finish_reason.as_deref(),
+        });
     }
 
     fn add(&mut self, source: &Source<'_>) {
@@ -237,34 +255,6 @@ fn unescape(cell: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-impl KeptLines for CellFile {
-    fn line(&mut self, line: &LineView<'_>, _: &[u8]) {
-        self.add(&Source {
-            key: line.key().hash(),
-            status: line.status,
-            output: line.output.as_deref(),
-            parsed: line.parsed.map(|p| p.get()),
-            cost_usd: line.cost_usd,
-            tokens: [line.prompt_tokens, line.completion_tokens],
-            error: line.error.as_ref().map(|e| (e.kind, e.message.as_ref())),
-            finish_reason: line.finish_reason.as_deref(),
-        });
-    }
-
-    fn restart(&mut self) {
-        self.index.clear();
-        self.written = 0;
-        let reset = self.file.flush().and_then(|()| {
-            let file = self.file.get_mut();
-            file.set_len(0)?;
-            file.rewind()
-        });
-        if let Err(e) = reset {
-            self.error.get_or_insert(e);
-        }
-    }
 }
 
 /// The cells of the kept lines, by key.

@@ -114,14 +114,20 @@ impl ResultsCsv {
             delimiter: job.delimiter,
             layout: job.layout,
             shard: job.shard,
-            properties: job.output.as_ref().map_or_else(Vec::new, |o| {
-                o.compiled
-                    .properties()
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect()
-            }),
+            properties: Self::properties_of(job),
         }
+    }
+
+    /// The top-level properties of `job`'s schema, in order (none without `[output]`): an
+    /// `output.<property>` column each.
+    pub fn properties_of(job: &crate::job::Job) -> Vec<String> {
+        job.output.as_ref().map_or_else(Vec::new, |o| {
+            o.compiled
+                .properties()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        })
     }
 }
 
@@ -380,7 +386,7 @@ fn from_seen(
     };
     let cells = match (properties, seen.cells) {
         (None, _) => None,
-        (Some(p), Some((file, q))) if p == q.as_slice() => match file.finish() {
+        (Some(p), Some(file)) if p == file.properties() => match file.finish() {
             // The cells' index tells a key written twice when no journal index was kept.
             Ok(cells) if cells.len() as u64 != seen.lines => return None,
             other => Some(other),
@@ -414,6 +420,23 @@ mod tests {
         fn export(&self, end: &RunEnd<'_>) -> io::Result<()> {
             *self.0.borrow_mut() = Some(end.summary.rows.ok);
             Ok(())
+        }
+    }
+
+    /// The results.csv of model `m` over the CSV `input` (columns id, text) holding `text`.
+    fn csv_of(input: &Path, text: &str) -> ResultsCsv {
+        ResultsCsv {
+            input: input.to_path_buf(),
+            id_column: None,
+            limit_rows: None,
+            bytes: text.len() as u64,
+            columns: vec!["id".into(), "text".into()],
+            models: vec!["m".into()],
+            variants: vec![],
+            delimiter: None,
+            layout: crate::output::Layout::Long,
+            shard: None,
+            properties: vec![],
         }
     }
 
@@ -468,19 +491,7 @@ mod tests {
         assert!(crate::output::lines::parse_line(bad.as_bytes()).is_err());
         let journal = [first, other, kept.clone(), bad.clone()].join("\n") + "\n";
         std::fs::write(dir.path().join(RESULTS), journal).unwrap();
-        let csv = ResultsCsv {
-            input,
-            id_column: None,
-            limit_rows: None,
-            bytes: text.len() as u64,
-            columns: vec!["id".into(), "text".into()],
-            models: vec!["m".into()],
-            variants: vec![],
-            delimiter: None,
-            layout: crate::output::Layout::Long,
-            shard: None,
-            properties: vec![],
-        };
+        let csv = csv_of(&input, text);
         let meta = SummaryMeta {
             total_pairs: Some(3),
             ..SummaryMeta::default()
@@ -547,21 +558,9 @@ mod tests {
         let input = dir.join("in.csv");
         let text = "id,text\n1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n";
         std::fs::write(&input, text).unwrap();
-        let csv = ResultsCsv {
-            input,
-            id_column: None,
-            limit_rows: None,
-            bytes: text.len() as u64,
-            columns: vec!["id".into(), "text".into()],
-            models: vec!["m".into()],
-            variants: vec![],
-            delimiter: None,
-            layout: crate::output::Layout::Long,
-            shard: None,
-            properties: vec![],
-        };
+        let csv = csv_of(&input, text);
         let (mut journal, _) = crate::output::results::Journal::open(&dir.join(RESULTS)).unwrap();
-        assert!(journal.watch(Seen::new(meta, dir, Some(&csv.properties), false)));
+        assert!(journal.watch(|| Seen::new(meta, dir, Some(&csv.properties), false)));
         for l in lines {
             journal.append(l).unwrap();
         }

@@ -198,12 +198,14 @@ impl Journal {
         })
     }
 
-    /// Shows `seen` every line written from now on, when the journal is empty (a first run):
-    /// the end of the run then need not read it again ([`Seen`]). Returns whether it does.
-    pub(crate) fn watch(&mut self, mut seen: Seen) -> bool {
+    /// Shows a [`Seen`] (made by `seen`, only then) every line written from now on, when the
+    /// journal is empty (a first run): the end of the run then need not read it again.
+    /// Returns whether it does.
+    pub(crate) fn watch(&mut self, seen: impl FnOnce() -> Seen) -> bool {
         if self.len != 0 {
             return false;
         }
+        let mut seen = seen();
         seen.ident = self.ident;
         self.seen = Some(Box::new(seen));
         true

@@ -19,8 +19,8 @@ use super::summary::{SummaryBuilder, SummaryMeta};
 /// What the journal writer saw of a run that started on an empty journal.
 pub(crate) struct Seen {
     pub(super) summary: SummaryBuilder,
-    /// results.csv's cells (with these schema properties).
-    pub(super) cells: Option<(CellFile, Vec<String>)>,
+    /// results.csv's cells.
+    pub(super) cells: Option<CellFile>,
     /// (key hash, offset) of every line written, in file order, when kept: for an exporter
     /// that reads lines back ([`super::finalize::Exporter::needs_index`]), or without cells
     /// (16 bytes a line; the cells' own index tells a key written twice).
@@ -54,7 +54,7 @@ impl Seen {
         index: bool,
     ) -> Seen {
         let cells = properties.and_then(|p| match CellFile::create(dir, p) {
-            Ok(file) => Some((file, p.to_vec())),
+            Ok(file) => Some(file),
             Err(e) => {
                 tracing::debug!("no cell file for results.csv ({e}): read at the end");
                 None
@@ -78,7 +78,7 @@ impl Seen {
             index.push((key, offset));
         }
         self.summary.written(line, bytes);
-        if let Some((cells, _)) = self.cells.as_mut() {
+        if let Some(cells) = self.cells.as_mut() {
             cells.written(line, key);
         }
     }

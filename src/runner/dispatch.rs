@@ -12,7 +12,7 @@ use super::reader::spawn_reader;
 use super::rows::dispatch_rows;
 use super::sweep::sweep_deferred;
 use super::{Control, Ctx, RunError, RunOptions, RunReport, StopReason, writer};
-use crate::output::finalize::OutputDir;
+use crate::output::finalize::{OutputDir, ResultsCsv};
 use crate::output::seen::Seen;
 use crate::output::summary::SummaryMeta;
 use crate::plan::Plan;
@@ -55,19 +55,21 @@ pub(crate) async fn execute(
             .map_err(RunError::Config)?
             .map(|s| (Arc::new(s), ctx.clone()));
         // A first run: the journal's writer shows the end of the run what it writes.
-        let start = run_meta(
-            &p.scan,
-            &plan,
-            &job,
-            &p.started_at,
-            (wall, &ctx.sent),
-            false,
-        );
-        let csv = crate::output::finalize::ResultsCsv::for_job(&job, &p.scan, plan.models());
-        // Annotation (a schema) reads lines back by offset: keep the journal's key index.
-        let index = job.output.is_some();
-        let seen = Seen::new(&start, &job.output_dir, Some(&csv.properties), index);
-        if !p.journal.watch(seen) {
+        let watched = p.journal.watch(|| {
+            let start = run_meta(
+                &p.scan,
+                &plan,
+                &job,
+                &p.started_at,
+                (wall, &ctx.sent),
+                false,
+            );
+            let properties = ResultsCsv::properties_of(&job);
+            // Annotation (a schema) reads lines back by offset: keep the journal's key index.
+            let index = job.output.is_some();
+            Seen::new(&start, &job.output_dir, Some(&properties), index)
+        });
+        if !watched {
             tracing::debug!("results.jsonl holds earlier lines: it is read again at the end");
         }
         writer::spawn(
@@ -108,10 +110,34 @@ pub(crate) async fn execute(
     let mut stop = ctx.settle_end(&control, journal_failure.is_some());
     display_done.cancel();
     let _ = display.await;
+    if journal_failure.is_none()
+        && let Some(e) = reader_error
+        && !matches!(stop, Some(StopReason::AuthRefused(_)))
+    {
+        stop = Some(StopReason::InputChanged(e));
+    }
+    let stopped = journal_failure.is_some() || stop.is_some();
+    let meta = run_meta(
+        &p.scan,
+        &plan,
+        &job,
+        &p.started_at,
+        (wall, &ctx.sent),
+        stopped,
+    );
+    let models = plan.models().to_vec();
+    drop(plan);
+    // What recovery found (8 bytes a finished key) is not needed by the end files: its memory
+    // goes before theirs comes.
+    p.recovered.done = Default::default();
+    p.recovered.failed = Default::default();
+    // After a journal failure the end files are written from what the journal holds, when it
+    // still can be read (nothing was seen then).
+    let end = OutputDir::new(&job.output_dir)
+        .finalize_job(&meta, &job, &p.scan, &models, seen)
+        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")));
     if let Some(why) = journal_failure {
-        // The end files are written from what the journal holds, when it still can be read.
-        let sent = (wall, &ctx.sent);
-        return match finish(&p.scan, &plan, &job, &p.started_at, sent, true, None) {
+        return match end {
             Ok(summary) => Ok(RunReport {
                 summary,
                 stop: Some(StopReason::JournalFailed(why)),
@@ -121,50 +147,13 @@ pub(crate) async fn execute(
             Err(e) => Err(RunError::Stopped(format!("{why}\n(and {e})"))),
         };
     }
-    if let Some(e) = reader_error
-        && !matches!(stop, Some(StopReason::AuthRefused(_)))
-    {
-        stop = Some(StopReason::InputChanged(e));
-    }
-    let meta = run_meta(
-        &p.scan,
-        &plan,
-        &job,
-        &p.started_at,
-        (wall, &ctx.sent),
-        stop.is_some(),
-    );
-    let models = plan.models().to_vec();
-    drop(plan);
-    // What recovery found (8 bytes a finished key) is not needed by the end files: its memory
-    // goes before theirs comes.
-    p.recovered.done = Default::default();
-    p.recovered.failed = Default::default();
-    let summary = OutputDir::new(&job.output_dir)
-        .finalize_job(&meta, &job, &p.scan, &models, seen)
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))?;
+    let summary = end?;
     Ok(RunReport {
         summary,
         stop,
         output_dir: job.output_dir.clone(),
         sent_this_run: written,
     })
-}
-
-/// The end of the run: compaction, the summary and every exporter ([`OutputDir::finalize`]).
-fn finish(
-    scan: &crate::scan::ScanReport,
-    plan: &Plan<'_>,
-    job: &crate::job::Job,
-    started_at: &str,
-    (wall, sent): (std::time::Instant, &super::SentThisRun),
-    stopped: bool,
-    seen: Option<Seen>,
-) -> Result<crate::output::Summary, RunError> {
-    let meta = run_meta(scan, plan, job, started_at, (wall, sent), stopped);
-    OutputDir::new(&job.output_dir)
-        .finalize_job(&meta, job, scan, plan.models(), seen)
-        .map_err(|e| RunError::Other(anyhow::anyhow!("{e}")))
 }
 
 /// What the summary of this run cannot read from its lines.
