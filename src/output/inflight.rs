@@ -16,6 +16,7 @@
 //! worst case) before it sends anything, then starts the record afresh; a run that ends with
 //! every line written empties it too.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
@@ -30,31 +31,20 @@ use super::key::ResultKey;
 /// The record's file name in the output dir.
 pub const FILE_NAME: &str = "inflight.jsonl";
 
-/// One line of the record.
+/// One line of the record, its texts borrowed (from the key written, or from the line read
+/// when it has no escapes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Entry {
-    id: String,
-    model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
+struct Entry<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    variant: Option<Cow<'a, str>>,
     n: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     worst: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    charge: Option<Decimal>,
-}
-
-/// An [`Entry`] to write, borrowing its texts (the same JSON).
-#[derive(Serialize)]
-struct EntryRef<'a> {
-    id: &'a str,
-    model: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
-    n: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    worst: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     charge: Option<Decimal>,
 }
 
@@ -106,9 +96,9 @@ pub fn unsettled(
         }
         let slot = *keys.entry(key.hash()).or_insert_with(|| {
             out.push(Crashed {
-                id: e.id.clone(),
-                model: e.model.clone(),
-                variant: e.variant.clone(),
+                id: e.id.to_string(),
+                model: e.model.to_string(),
+                variant: e.variant.as_deref().map(str::to_owned),
                 attempts: Vec::new(),
             });
             out.len() - 1
@@ -144,7 +134,7 @@ pub fn for_each_key(path: &Path, mut f: impl FnMut(ResultKey<'_>)) -> io::Result
 
 /// Calls `f` with every readable entry of the record at `path` (absent = empty). A torn or
 /// unreadable line is skipped.
-fn entries(path: &Path, mut f: impl FnMut(Entry)) -> io::Result<()> {
+fn entries(path: &Path, mut f: impl FnMut(Entry<'_>)) -> io::Result<()> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -229,10 +219,10 @@ impl Inflight {
         worst: Option<Decimal>,
         charge: Option<Decimal>,
     ) -> io::Result<u64> {
-        let entry = EntryRef {
-            id: key.id,
-            model: key.model,
-            variant: key.variant,
+        let entry = Entry {
+            id: Cow::Borrowed(key.id),
+            model: Cow::Borrowed(key.model),
+            variant: key.variant.map(Cow::Borrowed),
             n,
             worst,
             charge,
@@ -272,26 +262,24 @@ mod tests {
             (None, Some(Decimal::new(15, 3)), None),
             (Some("v\"1"), None, Some(Decimal::new(-2, 1))),
         ] {
-            let written = EntryRef {
-                id: "ä\n",
-                model: "m",
-                variant,
+            let written = Entry {
+                id: Cow::Borrowed("ä\n"),
+                model: Cow::Borrowed("m"),
+                variant: variant.map(Cow::Borrowed),
                 n: 3,
                 worst,
                 charge,
             };
             let text = serde_json::to_string(&written).unwrap();
             let read: Entry = serde_json::from_str(&text).unwrap();
-            let entry = Entry {
-                id: "ä\n".into(),
-                model: "m".into(),
-                variant: variant.map(str::to_owned),
-                n: 3,
-                worst,
-                charge,
+            assert_eq!(read, written);
+            let owned = Entry {
+                id: Cow::Owned("ä\n".into()),
+                model: Cow::Owned("m".into()),
+                variant: variant.map(|v| Cow::Owned(v.into())),
+                ..written
             };
-            assert_eq!(read, entry);
-            assert_eq!(text, serde_json::to_string(&entry).unwrap());
+            assert_eq!(text, serde_json::to_string(&owned).unwrap());
         }
     }
 

@@ -23,24 +23,27 @@ impl ResultLine {
             Status::Ok => b",\"status\":\"ok\"",
             Status::Error => b",\"status\":\"error\"",
         });
-        out.extend_from_slice(b",\"output\":");
-        opt_string(out, self.output.as_deref());
-        out.extend_from_slice(b",\"response_model\":");
-        opt_string(out, self.response_model.as_deref());
-        out.extend_from_slice(b",\"finish_reason\":");
-        opt_string(out, self.finish_reason.as_deref());
-        out.extend_from_slice(b",\"generation_id\":");
-        opt_string(out, self.generation_id.as_deref());
-        out.extend_from_slice(b",\"provider\":");
-        opt_string(out, self.provider.as_deref());
-        out.extend_from_slice(b",\"prompt_tokens\":");
-        opt_number(out, self.prompt_tokens);
-        out.extend_from_slice(b",\"completion_tokens\":");
-        opt_number(out, self.completion_tokens);
-        out.extend_from_slice(b",\"reasoning_tokens\":");
-        opt_number(out, self.reasoning_tokens);
-        out.extend_from_slice(b",\"cached_tokens\":");
-        opt_number(out, self.cached_tokens);
+        let texts: [(&[u8], _); 5] = [
+            (b",\"output\":", &self.output),
+            (b",\"response_model\":", &self.response_model),
+            (b",\"finish_reason\":", &self.finish_reason),
+            (b",\"generation_id\":", &self.generation_id),
+            (b",\"provider\":", &self.provider),
+        ];
+        for (key, text) in texts {
+            out.extend_from_slice(key);
+            opt_string(out, text.as_deref());
+        }
+        let tokens: [(&[u8], _); 4] = [
+            (b",\"prompt_tokens\":", self.prompt_tokens),
+            (b",\"completion_tokens\":", self.completion_tokens),
+            (b",\"reasoning_tokens\":", self.reasoning_tokens),
+            (b",\"cached_tokens\":", self.cached_tokens),
+        ];
+        for (key, n) in tokens {
+            out.extend_from_slice(key);
+            opt_number(out, n);
+        }
         out.extend_from_slice(b",\"cost_usd\":");
         opt_money(out, self.cost_usd);
         out.extend_from_slice(b",\"cost_source\":");

@@ -99,7 +99,7 @@ pub(crate) fn fail(line: &mut ResultLine, f: &Failure) {
     line.cost_source = line.cost_usd.map(|_| CostSource::Response);
 }
 
-/// [`fill_completion`], moving the texts.
+/// Fills `line` with what the answer `c` says (its texts moved in).
 pub(crate) fn take_completion(line: &mut ResultLine, c: Completion) {
     line.output = c.content;
     line.response_model = c.response_model;
@@ -112,14 +112,7 @@ pub(crate) fn take_completion(line: &mut ResultLine, c: Completion) {
     line.cached_tokens = c.cached_tokens;
 }
 
+/// [`take_completion`] of a borrowed answer.
 pub(crate) fn fill_completion(line: &mut ResultLine, c: &Completion) {
-    line.output = c.content.clone();
-    line.response_model = c.response_model.clone();
-    line.finish_reason = c.finish_reason.clone();
-    line.generation_id = c.generation_id.clone();
-    line.provider = c.provider.clone();
-    line.prompt_tokens = c.prompt_tokens;
-    line.completion_tokens = c.completion_tokens;
-    line.reasoning_tokens = c.reasoning_tokens;
-    line.cached_tokens = c.cached_tokens;
+    take_completion(line, c.clone());
 }

@@ -30,6 +30,7 @@ use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::roots::tls_config;
 use super::wire::{Caps, Fault, Finish, Stage, hint_headers, read_body};
 use super::{Attempt, BoxFuture, Failure, Redactor, Transport};
 use crate::output::ErrorKind;
@@ -226,8 +227,6 @@ impl Transport for Direct {
         Box::pin(self.attempt(body))
     }
 }
-
-pub use super::roots::tls_config;
 
 #[cfg(test)]
 #[path = "direct_tests.rs"]
