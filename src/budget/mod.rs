@@ -343,6 +343,17 @@ impl Budget {
         raised
     }
 
+    /// What a reservation of `worst` for `model` counts against the cap now (the model's
+    /// learned ratio and any price table change applied).
+    pub fn counted(&self, model: &str, worst: impl Into<Worst>) -> Decimal {
+        let worst = worst.into();
+        let s = self.inner.lock();
+        match s.models.get(model) {
+            Some(m) => m.counted(worst.amount, worst.generation),
+            None => worst.amount,
+        }
+    }
+
     /// The learned ratio of `model` (1 until an answer costs more than its prices say).
     pub fn ratio(&self, model: &str) -> Decimal {
         self.inner

@@ -42,6 +42,7 @@ impl Ctx {
             stop: control.stop.child_token(),
             abort: control.abort.clone(),
             stop_reason: Mutex::new(None),
+            refused_worst: Mutex::new(None),
             lookups: Lookups::new(),
             deferred: Mutex::new(Vec::new()),
             lookup_scale: opts.lookup_backoff_scale,
@@ -58,7 +59,8 @@ impl Ctx {
 impl Ctx {
     /// The end of a run's sending: empties the in-flight record (every attempt is in
     /// results.jsonl) unless the journal failed (the next run counts what it could not record),
-    /// and gives why the run stopped early (`Interrupted` for a stop of `control`'s).
+    /// and gives why the run stopped early (`Interrupted` for a stop of `control`'s; a budget stop
+    /// with the cap a resume needs).
     pub(crate) fn settle_end(&self, control: &Control, journal_failed: bool) -> Option<StopReason> {
         if !journal_failed && let Err(e) = self.inflight.clear() {
             tracing::warn!("cannot empty {}: {e}", self.inflight.path().display());
@@ -70,6 +72,15 @@ impl Ctx {
             .clone();
         match stop {
             None if control.stop.is_cancelled() => Some(StopReason::Interrupted),
+            // Everything in flight has settled: what is spent now is what a resume starts from.
+            Some(StopReason::BudgetReached(_)) => {
+                let refused = self.refused_worst.lock().unwrap_or_else(|e| e.into_inner());
+                let at_least = refused.as_ref().and_then(|(model, worst)| {
+                    let next = self.budget.counted(model, *worst);
+                    self.budget.spent().checked_add(next)
+                });
+                Some(StopReason::BudgetReached(at_least))
+            }
             stop => stop,
         }
     }

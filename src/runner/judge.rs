@@ -247,17 +247,20 @@ impl Call {
         };
         let table = priced.get(model).cloned();
         drop(priced);
-        // A first ask waits for reservations in flight to settle, as a row does; a re-ask
-        // follows an attempt that went out.
+        // The slot before the reservation, as for a row (a reservation never waits for a
+        // slot). A first ask waits for reservations in flight to settle, as a row does; a
+        // re-ask follows an attempt that went out (no one-at-a-time rule) and waits the same
+        // way.
+        let permit = ctx.limiter.slot().await;
         let reserved = match *run.this_run {
             0 => super::reserve::reserve(&ctx.budget, &ctx.stop, model, worst).await,
-            _ => ctx.budget.try_reserve_retry(model, worst),
+            _ => super::reserve::reserve_retry(&ctx.budget, &ctx.stop, model, worst).await,
         };
         let Some(first) = reserved else {
             if ctx.stop.is_cancelled() {
                 return Err("the run stopped before the judge was asked".into());
             }
-            ctx.budget_stop(worst.amount);
+            ctx.budget_stop(model, worst);
             return Err("the budget is reached".into());
         };
         let tokens = ctx.job.limits.tokens_per_minute.map_or(0, |_| {
@@ -275,7 +278,6 @@ impl Call {
             cache_key: None,
             cap,
         };
-        let permit = ctx.limiter.slot().await;
         let end = attempts(ctx, &item, run.tally, first, run.started, run.this_run).await;
         drop(permit);
         match end {

@@ -93,6 +93,7 @@ async fn run_pair(
         stop: CancellationToken::new(),
         abort: CancellationToken::new(),
         stop_reason: Mutex::new(None),
+        refused_worst: Mutex::new(None),
         lookups: Lookups::new(),
         deferred: Mutex::new(Vec::new()),
         lookup_scale: 1.0,

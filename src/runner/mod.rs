@@ -232,6 +232,8 @@ pub(crate) struct Ctx {
     pub stop: CancellationToken,
     pub abort: CancellationToken,
     pub stop_reason: Mutex<Option<StopReason>>,
+    /// The model and worst case of the first request the budget refused (`budget_stop`).
+    pub refused_worst: Mutex<Option<(String, crate::budget::Worst)>>,
     pub lookups: Lookups,
     pub deferred: Mutex<Vec<Deferred>>,
     /// Multiplies [`lookup::LOOKUP_SCHEDULE`] (1; shorter only in tests).
@@ -303,10 +305,15 @@ impl Ctx {
         self.stop.cancel();
     }
 
-    /// Stops the run because a request of worst case `worst` does not fit under the budget.
-    pub fn budget_stop(&self, worst: rust_decimal::Decimal) {
-        let at_least = self.budget.spent().checked_add(worst);
-        self.request_stop(StopReason::BudgetReached(at_least));
+    /// Stops the run because a request of `model` of worst case `worst` does not fit under
+    /// the budget. The cap that would let it go is stated once every attempt in flight has
+    /// settled ([`Ctx::settle_end`]): what is spent then, plus what `worst` counts then.
+    pub fn budget_stop(&self, model: &str, worst: impl Into<crate::budget::Worst>) {
+        {
+            let mut w = self.refused_worst.lock().unwrap_or_else(|e| e.into_inner());
+            w.get_or_insert_with(|| (model.to_string(), worst.into()));
+        }
+        self.request_stop(StopReason::BudgetReached(None));
     }
 
     pub fn defer(

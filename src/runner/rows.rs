@@ -6,7 +6,6 @@
 use crate::budget::Worst;
 use std::sync::Arc;
 
-use rust_decimal::Decimal;
 use tokio_util::task::TaskTracker;
 
 use super::reader::Reader;
@@ -100,19 +99,20 @@ pub(crate) async fn dispatch_rows(
                     tx.send(line).await;
                     continue;
                 }
-                let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
-                    if !ctx.stop.is_cancelled() {
-                        ctx.budget_stop(worst.amount);
-                    }
-                    break 'rows;
-                };
+                // The slot first, then the reservation: every reservation is then held by a
+                // pair that has its slot and goes on, so a retry waiting for budget room
+                // (holding its slot, no reservation) is never waiting on a reservation that
+                // waits for its slot.
                 let permit = tokio::select! {
                     biased;
-                    _ = ctx.stop.cancelled() => {
-                        ctx.budget.settle(reservation, Some(Decimal::ZERO));
-                        break 'rows;
-                    }
+                    _ = ctx.stop.cancelled() => break 'rows,
                     p = ctx.limiter.slot() => p,
+                };
+                let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
+                    if !ctx.stop.is_cancelled() {
+                        ctx.budget_stop(model, worst);
+                    }
+                    break 'rows;
                 };
                 let tokens = encoding
                     .map(|e| e.count_messages(msgs) + arm.spec.max_tokens.unwrap_or(0))

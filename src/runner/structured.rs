@@ -114,8 +114,11 @@ pub(crate) async fn reask(
             amount: item.worst,
             generation: priced.generation,
         };
-        let Some(reservation) = ctx.budget.try_reserve_retry(&item.model, worst) else {
-            ctx.budget_stop(item.worst);
+        let reserved = super::reserve::reserve_retry(&ctx.budget, &ctx.stop, &item.model, worst);
+        let Some(reservation) = reserved.await else {
+            if !ctx.stop.is_cancelled() {
+                ctx.budget_stop(&item.model, worst);
+            }
             out.invalid = Some(invalid);
             return (End::Stopped(None), out);
         };

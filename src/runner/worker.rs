@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::lookup;
+use super::reserve::reserve_retry;
 use super::tally::{Attempts, fail, new_line, take_completion};
 use crate::budget::{Reservation, Worst};
 use crate::client::{Attempt, Completion, Failure};
@@ -170,10 +171,12 @@ pub(crate) async fn attempts(
     loop {
         let res = match reservation.take() {
             Some(r) => r,
-            None => match ctx.budget.try_reserve_retry(&item.model, worst) {
+            None => match reserve_retry(&ctx.budget, &ctx.stop, &item.model, worst).await {
                 Some(r) => r,
                 None => {
-                    ctx.budget_stop(item.worst);
+                    if !ctx.stop.is_cancelled() {
+                        ctx.budget_stop(&item.model, worst);
+                    }
                     return End::Stopped(last);
                 }
             },

@@ -257,7 +257,7 @@ async fn rows_pass(
                     }
                     if !sub.can_submit || !sub.fits(model, worst) {
                         if !ctx.stop.is_cancelled() {
-                            ctx.budget_stop(worst);
+                            ctx.budget_stop(model, worst);
                         }
                         sub.can_submit = false;
                         continue;
@@ -318,7 +318,7 @@ impl Submitter<'_> {
     ) -> Option<Open> {
         let ctx = self.ctx;
         let Some(reservation) = ctx.budget.try_reserve_retry(&chunk.model, worst) else {
-            ctx.budget_stop(worst);
+            ctx.budget_stop(&chunk.model, worst);
             self.can_submit = false;
             return None;
         };
