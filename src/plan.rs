@@ -192,13 +192,10 @@ impl<'a> Plan<'a> {
             return None;
         }
         let prior = r.failed.get(&hash);
-        if prior.is_some_and(|p| !p.resumable) && !self.retry_failed {
+        if prior.as_ref().is_some_and(|p| !p.resumable) && !self.retry_failed {
             return None;
         }
-        Some(PendingKey {
-            key,
-            prior: prior.cloned(),
-        })
+        Some(PendingKey { key, prior })
     }
 
     /// How many keys are pending among the `rows` rows of the input, counted from the
@@ -213,7 +210,7 @@ impl<'a> Plan<'a> {
             let failed_kept = if self.retry_failed {
                 0
             } else {
-                r.failed.values().filter(|f| !f.resumable).count() as u64
+                r.failed.not_resumable() as u64
             };
             r.done.len() as u64 + failed_kept
         });

@@ -11,6 +11,7 @@ pub mod key;
 pub mod line;
 mod line_json;
 pub(crate) mod lines;
+pub mod priors;
 pub mod results;
 pub(crate) mod seen;
 pub mod summary;

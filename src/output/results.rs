@@ -11,7 +11,6 @@
 //! Memory stays flat in the number of lines: readers hold 64-bit key hashes and byte offsets,
 //! never whole lines.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +21,7 @@ pub use super::compact::{CompactStats, compact};
 use super::key::keep_latest;
 pub use super::key::{KeySet, key_hash};
 use super::lines::{LineReaderAt, LineScanner, parse_line, prefix};
+use super::priors::{Priors, PriorsBuilder};
 use super::seen::Seen;
 use super::{ResultLine, Status};
 use crate::fsutil::open_regular;
@@ -81,8 +81,9 @@ pub struct TornLine {
 pub struct Recovered {
     /// Keys whose latest line is `ok` (8 bytes a key).
     pub done: KeySet,
-    /// Keys whose latest line is `error`, with what they already cost.
-    pub failed: HashMap<u64, Prior>,
+    /// Keys whose latest line is `error`, with what they already cost (packed: about 22
+    /// bytes a key).
+    pub failed: Priors,
     /// The sum of `cost_usd` over the latest line of every key (unknown = 0): the output dir's
     /// recorded spend.
     pub spent: Decimal,
@@ -289,12 +290,13 @@ impl Journal {
 /// then 8 bytes a done key.
 fn settle(rec: &mut Recovered, mut lines: Vec<(u64, u64)>, path: &Path) -> io::Result<()> {
     lines.sort_unstable();
-    // (offset, key, latest) of the lines to read again, in file order.
-    let mut again: Vec<(u64, u64, bool)> = Vec::new();
+    // (offset << 1 | 1 when it is the key's latest line, key) of the lines to read again,
+    // in file order: 16 bytes each.
+    let mut again: Vec<(u64, u64)> = Vec::new();
     for (i, &(key, tagged)) in lines.iter().enumerate() {
         let latest = lines.get(i + 1).is_none_or(|next| next.0 != key);
         if !latest || tagged & 1 == 1 {
-            again.push((tagged >> 1, key, latest));
+            again.push(((tagged & !1) | u64::from(latest), key));
         }
     }
     keep_latest(&mut lines);
@@ -307,23 +309,24 @@ fn settle(rec: &mut Recovered, mut lines: Vec<(u64, u64)>, path: &Path) -> io::R
         return Ok(());
     }
     again.sort_unstable();
-    // Sized once: a growing map holds its old and new tables at once.
-    rec.failed.reserve(again.iter().filter(|a| a.2).count());
+    let mut failed = PriorsBuilder::with_capacity(again.iter().filter(|a| a.0 & 1 == 1).count());
     let mut reader = LineReaderAt::open(path)?;
-    for (offset, key, latest) in again {
+    for (tagged, key) in again {
+        let offset = tagged >> 1;
         let line = parse_line(reader.read_at(offset)?).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the line at byte {offset} changed while it was read: {e}"),
             )
         })?;
-        if latest {
-            rec.failed.insert(key, Prior::of(&line));
+        if tagged & 1 == 1 {
+            failed.push(key, &Prior::of(&line));
         } else {
             rec.spent -= line.spend();
             rec.unknown_max -= line.unknown_cost_max_usd.unwrap_or_default();
         }
     }
+    rec.failed = failed.finish();
     Ok(())
 }
 

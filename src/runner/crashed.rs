@@ -10,6 +10,7 @@ use super::tally::crashed_line;
 use super::{RunError, RunOptions};
 use crate::output::finalize::RESULTS;
 use crate::output::inflight::{self, Inflight};
+use crate::output::priors::PriorsBuilder;
 use crate::output::results::{Journal, Prior, Recovered, for_each_latest};
 use crate::output::{ResultLine, Status};
 
@@ -61,6 +62,7 @@ pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
     let mut r = Recovered::default();
     let results = dir.join(RESULTS);
     let mut done = Vec::new();
+    let mut failed = PriorsBuilder::default();
     if results.is_file() {
         for_each_latest(&[results], |line| {
             r.spent += line.spend();
@@ -68,13 +70,12 @@ pub fn recorded(dir: &std::path::Path) -> std::io::Result<Recovered> {
             let key = line.key().hash();
             match line.status {
                 Status::Ok => done.push(key),
-                Status::Error => {
-                    r.failed.insert(key, Prior::of(&line));
-                }
+                Status::Error => failed.push(key, &Prior::of(&line)),
             }
         })?;
     }
     r.done = done.into();
+    r.failed = failed.finish();
     absorb_unsettled(&dir.join(inflight::FILE_NAME), &mut r)?;
     Ok(r)
 }
@@ -118,7 +119,7 @@ fn absorb_crashed(
     for c in crashed {
         let key = c.key().hash();
         let prior = r.failed.get(&key);
-        let mut line = crashed_line(c, prior);
+        let mut line = crashed_line(c, prior.as_ref());
         judges.onto_crash_line(key, &mut line);
         let before = prior.map_or((Decimal::ZERO, Decimal::ZERO), |p| {
             (

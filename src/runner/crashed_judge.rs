@@ -165,7 +165,7 @@ impl JudgeCalls {
                 variant: j.variant.clone(),
                 attempts: Vec::new(),
             };
-            let mut line = crashed_line(&pair, r.failed.get(&j.key().hash()));
+            let mut line = crashed_line(&pair, r.failed.get(&j.key().hash()).as_ref());
             for (check, attempts) in &j.checks {
                 charge(&mut line, check, attempts.iter());
             }

@@ -20,7 +20,7 @@ fn journal_appends_and_recovers_state() {
     let (_, rec) = Journal::open(&p).unwrap();
     assert_eq!(rec.lines, 2);
     assert!(rec.done.contains(&key_hash("1", "m")));
-    let prior = &rec.failed[&key_hash("2", "m")];
+    let prior = rec.failed.get(&key_hash("2", "m")).unwrap();
     assert_eq!(prior.cost_usd, Some(dec("0.25")));
     assert_eq!(
         (
@@ -100,7 +100,7 @@ fn spent_counts_the_latest_line_of_each_key() {
     assert_eq!(rec.spent, dec("0.55"));
     assert_eq!(rec.done.len(), 2);
     assert_eq!(rec.failed.len(), 1);
-    assert!(rec.failed.contains_key(&key_hash("c", "m")));
+    assert!(rec.failed.get(&key_hash("c", "m")).is_some());
 }
 
 #[test]
@@ -287,6 +287,6 @@ fn recovery_uses_each_keys_latest_line_wherever_its_earlier_lines_are() {
     assert_eq!(rec.done.len(), 2);
     assert!(rec.done.contains(&key_hash("b", "m")) && rec.done.contains(&key_hash("c", "m")));
     assert_eq!(rec.failed.len(), 1);
-    let prior = &rec.failed[&key_hash("a", "m")];
+    let prior = rec.failed.get(&key_hash("a", "m")).unwrap();
     assert_eq!((prior.attempts, prior.cost_usd), (5, Some(dec("0.15"))));
 }
