@@ -77,7 +77,8 @@ timed() { # timed KIND LAT CONC REP N CMD...: runs CMD under /usr/bin/time, reco
     # Exit 1 is a run with failed rows (the mostly-failed job below): its figures still count.
     /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "${WRAP[@]}" "$@" >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
     if [ "$rc" -gt 1 ]; then echo "$kind failed ($rc):" >&2; cat "$WORK/stderr" >&2; exit 1; fi
-    read -r wall user sys rss <"$WORK/time"
+    # The last line: GNU time writes "Command exited with non-zero status N" above it.
+    read -r wall user sys rss < <(tail -n 1 "$WORK/time")
     if [ -n "${CALLGRIND:-}" ]; then # instructions, in millions, as "user" (sys 0)
         user="$(awk '/^(summary|totals):/ { print $2 / 1e6; exit }' "$WORK/callgrind.out")"
         sys=0
@@ -189,6 +190,6 @@ if [ -n "${BIG:-}" ]; then
     timed run-90%-failed 0 256 1 "$BIG" "${RUN[@]}" --no-cache
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"]; print("    run-90%-failed: ok", r["ok"], "error", r["error"])' "$WORK/stdout"
     timed resume-failed 0 256 1 "$BIG" env RUST_LOG="$ENDLOG" "${RUN[@]}" --no-cache
-    grep -E 'resuming|as written|compacted|wrote ' "$WORK/stderr" | sed 's/^/    resume-failed: /'
+    grep -E 'as written|compacted|wrote ' "$WORK/stderr" | sed 's/^/    resume-failed: /'
     echo "(cpu/req above is the command's CPU divided by $BIG rows; wall is its whole time)"
 fi
