@@ -33,6 +33,8 @@ pub(crate) async fn reserve_retry(
     wait_for_room(budget, stop, || budget.try_reserve_retry(model, worst)).await
 }
 
+/// Tries `try_reserve` now and after each settle until it fits, nothing is in flight (it never
+/// will), or the run stops.
 async fn wait_for_room(
     budget: &Budget,
     stop: &CancellationToken,
@@ -93,6 +95,7 @@ mod tests {
                 .is_none()
         );
     }
+
     #[tokio::test(start_paused = true)]
     async fn a_retry_waits_for_room_instead_of_giving_up_and_skips_the_first_answer_rule() {
         let budget = Budget::new(Some(Decimal::from(10)), Decimal::ZERO);
