@@ -28,6 +28,7 @@ use bytes::Bytes;
 use rust_decimal::Decimal;
 
 use super::Ctx;
+use super::reserve::{Refused, Turn};
 use super::structured::{Run, reask_body};
 use super::tally::Attempts;
 use super::worker::{End, WorkItem, attempts};
@@ -252,16 +253,16 @@ impl Call {
         // re-ask follows an attempt that went out (no one-at-a-time rule) and waits the same
         // way.
         let permit = ctx.limiter.slot().await;
-        let reserved = match *run.this_run {
-            0 => super::reserve::reserve(&ctx.budget, &ctx.stop, model, worst).await,
-            _ => super::reserve::reserve_retry(&ctx.budget, &ctx.stop, model, worst).await,
+        let turn = match *run.this_run {
+            0 => Turn::First,
+            _ => Turn::Again,
         };
-        let Some(first) = reserved else {
-            if ctx.stop.is_cancelled() {
+        let first = match ctx.reserve(model, worst, turn).await {
+            Ok(r) => r,
+            Err(Refused::Stopped) => {
                 return Err("the run stopped before the judge was asked".into());
             }
-            ctx.budget_stop(model, worst);
-            return Err("the budget is reached".into());
+            Err(Refused::Budget) => return Err("the budget is reached".into()),
         };
         let tokens = ctx.job.limits.tokens_per_minute.map_or(0, |_| {
             crate::prices::prompt_tokens_upper_bound(messages) + JUDGE_MAX_TOKENS

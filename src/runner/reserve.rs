@@ -3,47 +3,72 @@
 
 use tokio_util::sync::CancellationToken;
 
+use super::Ctx;
 use crate::budget::{Budget, Reservation, Worst};
 
-/// Reserves `worst` for `model`'s first attempt of a pair; when it does not fit while other
-/// attempts hold reservations, waits for them to settle (they usually cost less than their worst
-/// case) before giving up. Each settle wakes it (no polling); `None` when nothing is in flight
-/// and it still does not fit, or when the run stops.
+/// Which attempt of a pair a reservation is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Its first attempt in this run: a model whose first answer has not settled yet sends
+    /// one at a time (the budget's calibration rule).
+    First,
+    /// The next attempt of a pair that already went out (a retry, a re-ask, a judge's retry):
+    /// not held back by that rule.
+    Again,
+}
+
+/// Why no reservation was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The run stopped while it waited.
+    Stopped,
+    /// It does not fit under the budget with nothing in flight: the run is stopped for it.
+    Budget,
+}
+
+impl Ctx {
+    /// Reserves `worst` for `model` ([`reserve`]); a refusal by the budget stops the run
+    /// ([`Ctx::budget_stop`]).
+    pub(crate) async fn reserve(
+        &self,
+        model: &str,
+        worst: Worst,
+        turn: Turn,
+    ) -> Result<Reservation, Refused> {
+        match reserve(&self.budget, &self.stop, model, worst, turn).await {
+            Some(r) => Ok(r),
+            None if self.stop.is_cancelled() => Err(Refused::Stopped),
+            None => {
+                self.budget_stop(model, worst);
+                Err(Refused::Budget)
+            }
+        }
+    }
+}
+
+/// Reserves `worst` for `model`; when it does not fit while other attempts hold reservations,
+/// waits for them to settle (they usually cost less than their worst case) before giving up.
+/// A retry waits too: giving up at its first refusal stopped whole runs early. Each settle
+/// wakes it (no polling); `None` when nothing is in flight and it still does not fit, or when
+/// the run stops.
 pub(crate) async fn reserve(
     budget: &Budget,
     stop: &CancellationToken,
     model: &str,
     worst: impl Into<Worst>,
+    turn: Turn,
 ) -> Option<Reservation> {
     let worst = worst.into();
-    wait_for_room(budget, stop, || budget.try_reserve(model, worst)).await
-}
-
-/// [`reserve`] for the next attempt of a pair that already went out (a retry, a re-ask, a
-/// judge's retry): it waits for room the same way, without the one-at-a-time rule of a model
-/// not calibrated yet. Giving up at the first refusal stopped whole runs early while the
-/// reservations in flight would have settled well under their worst cases.
-pub(crate) async fn reserve_retry(
-    budget: &Budget,
-    stop: &CancellationToken,
-    model: &str,
-    worst: impl Into<Worst>,
-) -> Option<Reservation> {
-    let worst = worst.into();
-    wait_for_room(budget, stop, || budget.try_reserve_retry(model, worst)).await
-}
-
-/// Tries `try_reserve` now and after each settle until it fits, nothing is in flight (it never
-/// will), or the run stops.
-async fn wait_for_room(
-    budget: &Budget,
-    stop: &CancellationToken,
-    mut try_reserve: impl FnMut() -> Option<Reservation>,
-) -> Option<Reservation> {
-    let fits = budget.wait_until(|| match try_reserve() {
-        Some(r) => Some(Some(r)),
-        None if budget.in_flight() == 0 => Some(None),
-        None => None,
+    let fits = budget.wait_until(|| {
+        let tried = match turn {
+            Turn::First => budget.try_reserve(model, worst),
+            Turn::Again => budget.try_reserve_retry(model, worst),
+        };
+        match tried {
+            Some(r) => Some(Some(r)),
+            None if budget.in_flight() == 0 => Some(None),
+            None => None,
+        }
     });
     tokio::select! {
         biased;
@@ -66,7 +91,7 @@ mod tests {
         budget.learn("m", None, None);
         let waiter = {
             let (b, s) = (budget.clone(), stop.clone());
-            tokio::spawn(async move { reserve(&b, &s, "m", Decimal::from(5)).await })
+            tokio::spawn(async move { reserve(&b, &s, "m", Decimal::from(5), Turn::First).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -84,13 +109,13 @@ mod tests {
         budget.settle(got, Some(Decimal::ONE));
         // Nothing in flight and still no room: give up at once; a stop ends the wait.
         assert!(
-            reserve(&budget, &stop, "m", Decimal::from(100))
+            reserve(&budget, &stop, "m", Decimal::from(100), Turn::First)
                 .await
                 .is_none()
         );
         stop.cancel();
         assert!(
-            reserve(&budget, &stop, "m", Decimal::from(1))
+            reserve(&budget, &stop, "m", Decimal::from(1), Turn::First)
                 .await
                 .is_none()
         );
@@ -104,14 +129,14 @@ mod tests {
         // another pair is held back, a retry is not.
         let held = budget.try_reserve("m", Decimal::from(4)).unwrap();
         assert!(budget.try_reserve("m", Decimal::ONE).is_none());
-        let retry = reserve_retry(&budget, &stop, "m", Decimal::from(4)).await;
+        let retry = reserve(&budget, &stop, "m", Decimal::from(4), Turn::Again).await;
         let Some(retry) = retry else {
             panic!("a retry is not held back by the first-answer rule")
         };
         // 8 of 10 reserved: a retry of 4 does not fit yet, and waits for a settle.
         let waiter = {
             let (b, s) = (budget.clone(), stop.clone());
-            tokio::spawn(async move { reserve_retry(&b, &s, "m", Decimal::from(4)).await })
+            tokio::spawn(async move { reserve(&b, &s, "m", Decimal::from(4), Turn::Again).await })
         };
         tokio::task::yield_now().await;
         assert!(
@@ -126,7 +151,7 @@ mod tests {
         budget.settle(retry, Some(Decimal::ONE));
         // Nothing in flight and no room: it gives up at once.
         assert!(
-            reserve_retry(&budget, &stop, "m", Decimal::from(8))
+            reserve(&budget, &stop, "m", Decimal::from(8), Turn::Again)
                 .await
                 .is_none()
         );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use super::reader::Reader;
-use super::reserve::reserve;
+use super::reserve::Turn;
 use super::worker::{WorkItem, work};
 use super::{Ctx, StopReason, writer};
 use crate::plan::Plan;
@@ -108,10 +108,7 @@ pub(crate) async fn dispatch_rows(
                     _ = ctx.stop.cancelled() => break 'rows,
                     p = ctx.limiter.slot() => p,
                 };
-                let Some(reservation) = reserve(&ctx.budget, &ctx.stop, model, worst).await else {
-                    if !ctx.stop.is_cancelled() {
-                        ctx.budget_stop(model, worst);
-                    }
+                let Ok(reservation) = ctx.reserve(model, worst, Turn::First).await else {
                     break 'rows;
                 };
                 let tokens = encoding

@@ -114,11 +114,8 @@ pub(crate) async fn reask(
             amount: item.worst,
             generation: priced.generation,
         };
-        let reserved = super::reserve::reserve_retry(&ctx.budget, &ctx.stop, &item.model, worst);
-        let Some(reservation) = reserved.await else {
-            if !ctx.stop.is_cancelled() {
-                ctx.budget_stop(&item.model, worst);
-            }
+        let reserved = ctx.reserve(&item.model, worst, super::reserve::Turn::Again);
+        let Ok(reservation) = reserved.await else {
             out.invalid = Some(invalid);
             return (End::Stopped(None), out);
         };

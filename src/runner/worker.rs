@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::lookup;
-use super::reserve::reserve_retry;
+use super::reserve::Turn;
 use super::tally::{Attempts, fail, new_line, take_completion};
 use crate::budget::{Reservation, Worst};
 use crate::client::{Attempt, Completion, Failure};
@@ -171,14 +171,9 @@ pub(crate) async fn attempts(
     loop {
         let res = match reservation.take() {
             Some(r) => r,
-            None => match reserve_retry(&ctx.budget, &ctx.stop, &item.model, worst).await {
-                Some(r) => r,
-                None => {
-                    if !ctx.stop.is_cancelled() {
-                        ctx.budget_stop(&item.model, worst);
-                    }
-                    return End::Stopped(last);
-                }
+            None => match ctx.reserve(&item.model, worst, Turn::Again).await {
+                Ok(r) => r,
+                Err(_) => return End::Stopped(last),
             },
         };
         tokio::select! {
