@@ -51,15 +51,8 @@ impl PriorsBuilder {
 
     /// The packed priors.
     pub fn finish(mut self) -> Priors {
-        // Stable: of a key's entries, the last pushed is last, and is the one kept.
-        self.index.sort_by_key(|e| e.0);
-        self.index.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                *earlier = *later;
-            }
-            same
-        });
+        // Of a key's entries, the last pushed has the highest arena offset: it is kept.
+        super::key::keep_latest(&mut self.index);
         self.index.shrink_to_fit();
         self.arena.shrink_to_fit();
         Priors {
@@ -67,16 +60,6 @@ impl PriorsBuilder {
             arena: self.arena,
             later: HashMap::new(),
         }
-    }
-}
-
-impl FromIterator<(u64, Prior)> for Priors {
-    fn from_iter<I: IntoIterator<Item = (u64, Prior)>>(priors: I) -> Priors {
-        let mut b = PriorsBuilder::default();
-        for (key, prior) in priors {
-            b.push(key, &prior);
-        }
-        b.finish()
     }
 }
 
@@ -249,7 +232,9 @@ mod tests {
             "79228162514264337593543950335",
         ] {
             let p = prior(text, 1, false);
-            let got = [(1u64, p.clone())].into_iter().collect::<Priors>().get(&1);
+            let mut b = PriorsBuilder::default();
+            b.push(1, &p);
+            let got = b.finish().get(&1);
             let (got, want) = (got.unwrap().cost_usd.unwrap(), p.cost_usd.unwrap());
             assert_eq!(got.serialize(), want.serialize(), "{text}");
         }
@@ -290,7 +275,11 @@ mod tests {
         fn every_prior_reads_back_as_written(
             priors in proptest::collection::vec((any::<u64>(), any_prior()), 0..40)
         ) {
-            let packed: Priors = priors.iter().cloned().collect();
+            let mut b = PriorsBuilder::default();
+            for (k, p) in &priors {
+                b.push(*k, p);
+            }
+            let packed = b.finish();
             let mut want: HashMap<u64, Prior> = HashMap::new();
             for (k, p) in priors {
                 want.insert(k, p);

@@ -45,6 +45,17 @@ pub(crate) async fn execute(
         &control,
     ));
     let progress = Progress::new(plan.pending_count(p.scan.shard_rows));
+    // The summary's account of this run (`stopped`: it ended early).
+    let meta_of = |stopped| {
+        run_meta(
+            &p.scan,
+            &plan,
+            &job,
+            &p.started_at,
+            (wall, &ctx.sent),
+            stopped,
+        )
+    };
     let (tx, writer) = {
         let ctx = ctx.clone();
         let scorer = job
@@ -56,14 +67,7 @@ pub(crate) async fn execute(
             .map(|s| (Arc::new(s), ctx.clone()));
         // A first run: the journal's writer shows the end of the run what it writes.
         let watched = p.journal.watch(|| {
-            let start = run_meta(
-                &p.scan,
-                &plan,
-                &job,
-                &p.started_at,
-                (wall, &ctx.sent),
-                false,
-            );
+            let start = meta_of(false);
             let properties = ResultsCsv::properties_of(&job);
             // Annotation (a schema) reads lines back by offset: keep the journal's key index.
             let index = job.output.is_some();
@@ -117,14 +121,7 @@ pub(crate) async fn execute(
         stop = Some(StopReason::InputChanged(e));
     }
     let stopped = journal_failure.is_some() || stop.is_some();
-    let meta = run_meta(
-        &p.scan,
-        &plan,
-        &job,
-        &p.started_at,
-        (wall, &ctx.sent),
-        stopped,
-    );
+    let meta = meta_of(stopped);
     let models = plan.models().to_vec();
     drop(plan);
     // What recovery found (8 bytes a finished key) is not needed by the end files: its memory
